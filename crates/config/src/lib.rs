@@ -1,0 +1,5 @@
+//! Confab app configuration: TOML file in the config dir with environment overrides.
+
+pub mod error;
+
+pub use error::{Error, Result};

@@ -1,0 +1,5 @@
+//! Chat relay: Centrifugo protocol client with reconnect, recovery and a durable outbox.
+
+pub mod error;
+
+pub use error::{Error, Result};

@@ -1,0 +1,5 @@
+//! Secret storage: Stronghold vault with keys from the OS keychain or a passphrase.
+
+pub mod error;
+
+pub use error::{Error, Result};
