@@ -1,1 +1,221 @@
-fn main() {}
+//! Project commands. The README's quick start is `cargo xtask demo` and `cargo xtask test`.
+//!
+//! Both install what is missing first (Debian packages when run as root, otherwise the exact
+//! `sudo apt-get install ...` line is printed; `npm ci` for the test peers; a Python venv for
+//! centrifuge-python; `tauri-driver` into `target/tools`), so they work on a fresh machine.
+
+mod setup;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Confab project commands")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what the demo and the tests need (apt packages, npm/pip packages, tauri-driver).
+    Setup,
+    /// Run the app against the embedded default: local identity provider + reference server.
+    Demo,
+    /// Run the whole test suite (installs what it needs first).
+    Test {
+        /// Extra arguments passed to `cargo test` (after `--workspace`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Formatting and clippy with warnings as errors.
+    Lint,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Setup => setup::run(setup::Purpose::Test),
+        Cmd::Demo => demo(),
+        Cmd::Test { args } => test(&args),
+        Cmd::Lint => lint(),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository root (the parent of this crate's directory).
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub(crate) fn run_cmd(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: $ {shown}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn has_display() -> bool {
+    std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty())
+        || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty())
+}
+
+fn test(args: &[String]) -> Result<()> {
+    setup::run(setup::Purpose::Test)?;
+    // The E2E tests launch the real app binary and the reference server binary.
+    run_cmd(cargo().args(["build", "-p", "confab-app", "-p", "confab-server", "--bins"]))?;
+    let mut cmd = if has_display() {
+        cargo()
+    } else {
+        // GUI tests need an X server: run the whole suite inside a virtual one.
+        let mut c = Command::new("xvfb-run");
+        c.current_dir(root())
+            .args(["-a", "-s", "-screen 0 1280x960x24"])
+            .arg(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        c
+    };
+    cmd.args(["test", "--workspace", "--no-fail-fast"]).args(args);
+    cmd.env("CONFAB_TOOLS_DIR", setup::tools_dir());
+    run_cmd(&mut cmd)
+}
+
+fn lint() -> Result<()> {
+    run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
+    run_cmd(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+/// A child process killed when dropped, so Ctrl-C or an error never leaves servers behind.
+struct Guard(Child, &'static str);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        eprintln!("xtask: stopped {}", self.1);
+    }
+}
+
+/// Waits for `prefix` on the child's stdout, with a deadline; returns the rest of that line.
+fn wait_ready(child: &mut Child, prefix: &str, what: &str) -> Result<String> {
+    use std::io::{BufRead, BufReader};
+    let out = child
+        .stdout
+        .take()
+        .with_context(|| format!("{what}: no stdout"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let prefix = prefix.to_owned();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if !sent && line.starts_with(&prefix) {
+                let _ = tx.send(line[prefix.len()..].trim().to_owned());
+                sent = true;
+            } else {
+                println!("{line}");
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            return Ok(line);
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited with {status} before it was ready");
+        }
+        if Instant::now() > deadline {
+            bail!("{what} did not print its ready line within 60 s");
+        }
+    }
+}
+
+fn demo() -> Result<()> {
+    setup::run(setup::Purpose::Demo)?;
+    if !has_display() {
+        bail!(
+            "no display found (DISPLAY is not set). Confab is a desktop app: run this on a desktop \
+             session, or under a virtual display with `xvfb-run -a cargo xtask demo`"
+        );
+    }
+    run_cmd(cargo().args(["build", "-p", "confab-app", "-p", "confab-server", "--bins"]))?;
+    let target = root().join("target").join("debug");
+
+    let idp_port = std::env::var("CONFAB_DEMO_IDP_PORT").unwrap_or_else(|_| "8400".into());
+    let chat_port = std::env::var("CONFAB_DEMO_CHAT_PORT").unwrap_or_else(|_| "8401".into());
+    let mut idp = Command::new("node")
+        .arg(root().join("tests/idp/server.mjs"))
+        .env("IDP_PORT", &idp_port)
+        .env("IDP_MODE", "interactive")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("could not start the identity provider (node tests/idp/server.mjs)")?;
+    let issuer_line = wait_ready(&mut idp, "CONFAB_IDP_READY", "identity provider")?;
+    let _idp = Guard(idp, "identity provider");
+    let issuer = issuer_line
+        .strip_prefix("issuer=")
+        .unwrap_or(&issuer_line)
+        .to_owned();
+    eprintln!("xtask: identity provider at {issuer}");
+
+    let data = root().join("target").join("demo");
+    std::fs::create_dir_all(&data)?;
+    let mut server_cmd = Command::new(target.join("confab-server"));
+    server_cmd
+        .args(["--issuer", &issuer, "--audience", "confab-chat"])
+        .arg("--db")
+        .arg(data.join("chat.sqlite3"))
+        .args(["--listen", &format!("127.0.0.1:{chat_port}")])
+        .stdout(Stdio::piped());
+    let mut server = server_cmd
+        .spawn()
+        .context("could not start confab-server")?;
+    let chat_line = wait_ready(&mut server, "CONFAB_SERVER_READY", "chat server")?;
+    let _server = Guard(server, "chat server");
+    let chat_url = chat_line
+        .strip_prefix("url=")
+        .unwrap_or(&chat_line)
+        .to_owned();
+    eprintln!("xtask: chat server at {chat_url}");
+
+    eprintln!("xtask: starting Confab; sign in as alice / alice-password or bob / bob-password");
+    let status = Command::new(target.join("confab"))
+        .env("CONFAB_ISSUER", &issuer)
+        .env("CONFAB_CHAT_URL", &chat_url)
+        .status()
+        .context("could not start the Confab app")?;
+    if !status.success() {
+        bail!("Confab exited with {status}");
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Installs what the demo and the test suite need, or says exactly what to run.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{root, run_cmd};
+
+/// What the setup is for: the demo needs less than the test suite.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Demo,
+    Test,
+}
+
+/// Debian packages that build and run the Tauri 2 app (WebKitGTK 4.1) and its tests.
+const APT_BUILD: &[&str] = &[
+    "build-essential",
+    "pkg-config",
+    "libssl-dev",
+    "libwebkit2gtk-4.1-dev",
+    "libjavascriptcoregtk-4.1-dev",
+    "libgtk-3-dev",
+    "libayatana-appindicator3-dev",
+    "librsvg2-dev",
+    "libsoup-3.0-dev",
+    // Secret Service client (keyring crate) and the D-Bus session bus single-instance needs.
+    "libdbus-1-dev",
+    "libsecret-1-dev",
+    "dbus",
+    "dbus-x11",
+    // deep-link registration on Linux writes a .desktop file and mimeapps.list.
+    "desktop-file-utils",
+    "xdg-utils",
+];
+
+/// Extra Debian packages for the test suite: virtual display, WebDriver, a real Secret Service.
+const APT_TEST: &[&str] = &[
+    "xvfb",
+    "xauth",
+    "webkit2gtk-driver",
+    "gnome-keyring",
+    "python3",
+    "python3-venv",
+];
+
+/// Oldest Node.js major version the test identity provider (oidc-provider 9) runs on here.
+const NODE_MIN_MAJOR: u32 = 20;
+
+/// tauri-driver version, pinned to Tauri 2 (crates.io also carries 3.0 alphas).
+const TAURI_DRIVER_VERSION: &str = "2.1.0";
+
+/// Where project-local tools (tauri-driver) are installed.
+pub(crate) fn tools_dir() -> PathBuf {
+    root().join("target").join("tools")
+}
+
+pub(crate) fn run(purpose: Purpose) -> Result<()> {
+    apt(purpose)?;
+    node()?;
+    npm_ci("tests/idp")?;
+    if purpose == Purpose::Test {
+        npm_ci("tests/peers")?;
+        python_venv()?;
+        tauri_driver()?;
+    }
+    Ok(())
+}
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn apt(purpose: Purpose) -> Result<()> {
+    if !std::path::Path::new("/usr/bin/dpkg-query").exists() {
+        eprintln!(
+            "xtask: not a Debian/Ubuntu system; install the equivalents of: {} {}",
+            APT_BUILD.join(" "),
+            APT_TEST.join(" ")
+        );
+        return Ok(());
+    }
+    let mut wanted: Vec<&str> = APT_BUILD.to_vec();
+    if purpose == Purpose::Test {
+        wanted.extend_from_slice(APT_TEST);
+    }
+    let missing: Vec<&str> = wanted.into_iter().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "missing Debian packages. Install them, then run this command again:\n\n    \
+             sudo apt-get update && sudo apt-get install -y {}\n",
+            missing.join(" ")
+        );
+    }
+    eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
+    run_cmd(Command::new("apt-get").arg("update").arg("-qq"))?;
+    run_cmd(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing),
+    )
+}
+
+fn node() -> Result<()> {
+    let out = Command::new("node").arg("--version").output();
+    let version = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        _ => bail!(
+            "Node.js {NODE_MIN_MAJOR} or newer is needed for the local identity provider \
+             (tests/idp, oidc-provider) and was not found. Install Node.js {NODE_MIN_MAJOR}+ \
+             (with npm) and run this command again"
+        ),
+    };
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < NODE_MIN_MAJOR {
+        bail!(
+            "Node.js {version} found, but the local identity provider needs Node.js \
+             {NODE_MIN_MAJOR} or newer (Debian's own nodejs package is older). Install Node.js \
+             {NODE_MIN_MAJOR}+ and run this command again"
+        );
+    }
+    Ok(())
+}
+
+/// `npm ci` when the lockfile is newer than the installed tree (or nothing is installed).
+fn npm_ci(dir: &str) -> Result<()> {
+    let dir = root().join(dir);
+    let lock = dir.join("package-lock.json");
+    if !lock.exists() {
+        return Ok(());
+    }
+    let marker = dir.join("node_modules").join(".package-lock.json");
+    let fresh = match (marker.metadata(), lock.metadata()) {
+        (Ok(m), Ok(l)) => match (m.modified(), l.modified()) {
+            (Ok(m), Ok(l)) => m >= l,
+            _ => false,
+        },
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    run_cmd(
+        Command::new("npm")
+            .current_dir(&dir)
+            .args(["ci", "--no-audit", "--no-fund", "--engine-strict=false"]),
+    )
+}
+
+/// A virtualenv with centrifuge-python for the protocol conformance tests.
+fn python_venv() -> Result<()> {
+    let dir = root().join("tests").join("peers");
+    let req = dir.join("requirements.txt");
+    if !req.exists() {
+        return Ok(());
+    }
+    let venv = dir.join(".venv");
+    let py = venv.join("bin").join("python");
+    let stamp = venv.join(".requirements-installed");
+    let up_to_date = std::fs::read(&stamp).ok() == std::fs::read(&req).ok();
+    if py.exists() && up_to_date {
+        return Ok(());
+    }
+    if !py.exists() {
+        run_cmd(Command::new("python3").args(["-m", "venv"]).arg(&venv))
+            .context("creating the Python venv for tests/peers (Debian: python3-venv)")?;
+    }
+    run_cmd(
+        Command::new(&py)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&req),
+    )?;
+    std::fs::copy(&req, &stamp).context("recording installed requirements")?;
+    Ok(())
+}
+
+/// tauri-driver (WebDriver proxy for Tauri apps), built from crates.io into target/tools.
+fn tauri_driver() -> Result<()> {
+    let bin = tools_dir().join("bin").join("tauri-driver");
+    if bin.exists() {
+        return Ok(());
+    }
+    run_cmd(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["install", "--locked", "--quiet", "tauri-driver", "--version"])
+            .arg(format!("={TAURI_DRIVER_VERSION}"))
+            .arg("--root")
+            .arg(tools_dir()),
+    )
+}
