@@ -1,5 +1,678 @@
-//! Confab app configuration: TOML file in the config dir with environment overrides.
+//! Confab app configuration: a TOML file in the app's config dir with environment overrides.
+//!
+//! Precedence (later wins): built-in defaults → `config.toml` → `CONFAB_*` environment variables.
+//! The defaults point at the embedded default setup on loopback (`cargo xtask demo`):
+//! identity provider [`DEFAULT_ISSUER`], chat server [`DEFAULT_CHAT_URL`].
+//!
+//! The file is strict: an unknown key or a value of the wrong type is an error that names the
+//! file, the line and the key, so a typo never silently falls back to a default.
 
 pub mod error;
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
 pub use error::{Error, Result};
+
+/// Name of the config file inside the app's config dir.
+pub const CONFIG_FILE_NAME: &str = "config.toml";
+/// Default issuer: the local identity provider that `cargo xtask demo` starts.
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8400";
+/// Default chat server WebSocket URL: the local reference server that `cargo xtask demo` starts.
+pub const DEFAULT_CHAT_URL: &str = "ws://127.0.0.1:8401/connection/websocket";
+/// Default OAuth client id (a public native client).
+pub const DEFAULT_CLIENT_ID: &str = "confab-desktop";
+/// Default private-use URI scheme for the redirect (reverse-DNS form, RFC 8252 §7.1).
+pub const DEFAULT_REDIRECT_SCHEME: &str = "dev.confab.chat";
+/// Default audience (resource indicator) of access tokens for the chat service.
+pub const DEFAULT_CHAT_AUDIENCE: &str = "confab-chat";
+/// Default time a pending sign-in waits for the browser.
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default scopes: OpenID Connect identity plus a refresh token.
+pub const DEFAULT_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// Environment variable: explicit config file path (must exist).
+pub const ENV_CONFIG: &str = "CONFAB_CONFIG";
+/// Environment variable: data directory (vault, store); lets tests isolate runs.
+pub const ENV_DATA_DIR: &str = "CONFAB_DATA_DIR";
+/// Environment variable overriding [`AppConfig::issuer`].
+pub const ENV_ISSUER: &str = "CONFAB_ISSUER";
+/// Environment variable overriding [`AppConfig::client_id`].
+pub const ENV_CLIENT_ID: &str = "CONFAB_CLIENT_ID";
+/// Environment variable overriding [`AppConfig::scopes`] (space- or comma-separated).
+pub const ENV_SCOPES: &str = "CONFAB_SCOPES";
+/// Environment variable overriding [`AppConfig::chat_url`].
+pub const ENV_CHAT_URL: &str = "CONFAB_CHAT_URL";
+/// Environment variable overriding [`AppConfig::chat_audience`].
+pub const ENV_CHAT_AUDIENCE: &str = "CONFAB_CHAT_AUDIENCE";
+/// Environment variable overriding [`AppConfig::redirect_mode`] (`auto`, `scheme`, `loopback`).
+pub const ENV_REDIRECT_MODE: &str = "CONFAB_REDIRECT_MODE";
+/// Environment variable overriding [`AppConfig::login_timeout`] (whole seconds).
+pub const ENV_LOGIN_TIMEOUT_SECS: &str = "CONFAB_LOGIN_TIMEOUT_SECS";
+/// Environment variable setting [`AppConfig::login_hint`] (demo and tests).
+pub const ENV_LOGIN_HINT: &str = "CONFAB_LOGIN_HINT";
+
+/// How the authorization response comes back to the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedirectMode {
+    /// Private-use scheme; fall back to loopback where the scheme cannot be registered.
+    Auto,
+    /// Private-use scheme only.
+    Scheme,
+    /// Loopback redirect on `http://127.0.0.1:{ephemeral}/callback` only (desktop).
+    Loopback,
+}
+
+impl std::str::FromStr for RedirectMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "scheme" => Ok(Self::Scheme),
+            "loopback" => Ok(Self::Loopback),
+            other => Err(format!(
+                "unknown redirect mode `{other}`; expected auto, scheme or loopback"
+            )),
+        }
+    }
+}
+
+/// The app's configuration. Contains no secrets (a public client has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConfig {
+    /// OpenID Connect issuer URL (discovery is fetched from it).
+    pub issuer: Url,
+    /// OAuth client id of this app.
+    pub client_id: String,
+    /// Scopes requested at sign-in; always contains `openid`.
+    pub scopes: Vec<String>,
+    /// Private-use URI scheme for the redirect, e.g. `dev.confab.chat`.
+    pub redirect_scheme: String,
+    /// Chat server WebSocket URL.
+    pub chat_url: Url,
+    /// Audience (RFC 8707 resource) of access tokens for the chat server.
+    pub chat_audience: String,
+    /// How long a pending sign-in waits for the browser.
+    pub login_timeout: Duration,
+    /// How the redirect reaches the app.
+    pub redirect_mode: RedirectMode,
+    /// Optional `login_hint` sent with the authorization request (demo and tests).
+    pub login_hint: Option<String>,
+    /// The config file that was read, if any (for diagnostics).
+    pub loaded_from: Option<PathBuf>,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            issuer: parse_default(DEFAULT_ISSUER),
+            client_id: DEFAULT_CLIENT_ID.to_owned(),
+            scopes: DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            redirect_scheme: DEFAULT_REDIRECT_SCHEME.to_owned(),
+            chat_url: parse_default(DEFAULT_CHAT_URL),
+            chat_audience: DEFAULT_CHAT_AUDIENCE.to_owned(),
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
+            redirect_mode: RedirectMode::Auto,
+            login_hint: None,
+            loaded_from: None,
+        }
+    }
+}
+
+fn parse_default(s: &str) -> Url {
+    #[allow(clippy::expect_used)]
+    Url::parse(s).expect("built-in default URLs are valid constants (checked by a unit test)")
+}
+
+/// The file's shape: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    issuer: Option<Url>,
+    client_id: Option<String>,
+    scopes: Option<Vec<String>>,
+    redirect_scheme: Option<String>,
+    chat_url: Option<Url>,
+    chat_audience: Option<String>,
+    login_timeout_secs: Option<u64>,
+    redirect_mode: Option<RedirectMode>,
+    login_hint: Option<String>,
+}
+
+impl AppConfig {
+    /// Loads `config.toml` from `config_dir` (or the file named by `CONFAB_CONFIG`) and applies
+    /// the process environment's `CONFAB_*` overrides. A missing default file means defaults.
+    pub fn load(config_dir: &Path) -> Result<Self> {
+        Self::load_with_env(config_dir, |name| std::env::var(name).ok())
+    }
+
+    /// Like [`AppConfig::load`], with the environment supplied by `env` (tests pass a map).
+    pub fn load_with_env(config_dir: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let (path, required) = match env(ENV_CONFIG) {
+            Some(p) => (PathBuf::from(p), true),
+            None => (config_dir.join(CONFIG_FILE_NAME), false),
+        };
+        let mut config = match std::fs::read_to_string(&path) {
+            Ok(text) => Self::from_toml(&text, &path)?,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Self::default(),
+            Err(source) => return Err(Error::Read { path, source }),
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a config file's text onto the defaults; `path` is used in error messages.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| parse_error(text, path, &e))?;
+        let mut c = Self {
+            loaded_from: Some(path.to_owned()),
+            ..Self::default()
+        };
+        if let Some(v) = file.issuer {
+            c.issuer = v;
+        }
+        if let Some(v) = file.client_id {
+            c.client_id = v;
+        }
+        if let Some(v) = file.scopes {
+            c.scopes = v;
+        }
+        if let Some(v) = file.redirect_scheme {
+            c.redirect_scheme = v;
+        }
+        if let Some(v) = file.chat_url {
+            c.chat_url = v;
+        }
+        if let Some(v) = file.chat_audience {
+            c.chat_audience = v;
+        }
+        if let Some(v) = file.login_timeout_secs {
+            c.login_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = file.redirect_mode {
+            c.redirect_mode = v;
+        }
+        if let Some(v) = file.login_hint {
+            c.login_hint = Some(v);
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
+        let invalid = |var: &str, message: String| Error::Invalid {
+            origin: format!("environment variable {var}"),
+            message,
+        };
+        if let Some(v) = env(ENV_ISSUER) {
+            self.issuer = Url::parse(v.trim())
+                .map_err(|e| invalid(ENV_ISSUER, format!("not a URL ({e})")))?;
+        }
+        if let Some(v) = env(ENV_CLIENT_ID) {
+            self.client_id = v.trim().to_owned();
+        }
+        if let Some(v) = env(ENV_SCOPES) {
+            self.scopes = v
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(v) = env(ENV_CHAT_URL) {
+            self.chat_url = Url::parse(v.trim())
+                .map_err(|e| invalid(ENV_CHAT_URL, format!("not a URL ({e})")))?;
+        }
+        if let Some(v) = env(ENV_CHAT_AUDIENCE) {
+            self.chat_audience = v.trim().to_owned();
+        }
+        if let Some(v) = env(ENV_REDIRECT_MODE) {
+            self.redirect_mode = v.parse().map_err(|m| invalid(ENV_REDIRECT_MODE, m))?;
+        }
+        if let Some(v) = env(ENV_LOGIN_TIMEOUT_SECS) {
+            let secs: u64 = v.trim().parse().map_err(|_| {
+                invalid(
+                    ENV_LOGIN_TIMEOUT_SECS,
+                    format!("`{v}` is not a whole number of seconds"),
+                )
+            })?;
+            self.login_timeout = Duration::from_secs(secs);
+        }
+        if let Some(v) = env(ENV_LOGIN_HINT) {
+            self.login_hint = Some(v.trim().to_owned());
+        }
+        Ok(())
+    }
+
+    /// Checks values that parse but make no sense; the origin names the file (if any).
+    fn validate(&self) -> Result<()> {
+        let origin = |key: &str| match &self.loaded_from {
+            Some(p) => format!("{}: key `{key}`", p.display()),
+            None => format!("key `{key}`"),
+        };
+        let fail = |key: &str, message: String| {
+            Err(Error::Invalid {
+                origin: origin(key),
+                message,
+            })
+        };
+        if !matches!(self.issuer.scheme(), "http" | "https") {
+            return fail(
+                "issuer",
+                format!("`{}` must be an http(s) URL", self.issuer),
+            );
+        }
+        if !matches!(self.chat_url.scheme(), "ws" | "wss") {
+            return fail(
+                "chat_url",
+                format!("`{}` must be a ws(s) URL", self.chat_url),
+            );
+        }
+        if self.client_id.trim().is_empty() {
+            return fail("client_id", "must not be empty".into());
+        }
+        if !self.scopes.iter().any(|s| s == "openid") {
+            return fail("scopes", "must contain `openid`".into());
+        }
+        if !is_reverse_dns_scheme(&self.redirect_scheme) {
+            return fail(
+                "redirect_scheme",
+                format!(
+                    "`{}` must be a URI scheme in reverse-DNS form, like `dev.confab.chat`",
+                    self.redirect_scheme
+                ),
+            );
+        }
+        if self.login_timeout.is_zero() {
+            return fail("login_timeout_secs", "must be at least 1 second".into());
+        }
+        Ok(())
+    }
+
+    /// The private-use redirect URI, e.g. `dev.confab.chat:/oauth/callback`.
+    pub fn scheme_redirect_uri(&self) -> String {
+        format!("{}:/oauth/callback", self.redirect_scheme)
+    }
+}
+
+/// RFC 3986 scheme syntax plus at least one dot (RFC 8252 §7.1 reverse-DNS private-use scheme).
+fn is_reverse_dns_scheme(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && s.contains('.')
+        && !s.ends_with('.')
+}
+
+/// The data directory: `CONFAB_DATA_DIR` when set, else `default` (the platform's app data dir).
+pub fn data_dir(default: PathBuf) -> PathBuf {
+    data_dir_with_env(default, |name| std::env::var(name).ok())
+}
+
+/// Like [`data_dir`], with the environment supplied by `env`.
+pub fn data_dir_with_env(default: PathBuf, env: impl Fn(&str) -> Option<String>) -> PathBuf {
+    env(ENV_DATA_DIR)
+        .filter(|v| !v.trim().is_empty())
+        .map(PathBuf::from)
+        .unwrap_or(default)
+}
+
+/// Turns a toml error into one naming file, line, column and (when it can be told) the key.
+fn parse_error(text: &str, path: &Path, e: &toml::de::Error) -> Error {
+    let offset = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = before[line_start..].chars().count() + 1;
+    let message = e.message().trim().to_owned();
+    let key = unknown_field_name(&message).or_else(|| {
+        let line_text = text[line_start..].lines().next().unwrap_or("");
+        line_text
+            .split_once('=')
+            .map(|(k, _)| k.trim().trim_matches('"').trim_matches('\'').to_owned())
+            .filter(|k| !k.is_empty() && !k.starts_with('#'))
+    });
+    Error::Parse {
+        path: path.to_owned(),
+        line,
+        column,
+        key,
+        message,
+    }
+}
+
+/// Extracts `foo` from serde's "unknown field `foo`, expected ..." message.
+fn unknown_field_name(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(name, _)| name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join(CONFIG_FILE_NAME);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_point_at_the_local_demo_setup() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap();
+        assert_eq!(
+            c.issuer.as_str(),
+            "http://127.0.0.1:8400/",
+            "default issuer is the demo IdP on loopback"
+        );
+        assert_eq!(
+            c.chat_url.as_str(),
+            DEFAULT_CHAT_URL,
+            "default chat URL is the demo server on loopback"
+        );
+        assert_eq!(
+            c.client_id, "confab-desktop",
+            "default client is the public desktop client"
+        );
+        assert_eq!(
+            c.scopes,
+            ["openid", "profile", "email", "offline_access"],
+            "default scopes ask for identity and a refresh token"
+        );
+        assert_eq!(
+            c.redirect_scheme, "dev.confab.chat",
+            "default scheme is reverse-DNS"
+        );
+        assert_eq!(
+            c.scheme_redirect_uri(),
+            "dev.confab.chat:/oauth/callback",
+            "redirect URI uses the private-use scheme"
+        );
+        assert_eq!(
+            c.redirect_mode,
+            RedirectMode::Auto,
+            "scheme first, loopback fallback by default"
+        );
+        assert_eq!(
+            c.login_timeout,
+            Duration::from_secs(600),
+            "a pending sign-in waits 10 minutes by default"
+        );
+        assert_eq!(c.login_hint, None, "no login hint unless asked for");
+        assert_eq!(
+            c.loaded_from, None,
+            "a missing config file means defaults, not an error"
+        );
+    }
+
+    #[test]
+    fn file_values_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "issuer = \"https://id.example.test\"\nscopes = [\"openid\"]\nlogin_timeout_secs = 30\nredirect_mode = \"loopback\"\n",
+        );
+        let c = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap();
+        assert_eq!(
+            c.issuer.as_str(),
+            "https://id.example.test/",
+            "issuer comes from the file"
+        );
+        assert_eq!(c.scopes, ["openid"], "scopes come from the file");
+        assert_eq!(
+            c.login_timeout,
+            Duration::from_secs(30),
+            "timeout comes from the file"
+        );
+        assert_eq!(
+            c.redirect_mode,
+            RedirectMode::Loopback,
+            "redirect mode comes from the file"
+        );
+        assert_eq!(
+            c.client_id, DEFAULT_CLIENT_ID,
+            "keys absent from the file keep their defaults"
+        );
+        assert_eq!(c.loaded_from, Some(path), "the file read is recorded");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "issuer = \"https://id.example.test\"\nclient_id = \"from-file\"\n",
+        );
+        let c = AppConfig::load_with_env(
+            dir.path(),
+            env_of(&[
+                (ENV_ISSUER, "http://127.0.0.1:9999"),
+                (ENV_SCOPES, "openid, email profile"),
+                (ENV_CHAT_URL, "wss://chat.example.test/connection/websocket"),
+                (ENV_REDIRECT_MODE, "Scheme"),
+                (ENV_LOGIN_HINT, "alice"),
+                (ENV_LOGIN_TIMEOUT_SECS, "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.issuer.as_str(),
+            "http://127.0.0.1:9999/",
+            "CONFAB_ISSUER wins over the file"
+        );
+        assert_eq!(
+            c.client_id, "from-file",
+            "keys without an env override keep the file's value"
+        );
+        assert_eq!(
+            c.scopes,
+            ["openid", "email", "profile"],
+            "CONFAB_SCOPES splits on commas and spaces"
+        );
+        assert_eq!(
+            c.chat_url.as_str(),
+            "wss://chat.example.test/connection/websocket",
+            "CONFAB_CHAT_URL wins"
+        );
+        assert_eq!(
+            c.redirect_mode,
+            RedirectMode::Scheme,
+            "CONFAB_REDIRECT_MODE is case-insensitive"
+        );
+        assert_eq!(
+            c.login_hint.as_deref(),
+            Some("alice"),
+            "CONFAB_LOGIN_HINT sets the hint"
+        );
+        assert_eq!(
+            c.login_timeout,
+            Duration::from_secs(5),
+            "CONFAB_LOGIN_TIMEOUT_SECS sets the timeout"
+        );
+    }
+
+    #[test]
+    fn explicit_config_path_is_used_and_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("elsewhere.toml");
+        std::fs::write(&other, "client_id = \"explicit\"\n").unwrap();
+        let c =
+            AppConfig::load_with_env(dir.path(), env_of(&[(ENV_CONFIG, other.to_str().unwrap())]))
+                .unwrap();
+        assert_eq!(
+            c.client_id, "explicit",
+            "CONFAB_CONFIG names the file to read"
+        );
+
+        let missing = dir.path().join("missing.toml");
+        let err = AppConfig::load_with_env(
+            dir.path(),
+            env_of(&[(ENV_CONFIG, missing.to_str().unwrap())]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::Read { .. }),
+            "an explicitly named file that is missing is an error, got {err:?}"
+        );
+        assert!(
+            err.to_string().contains("missing.toml"),
+            "the error names the file: {err}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "client_id = \"x\"\n\nisuer = \"http://127.0.0.1:1\"\n",
+        );
+        let err = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(CONFIG_FILE_NAME),
+            "error names the file: {msg}"
+        );
+        assert!(msg.contains(":3:"), "error names line 3: {msg}");
+        assert!(
+            msg.contains("key `isuer`"),
+            "error names the unknown key: {msg}"
+        );
+        assert!(
+            msg.contains("unknown field"),
+            "error says the key is unknown: {msg}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "# timeouts\nlogin_timeout_secs = \"ten\"\n");
+        let err = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, Error::Parse { line: 2, .. }),
+            "type error is a parse error on line 2: {err:?}"
+        );
+        assert!(
+            msg.contains("key `login_timeout_secs`"),
+            "error names the key: {msg}"
+        );
+        assert!(
+            msg.contains("invalid type"),
+            "error says the type is wrong: {msg}"
+        );
+    }
+
+    #[test]
+    fn bad_url_and_bad_enum_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "issuer = \"not a url\"\n");
+        let msg = AppConfig::load_with_env(dir.path(), env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains(":1:") && msg.contains("key `issuer`"),
+            "bad URL names line and key: {msg}"
+        );
+
+        write(dir.path(), "redirect_mode = \"carrier-pigeon\"\n");
+        let msg = AppConfig::load_with_env(dir.path(), env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("key `redirect_mode`") && msg.contains("carrier-pigeon"),
+            "bad enum names key and value: {msg}"
+        );
+    }
+
+    #[test]
+    fn toml_syntax_error_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "client_id = \"ok\"\nscopes = [\"openid\"\n");
+        let err = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap_err();
+        assert!(
+            matches!(err, Error::Parse { .. }),
+            "syntax error is a parse error: {err:?}"
+        );
+        assert!(
+            err.to_string().contains(CONFIG_FILE_NAME),
+            "error names the file: {err}"
+        );
+    }
+
+    #[test]
+    fn values_that_parse_but_make_no_sense_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, key) in [
+            ("issuer = \"ftp://id.example.test\"\n", "issuer"),
+            ("chat_url = \"http://127.0.0.1:8401\"\n", "chat_url"),
+            ("scopes = [\"profile\"]\n", "scopes"),
+            ("redirect_scheme = \"confab\"\n", "redirect_scheme"),
+            ("login_timeout_secs = 0\n", "login_timeout_secs"),
+            ("client_id = \" \"\n", "client_id"),
+        ] {
+            write(dir.path(), text);
+            let msg = AppConfig::load_with_env(dir.path(), env_of(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains(CONFIG_FILE_NAME) && msg.contains(&format!("key `{key}`")),
+                "invalid `{key}` names file and key: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_environment_values_name_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        for (var, value) in [
+            (ENV_ISSUER, "::nope"),
+            (ENV_CHAT_URL, "nope"),
+            (ENV_REDIRECT_MODE, "sometimes"),
+            (ENV_LOGIN_TIMEOUT_SECS, "soon"),
+        ] {
+            let msg = AppConfig::load_with_env(dir.path(), env_of(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(var), "a bad {var} names the variable: {msg}");
+        }
+        let msg = AppConfig::load_with_env(dir.path(), env_of(&[(ENV_SCOPES, "email")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("openid"),
+            "scopes without openid are rejected even from the environment: {msg}"
+        );
+    }
+
+    #[test]
+    fn data_dir_override() {
+        let default = PathBuf::from("default-dir");
+        assert_eq!(
+            data_dir_with_env(default.clone(), env_of(&[])),
+            default,
+            "no override keeps the platform dir"
+        );
+        assert_eq!(
+            data_dir_with_env(default, env_of(&[(ENV_DATA_DIR, "isolated")])),
+            PathBuf::from("isolated"),
+            "CONFAB_DATA_DIR isolates test runs"
+        );
+    }
+}
