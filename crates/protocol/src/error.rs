@@ -1,11 +1,17 @@
 //! Errors of this crate.
 
-/// Everything that can go wrong here.
+use crate::codec::FrameError;
+use crate::messages::CommandError;
+
+/// Everything that can go wrong when decoding protocol messages.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Placeholder until the crate grows real failure modes.
-    #[error("not implemented yet: {0}")]
-    Unimplemented(&'static str),
+    /// A frame could not be split or parsed.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A command is not a valid request.
+    #[error(transparent)]
+    Command(#[from] CommandError),
 }
 
 /// Result with this crate's [`Error`].

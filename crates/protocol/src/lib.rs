@@ -1,5 +1,25 @@
-//! Wire types of the Centrifugo client protocol v2 (JSON), shared by client and server.
+//! Wire types of the Centrifugo client protocol v2 (JSON encoding), shared by the Confab
+//! client (confab-relay) and the reference server (confab-server).
+//!
+//! - [`messages`]: `Command`, `Reply`, `Push` and every request/result used.
+//! - [`codes`]: reply error codes (100–112) and disconnect codes (3000–3999).
+//! - [`codec`]: newline-delimited frames with a size limit and typed errors.
+//! - [`chat`]: the Confab chat message carried in publication data.
+//! - [`token`]: a redacted, zeroized token type used in requests.
 
+pub mod chat;
+pub mod codec;
+pub mod codes;
 pub mod error;
+pub mod messages;
+pub mod token;
 
+pub use chat::{room_channel, room_id, ChatMessage, ROOM_CHANNEL_PREFIX};
+pub use codec::{
+    decode_commands, decode_replies, encode_batches, encode_frame, FrameError,
+    DEFAULT_MAX_FRAME_BYTES,
+};
+pub use codes::{Disconnect, ErrorCode, ErrorReply};
 pub use error::{Error, Result};
+pub use messages::*;
+pub use token::Token;
