@@ -554,4 +554,11 @@ function shutdown(signal) {
   setTimeout(() => process.exit(0), 2000).unref();
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'));
+// A supervising test process holds our stdin open; when it dies (even by SIGKILL) the pipe closes
+// and the IdP goes too, instead of lingering on its port.
+if (process.env.IDP_EXIT_ON_STDIN_EOF === '1') {
+  process.stdin.on('end', () => shutdown('stdin closed'));
+  process.stdin.on('error', () => shutdown('stdin error'));
+  process.stdin.resume();
+}
 process.on('SIGINT', () => shutdown('SIGINT'));

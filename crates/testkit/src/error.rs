@@ -1,11 +1,117 @@
 //! Errors of this crate.
 
-/// Everything that can go wrong here.
+use std::path::PathBuf;
+
+/// Everything that can go wrong while running the test IdP or driving a login.
+///
+/// Messages never contain token values or authorization codes.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Placeholder until the crate grows real failure modes.
-    #[error("not implemented yet: {0}")]
-    Unimplemented(&'static str),
+    /// `node` could not be run.
+    #[error("cannot run `{program}` ({source}); install Node.js 20 or newer (`cargo xtask test` installs the test prerequisites) or set CONFAB_NODE to the node binary")]
+    NodeNotFound {
+        /// Program that was tried.
+        program: String,
+        /// Why it could not be run.
+        source: std::io::Error,
+    },
+
+    /// `node` runs but is too old for oidc-provider 9.
+    #[error("`{program} --version` reports {version:?}; the test IdP needs Node.js 20 or newer")]
+    NodeTooOld {
+        /// Program that was tried.
+        program: String,
+        /// What it reported.
+        version: String,
+    },
+
+    /// `npm ci` has not been run in `tests/idp`.
+    #[error("{dir} has no node_modules/oidc-provider: run `cargo xtask test` (it runs npm ci in tests/idp), or `npm ci` in that directory")]
+    NodeModulesMissing {
+        /// The tests/idp directory.
+        dir: PathBuf,
+    },
+
+    /// The IdP process did not print its ready line before the deadline.
+    #[error("the test IdP did not become ready within {seconds} s; its log is {log}:\n{tail}")]
+    ReadyTimeout {
+        /// Deadline in seconds.
+        seconds: u64,
+        /// Path of the captured stderr.
+        log: PathBuf,
+        /// Last lines of the log.
+        tail: String,
+    },
+
+    /// The IdP process exited (or closed stdout) before it was ready.
+    #[error("the test IdP exited before it was ready ({status}); its log is {log}:\n{tail}")]
+    ExitedBeforeReady {
+        /// Exit status, as text.
+        status: String,
+        /// Path of the captured stderr.
+        log: PathBuf,
+        /// Last lines of the log.
+        tail: String,
+    },
+
+    /// The ready line did not carry a usable issuer URL.
+    #[error("the test IdP printed an unusable ready line {line:?}")]
+    BadReadyLine {
+        /// The line as printed.
+        line: String,
+    },
+
+    /// Local I/O (spawning, temp files, pipes).
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// An HTTP request to the IdP failed at the transport level.
+    #[error("http request to the test IdP failed: {0}")]
+    Http(#[from] reqwest::Error),
+
+    /// An admin route (`/__test/...`) answered with an error.
+    #[error("admin route {route} answered {status}: {body}")]
+    Admin {
+        /// Route path.
+        route: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// Response body.
+        body: String,
+    },
+
+    /// The token endpoint rejected a request (OAuth error response).
+    #[error("token endpoint answered {status}: {error} ({description})")]
+    TokenEndpoint {
+        /// HTTP status.
+        status: u16,
+        /// OAuth `error` code, e.g. `invalid_grant`.
+        error: String,
+        /// OAuth `error_description`, possibly empty.
+        description: String,
+    },
+
+    /// A response could not be understood.
+    #[error("unexpected response: {0}")]
+    Unexpected(String),
+
+    /// The headless login could not reach the redirect URI.
+    #[error("headless login failed after {hops} hop(s) at {at}: {reason}")]
+    Login {
+        /// Redirects followed so far.
+        hops: usize,
+        /// Path of the URL being processed (no query string, which may carry a code).
+        at: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// The headless login took longer than its deadline.
+    #[error("headless login did not finish within {seconds} s")]
+    LoginTimeout {
+        /// Deadline in seconds.
+        seconds: u64,
+    },
 }
 
 /// Result with this crate's [`Error`].

@@ -1,5 +1,30 @@
-//! Test support: runs the test identity provider and completes logins headlessly.
+//! Test support for Confab: runs the test identity provider (`tests/idp`, Node + oidc-provider)
+//! as a child process and completes logins headlessly over HTTP.
+//!
+//! ```no_run
+//! # async fn demo() -> confab_testkit::Result<()> {
+//! use confab_testkit::{headless_login, Idp, IdpOptions};
+//!
+//! let idp = Idp::start(IdpOptions::default()).await?;
+//! let request = idp.authorization_request("dev.confab.chat:/oauth/callback", Some("bob"));
+//! let callback = headless_login(&request.url, "dev.confab.chat:/oauth/callback").await?;
+//! // deliver `callback` to the app, or exchange its code:
+//! let tokens = idp.login("alice").await?;
+//! # Ok(()) }
+//! ```
 
 pub mod error;
+pub mod idp;
+pub mod login;
+pub mod oauth;
 
 pub use error::{Error, Result};
+pub use idp::{
+    idp_dir, Idp, IdpMode, IdpOptions, IdpStats, CHAT_RESOURCE, CLIENT_ID, DEFAULT_AUDIENCE,
+    PRIVATE_USE_REDIRECT_URI,
+};
+pub use login::{headless_login, headless_login_as, headless_login_interactive, with_login_hint};
+pub use oauth::{
+    jwt_claims, jwt_header, pkce_challenge, AuthorizationRequest, CallbackParams, TokenSet,
+    DEFAULT_SCOPE,
+};
