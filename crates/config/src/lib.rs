@@ -27,8 +27,10 @@ pub const DEFAULT_CHAT_URL: &str = "ws://127.0.0.1:8401/connection/websocket";
 pub const DEFAULT_CLIENT_ID: &str = "confab-desktop";
 /// Default private-use URI scheme for the redirect (reverse-DNS form, RFC 8252 §7.1).
 pub const DEFAULT_REDIRECT_SCHEME: &str = "dev.confab.chat";
-/// Default audience (resource indicator) of access tokens for the chat service.
+/// Default audience (`aud` claim) of access tokens for the chat service.
 pub const DEFAULT_CHAT_AUDIENCE: &str = "confab-chat";
+/// Default RFC 8707 resource indicator of the chat service (an absolute URI), sent as `resource=`.
+pub const DEFAULT_CHAT_RESOURCE: &str = "urn:confab:chat";
 /// Default time a pending sign-in waits for the browser.
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
 /// Default scopes: OpenID Connect identity plus a refresh token.
@@ -48,6 +50,8 @@ pub const ENV_SCOPES: &str = "CONFAB_SCOPES";
 pub const ENV_CHAT_URL: &str = "CONFAB_CHAT_URL";
 /// Environment variable overriding [`AppConfig::chat_audience`].
 pub const ENV_CHAT_AUDIENCE: &str = "CONFAB_CHAT_AUDIENCE";
+/// Environment variable overriding [`AppConfig::chat_resource`].
+pub const ENV_CHAT_RESOURCE: &str = "CONFAB_CHAT_RESOURCE";
 /// Environment variable overriding [`AppConfig::redirect_mode`] (`auto`, `scheme`, `loopback`).
 pub const ENV_REDIRECT_MODE: &str = "CONFAB_REDIRECT_MODE";
 /// Environment variable overriding [`AppConfig::login_timeout`] (whole seconds).
@@ -94,8 +98,10 @@ pub struct AppConfig {
     pub redirect_scheme: String,
     /// Chat server WebSocket URL.
     pub chat_url: Url,
-    /// Audience (RFC 8707 resource) of access tokens for the chat server.
+    /// Audience (`aud` claim) of access tokens for the chat server.
     pub chat_audience: String,
+    /// RFC 8707 resource indicator sent at sign-in so the access token is a JWT for the chat server.
+    pub chat_resource: String,
     /// How long a pending sign-in waits for the browser.
     pub login_timeout: Duration,
     /// How the redirect reaches the app.
@@ -115,6 +121,7 @@ impl Default for AppConfig {
             redirect_scheme: DEFAULT_REDIRECT_SCHEME.to_owned(),
             chat_url: parse_default(DEFAULT_CHAT_URL),
             chat_audience: DEFAULT_CHAT_AUDIENCE.to_owned(),
+            chat_resource: DEFAULT_CHAT_RESOURCE.to_owned(),
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
             redirect_mode: RedirectMode::Auto,
             login_hint: None,
@@ -138,6 +145,7 @@ struct FileConfig {
     redirect_scheme: Option<String>,
     chat_url: Option<Url>,
     chat_audience: Option<String>,
+    chat_resource: Option<String>,
     login_timeout_secs: Option<u64>,
     redirect_mode: Option<RedirectMode>,
     login_hint: Option<String>,
@@ -192,6 +200,9 @@ impl AppConfig {
         if let Some(v) = file.chat_audience {
             c.chat_audience = v;
         }
+        if let Some(v) = file.chat_resource {
+            c.chat_resource = v;
+        }
         if let Some(v) = file.login_timeout_secs {
             c.login_timeout = Duration::from_secs(v);
         }
@@ -230,6 +241,9 @@ impl AppConfig {
         }
         if let Some(v) = env(ENV_CHAT_AUDIENCE) {
             self.chat_audience = v.trim().to_owned();
+        }
+        if let Some(v) = env(ENV_CHAT_RESOURCE) {
+            self.chat_resource = v.trim().to_owned();
         }
         if let Some(v) = env(ENV_REDIRECT_MODE) {
             self.redirect_mode = v.parse().map_err(|m| invalid(ENV_REDIRECT_MODE, m))?;
@@ -285,6 +299,15 @@ impl AppConfig {
                 format!(
                     "`{}` must be a URI scheme in reverse-DNS form, like `dev.confab.chat`",
                     self.redirect_scheme
+                ),
+            );
+        }
+        if Url::parse(&self.chat_resource).is_err() {
+            return fail(
+                "chat_resource",
+                format!(
+                    "`{}` must be an absolute URI (RFC 8707)",
+                    self.chat_resource
                 ),
             );
         }
@@ -412,6 +435,10 @@ mod tests {
             c.login_timeout,
             Duration::from_secs(600),
             "a pending sign-in waits 10 minutes by default"
+        );
+        assert_eq!(
+            c.chat_resource, "urn:confab:chat",
+            "default resource indicator is the chat service's URI"
         );
         assert_eq!(c.login_hint, None, "no login hint unless asked for");
         assert_eq!(
@@ -626,6 +653,7 @@ mod tests {
             ("redirect_scheme = \"confab\"\n", "redirect_scheme"),
             ("login_timeout_secs = 0\n", "login_timeout_secs"),
             ("client_id = \" \"\n", "client_id"),
+            ("chat_resource = \"confab-chat\"\n", "chat_resource"),
         ] {
             write(dir.path(), text);
             let msg = AppConfig::load_with_env(dir.path(), env_of(&[]))
