@@ -23,7 +23,9 @@ pub use idp::{
     idp_dir, Idp, IdpMode, IdpOptions, IdpStats, CHAT_RESOURCE, CLIENT_ID, DEFAULT_AUDIENCE,
     PRIVATE_USE_REDIRECT_URI,
 };
-pub use login::{headless_login, headless_login_as, headless_login_interactive, with_login_hint};
+pub use login::{
+    headless_login, headless_login_as, headless_login_interactive, headless_logout, with_login_hint,
+};
 pub use oauth::{
     jwt_claims, jwt_header, pkce_challenge, AuthorizationRequest, CallbackParams, TokenSet,
     DEFAULT_SCOPE,

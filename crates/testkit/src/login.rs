@@ -53,6 +53,98 @@ pub async fn headless_login_interactive(
     drive(authorize_url, Some((user, password)), None).await
 }
 
+/// Completes RP-initiated logout at `end_session_url` (the IdP's `end_session_endpoint` with
+/// `id_token_hint`, `post_logout_redirect_uri`, `state`, ...): confirms "sign out" like a user
+/// would and returns the redirect to `post_logout_redirect_uri`, unrequested. `None` when the IdP
+/// ends on its own "signed out" page (no `post_logout_redirect_uri` given).
+pub async fn headless_logout(end_session_url: &Url) -> Result<Option<Url>> {
+    tokio::time::timeout(LOGIN_DEADLINE, logout_inner(end_session_url))
+        .await
+        .map_err(|_| Error::LoginTimeout {
+            seconds: LOGIN_DEADLINE.as_secs(),
+        })?
+}
+
+async fn logout_inner(end_session_url: &Url) -> Result<Option<Url>> {
+    let client = Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(REQUEST_TIMEOUT)
+        .build()?;
+    let idp_origin = end_session_url.origin();
+    let mut step = Step::Get(end_session_url.clone());
+    let mut confirmed = false;
+    for hop in 0..MAX_HOPS {
+        let fail = |reason: String| Error::Login {
+            hops: hop,
+            at: step.url().path().to_owned(),
+            reason,
+        };
+        let response = match &step {
+            Step::Get(url) => client.get(url.clone()).send().await?,
+            Step::Post(url, form) => client.post(url.clone()).form(form).send().await?,
+        };
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| fail(format!("{status} without a usable Location header")))?;
+            let target = step
+                .url()
+                .join(location)
+                .map_err(|e| fail(format!("unparsable Location ({e})")))?;
+            if target.origin() != idp_origin {
+                return Ok(Some(target));
+            }
+            step = Step::Get(target);
+            continue;
+        }
+        let page_url = step.url().clone();
+        let body = response.text().await?;
+        if !status.is_success() {
+            return Err(fail(format!("IdP answered {status}: {}", page_text(&body))));
+        }
+        let confirm = form_actions(&body)
+            .into_iter()
+            .find(|a| a.ends_with("/session/end/confirm"))
+            .and_then(|a| page_url.join(&a).ok());
+        match confirm {
+            Some(action) if !confirmed => {
+                confirmed = true;
+                let mut form: Vec<(&'static str, String)> = Vec::new();
+                if let Some(xsrf) = hidden_value(&body, "xsrf") {
+                    form.push(("xsrf", xsrf));
+                }
+                form.push(("logout", "yes".to_owned()));
+                step = Step::Post(action, form);
+            }
+            Some(_) => return Err(fail("logout confirmation shown twice".to_owned())),
+            None if confirmed => return Ok(None),
+            None => {
+                return Err(fail(format!(
+                    "page has no logout confirmation form: {}",
+                    page_text(&body)
+                )))
+            }
+        }
+    }
+    Err(Error::Login {
+        hops: MAX_HOPS,
+        at: step.url().path().to_owned(),
+        reason: format!("logout did not finish after {MAX_HOPS} hops"),
+    })
+}
+
+/// Value of the `<input name="{name}" value="...">` in an HTML page.
+fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\"");
+    let rest = &html[html.find(&marker)? + marker.len()..];
+    let rest = &rest[rest.find("value=\"")? + "value=\"".len()..];
+    rest.split('"').next().map(str::to_owned)
+}
+
 /// `authorize_url` with its `login_hint` set to `user`.
 pub fn with_login_hint(authorize_url: &Url, user: &str) -> Url {
     let pairs: Vec<(String, String)> = authorize_url

@@ -3,9 +3,9 @@
 use std::time::{Duration, Instant};
 
 use confab_testkit::{
-    headless_login, headless_login_as, headless_login_interactive, jwt_claims, jwt_header,
-    CallbackParams, Error, Idp, IdpMode, IdpOptions, IdpStats, TokenSet, CHAT_RESOURCE, CLIENT_ID,
-    PRIVATE_USE_REDIRECT_URI,
+    headless_login, headless_login_as, headless_login_interactive, headless_logout, jwt_claims,
+    jwt_header, CallbackParams, Error, Idp, IdpMode, IdpOptions, IdpStats, TokenSet, CHAT_RESOURCE,
+    CLIENT_ID, PRIVATE_USE_REDIRECT_URI,
 };
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -508,4 +508,37 @@ async fn dropping_the_idp_stops_the_process() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn rp_initiated_logout_redirects_to_registered_uris() {
+    let idp = start().await;
+    let tokens = idp.login("alice").await.expect("login");
+    let id_token = tokens.id_token.as_deref().expect("ID token");
+    for post_logout in [
+        "dev.confab.chat:/oauth/logout",
+        "http://127.0.0.1:5555/logout",
+    ] {
+        let mut url = idp.endpoint("/session/end");
+        url.query_pairs_mut()
+            .append_pair("id_token_hint", id_token)
+            .append_pair("post_logout_redirect_uri", post_logout)
+            .append_pair("state", "bye");
+        let back = headless_logout(&url)
+            .await
+            .expect("logout completes")
+            .expect("logout redirects back to the app");
+        assert!(
+            back.as_str().starts_with(post_logout) && back.as_str().contains("state=bye"),
+            "end_session returns to the registered post_logout_redirect_uri with state: {back}"
+        );
+    }
+    let mut url = idp.endpoint("/session/end");
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", id_token)
+        .append_pair("post_logout_redirect_uri", "https://evil.example/");
+    assert!(
+        headless_logout(&url).await.is_err(),
+        "an unregistered post_logout_redirect_uri is refused"
+    );
 }
