@@ -1,5 +1,168 @@
-//! Reference chat server speaking the Centrifugo client protocol v2 (JSON).
+//! Reference chat server speaking the Centrifugo client protocol v2 (JSON) over WebSocket.
+//!
+//! [`app`] builds the router (`/connection/websocket`, `/health`) so tests can drive it;
+//! [`Server`] binds, serves and shuts down gracefully (disconnect code 3001 to every client).
 
+pub mod auth;
+pub mod config;
+mod conn;
 pub mod error;
+pub mod hub;
+mod rpc;
+pub mod store;
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use confab_protocol::Disconnect;
+use tracing::Instrument;
+
+pub use config::Config;
+pub use conn::SERVER_VERSION;
 pub use error::{Error, Result};
+
+use crate::auth::TokenVerifier;
+use crate::hub::Hub;
+use crate::store::Store;
+
+/// Shared server state.
+#[derive(Clone)]
+pub struct AppState {
+    /// Effective configuration.
+    pub config: Arc<Config>,
+    /// Token verifier for the configured issuer.
+    pub verifier: Arc<TokenVerifier>,
+    /// Durable store.
+    pub store: Store,
+    /// Live connections and subscriptions.
+    pub hub: Arc<Hub>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// Opens the store, creates default rooms and prepares the verifier (no network yet).
+    pub fn new(config: Config) -> Result<Self> {
+        config.validate()?;
+        let store = Store::open(&config.db, config.history_size)?;
+        for room in &config.default_rooms {
+            store.create_room(room, room, "", auth::unix_now_ms())?;
+        }
+        let verifier = TokenVerifier::new(
+            &config.issuer,
+            &config.audience,
+            config.token_leeway_secs,
+            Duration::from_secs(config.jwks_refetch_interval_secs),
+        )?;
+        Ok(Self {
+            hub: Arc::new(Hub::new(
+                config.max_connections_total,
+                config.max_connections_per_user,
+            )),
+            config: Arc::new(config),
+            verifier: Arc::new(verifier),
+            store,
+            shutdown: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Disconnects every client with 3001 (shutdown) and refuses new ones.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.hub.shutdown(Disconnect::SHUTDOWN);
+    }
+}
+
+/// The router: `/connection/websocket` and `/health`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/connection/websocket", get(websocket))
+        .route("/health", get(health))
+        .with_state(state)
+}
+
+async fn websocket(ws: WebSocketUpgrade, State(state): State<AppState>) -> impl IntoResponse {
+    // The transport limit sits above the protocol limit so an oversize frame gets the clear
+    // protocol disconnect (3501) instead of a bare transport error.
+    let transport_max = state.config.max_frame_bytes.saturating_mul(4);
+    ws.max_message_size(transport_max)
+        .max_frame_size(transport_max)
+        .on_upgrade(move |socket| {
+            let client = uuid::Uuid::new_v4().to_string();
+            let span = tracing::info_span!("conn", client = %client);
+            conn::serve_socket(socket, state, client).instrument(span)
+        })
+}
+
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    Json(serde_json::json!({
+        "status": if state.shutdown.load(Ordering::SeqCst) { "shutting_down" } else { "ok" },
+        "connections": state.hub.socket_count(),
+        "version": SERVER_VERSION,
+    }))
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Binds the configured address and fetches the issuer's keys (fails early on a bad issuer).
+    pub async fn bind(config: Config) -> Result<Self> {
+        let state = AppState::new(config)?;
+        if let Err(e) = state.verifier.prefetch().await {
+            tracing::warn!(error = %e, "issuer keys not available yet; will retry on first connect");
+        }
+        let listener = tokio::net::TcpListener::bind(state.config.listen)
+            .await
+            .map_err(Error::Serve)?;
+        Ok(Self { listener, state })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener.local_addr().map_err(Error::Serve)
+    }
+
+    /// The WebSocket URL clients use.
+    pub fn websocket_url(&self) -> Result<String> {
+        Ok(format!("ws://{}/connection/websocket", self.local_addr()?))
+    }
+
+    /// Serves until `shutdown` resolves, then disconnects every client with 3001 and waits
+    /// (at most `grace`) for connections to close.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        grace: Duration,
+    ) -> Result<()> {
+        let state = self.state.clone();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal_state = state.clone();
+        let serve =
+            axum::serve(self.listener, app(self.state)).with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: disconnecting clients with code 3001");
+                signal_state.begin_shutdown();
+                let _ = done_tx.send(());
+            });
+        let server = tokio::spawn(async move { serve.await });
+        let _ = done_rx.await;
+        let deadline = tokio::time::Instant::now() + grace;
+        while state.hub.socket_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match tokio::time::timeout_at(deadline + Duration::from_millis(100), server).await {
+            Ok(Ok(r)) => r.map_err(Error::Serve),
+            Ok(Err(e)) => Err(Error::Serve(std::io::Error::other(e.to_string()))),
+            Err(_) => Ok(()),
+        }
+    }
+}

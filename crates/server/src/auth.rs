@@ -1,0 +1,244 @@
+//! Connection token verification: JWT access tokens from the configured issuer, checked
+//! against the issuer's JWKS (discovered, cached, refetched on an unknown `kid` at most once
+//! per interval).
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+/// Algorithms accepted for connection tokens. `none` and HMAC are never accepted.
+pub const ALLOWED_ALGORITHMS: [Algorithm; 3] =
+    [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+
+/// Why a token was refused. Only [`AuthError::Expired`] lets a client retry with a fresh token
+/// on the same terms (reply 109); everything else is an invalid token (disconnect 3500).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// `exp` is in the past.
+    #[error("token expired")]
+    Expired,
+    /// Anything else: malformed, wrong algorithm, unknown key, bad signature, wrong iss/aud, nbf.
+    #[error("invalid token: {0}")]
+    Invalid(&'static str),
+    /// The key set could not be fetched (server-side problem).
+    #[error("key set unavailable")]
+    KeysUnavailable,
+}
+
+/// The identity a verified token establishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The token's `sub`.
+    pub user: String,
+    /// `exp` in Unix seconds.
+    pub expires_at: u64,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    jwks_uri: String,
+}
+
+struct KeyCache {
+    jwks_uri: Option<String>,
+    keys: JwkSet,
+    last_fetch: Option<Instant>,
+}
+
+/// Verifies connection tokens for one issuer and audience.
+pub struct TokenVerifier {
+    issuer: String,
+    audience: String,
+    leeway: u64,
+    refetch_interval: Duration,
+    http: reqwest::Client,
+    cache: Mutex<KeyCache>,
+}
+
+impl TokenVerifier {
+    /// A verifier; keys are fetched lazily on first use.
+    pub fn new(
+        issuer: &str,
+        audience: &str,
+        leeway_secs: u64,
+        refetch_interval: Duration,
+    ) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| Error::Discovery(e.to_string()))?;
+        Ok(Self {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            audience: audience.to_owned(),
+            leeway: leeway_secs,
+            refetch_interval,
+            http,
+            cache: Mutex::new(KeyCache {
+                jwks_uri: None,
+                keys: JwkSet { keys: Vec::new() },
+                last_fetch: None,
+            }),
+        })
+    }
+
+    /// Fetches discovery and the key set now (used at start so a bad issuer fails early).
+    pub async fn prefetch(&self) -> Result<()> {
+        let mut cache = self.cache.lock().await;
+        self.fetch(&mut cache).await
+    }
+
+    async fn fetch(&self, cache: &mut KeyCache) -> Result<()> {
+        cache.last_fetch = Some(Instant::now());
+        let jwks_uri = match &cache.jwks_uri {
+            Some(uri) => uri.clone(),
+            None => {
+                let url = format!("{}/.well-known/openid-configuration", self.issuer);
+                let doc: Discovery = self.get_json(&url).await?;
+                if doc.issuer.trim_end_matches('/') != self.issuer {
+                    return Err(Error::Discovery(format!(
+                        "discovery document names issuer {:?}, expected {:?}",
+                        doc.issuer, self.issuer
+                    )));
+                }
+                cache.jwks_uri = Some(doc.jwks_uri.clone());
+                doc.jwks_uri
+            }
+        };
+        cache.keys = self.get_json(&jwks_uri).await?;
+        tracing::info!(keys = cache.keys.keys.len(), "fetched issuer key set");
+        Ok(())
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T> {
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| Error::Discovery(format!("GET {url}: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(Error::Discovery(format!(
+                "GET {url}: HTTP {}",
+                resp.status()
+            )));
+        }
+        resp.json()
+            .await
+            .map_err(|e| Error::Discovery(format!("GET {url}: {e}")))
+    }
+
+    async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, AuthError> {
+        let mut cache = self.cache.lock().await;
+        if let Some(jwk) = find_key(&cache.keys, kid, alg) {
+            return Ok(jwk);
+        }
+        let may_refetch = cache
+            .last_fetch
+            .is_none_or(|t| t.elapsed() >= self.refetch_interval);
+        if !may_refetch {
+            return Err(AuthError::Invalid("unknown signing key"));
+        }
+        if let Err(e) = self.fetch(&mut cache).await {
+            tracing::warn!(error = %e, "cannot refresh issuer key set");
+            return Err(AuthError::KeysUnavailable);
+        }
+        find_key(&cache.keys, kid, alg).ok_or(AuthError::Invalid("unknown signing key"))
+    }
+
+    /// Verifies signature, algorithm, `iss`, `aud`, `exp`, `nbf` and returns the identity.
+    pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::Invalid("malformed token or unsupported algorithm"))?;
+        if !ALLOWED_ALGORITHMS.contains(&header.alg) {
+            return Err(AuthError::Invalid("algorithm not allowed"));
+        }
+        let jwk = self.key_for(header.kid.as_deref(), header.alg).await?;
+        let key =
+            DecodingKey::from_jwk(&jwk).map_err(|_| AuthError::Invalid("unusable signing key"))?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&self.issuer, &format!("{}/", self.issuer)]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = self.leeway;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            match e.kind() {
+                K::ExpiredSignature => AuthError::Expired,
+                K::InvalidSignature => AuthError::Invalid("bad signature"),
+                K::InvalidIssuer => AuthError::Invalid("wrong issuer"),
+                K::InvalidAudience => AuthError::Invalid("wrong audience"),
+                K::ImmatureSignature => AuthError::Invalid("not valid yet"),
+                K::InvalidAlgorithm => AuthError::Invalid("algorithm does not match key"),
+                K::MissingRequiredClaim(_) => AuthError::Invalid("missing claim"),
+                _ => AuthError::Invalid("malformed token"),
+            }
+        })?;
+        if data.claims.sub.is_empty() {
+            return Err(AuthError::Invalid("empty subject"));
+        }
+        Ok(Identity {
+            user: data.claims.sub,
+            expires_at: data.claims.exp,
+        })
+    }
+}
+
+/// A key matching `kid` (or the only key usable for `alg` when the token has no `kid`).
+fn find_key(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<Jwk> {
+    let usable = |k: &&Jwk| {
+        let alg_ok = match k.common.key_algorithm {
+            Some(ka) => ka == jsonwebtoken::jwk::KeyAlgorithm::from(alg),
+            None => true,
+        };
+        let use_ok = !matches!(
+            k.common.public_key_use,
+            Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+        );
+        alg_ok && use_ok
+    };
+    match kid {
+        Some(kid) => set
+            .keys
+            .iter()
+            .filter(usable)
+            .find(|k| k.common.key_id.as_deref() == Some(kid))
+            .cloned(),
+        None => {
+            let mut it = set.keys.iter().filter(usable);
+            match (it.next(), it.next()) {
+                (Some(only), None) => Some(only.clone()),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

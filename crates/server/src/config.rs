@@ -1,0 +1,130 @@
+//! Server configuration: a TOML file, overridden by command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// All tunables of the server. Every field has a default except `issuer`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`127.0.0.1:8000`; port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// OpenID issuer whose JWKS signs connection tokens (required).
+    pub issuer: String,
+    /// Required `aud` of connection tokens.
+    pub audience: String,
+    /// SQLite database file.
+    pub db: PathBuf,
+    /// Server ping interval in seconds (0 disables pings).
+    pub ping_interval_secs: u64,
+    /// Seconds to wait for a pong after a ping before disconnecting with 3012.
+    pub pong_timeout_secs: u64,
+    /// Seconds a new socket may stay unauthenticated before disconnecting with 3502.
+    pub connect_timeout_secs: u64,
+    /// Milliseconds after token expiry before disconnecting with 3005 (grace for an in-flight refresh).
+    pub expired_close_delay_ms: u64,
+    /// Allowed clock skew in seconds for `exp`/`nbf`.
+    pub token_leeway_secs: u64,
+    /// Minimum seconds between JWKS refetches triggered by unknown `kid`s.
+    pub jwks_refetch_interval_secs: u64,
+    /// Maximum size of one incoming WebSocket message in bytes.
+    pub max_frame_bytes: usize,
+    /// Commands per second allowed per connection (token bucket, burst of the same size).
+    pub commands_per_second: u32,
+    /// Connections allowed per user.
+    pub max_connections_per_user: usize,
+    /// Sockets allowed in total.
+    pub max_connections_total: usize,
+    /// Channels one connection may subscribe to.
+    pub max_channels_per_connection: usize,
+    /// Publications kept per channel (older ones are trimmed; recovery past them fails cleanly).
+    pub history_size: usize,
+    /// Rooms created at start if missing (anyone may join them).
+    pub default_rooms: Vec<String>,
+    /// Outgoing queue length per connection; a client that falls further behind is disconnected (3008).
+    pub client_queue_len: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            issuer: String::new(),
+            audience: "confab-chat".to_owned(),
+            db: PathBuf::from("confab-server.sqlite3"),
+            ping_interval_secs: 25,
+            pong_timeout_secs: 8,
+            connect_timeout_secs: 10,
+            expired_close_delay_ms: 5_000,
+            token_leeway_secs: 5,
+            jwks_refetch_interval_secs: 10,
+            max_frame_bytes: confab_protocol::DEFAULT_MAX_FRAME_BYTES,
+            commands_per_second: 50,
+            max_connections_per_user: 16,
+            max_connections_total: 20_000,
+            max_channels_per_connection: 128,
+            history_size: 1_000,
+            default_rooms: vec!["general".to_owned()],
+            client_queue_len: 1_024,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are errors.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Checks values that would make the server misbehave.
+    pub fn validate(&self) -> Result<()> {
+        if self.issuer.is_empty() {
+            return Err(Error::Config(
+                "issuer is required (--issuer or `issuer` in the config file)".into(),
+            ));
+        }
+        let url = url::Url::parse(&self.issuer)
+            .map_err(|e| Error::Config(format!("issuer is not a URL: {e}")))?;
+        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+            return Err(Error::Config(
+                "issuer must be https (http only for a loopback issuer)".into(),
+            ));
+        }
+        if self.audience.is_empty() {
+            return Err(Error::Config("audience must not be empty".into()));
+        }
+        if self.max_frame_bytes < 1024 {
+            return Err(Error::Config(
+                "max_frame_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.commands_per_second == 0 || self.history_size == 0 || self.client_queue_len == 0 {
+            return Err(Error::Config(
+                "commands_per_second, history_size and client_queue_len must be positive".into(),
+            ));
+        }
+        for room in &self.default_rooms {
+            if confab_protocol::room_id(&confab_protocol::room_channel(room)).is_none() {
+                return Err(Error::Config(format!(
+                    "default room id {room:?} is invalid"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ping interval, if pings are on.
+    pub fn ping_interval(&self) -> Option<Duration> {
+        (self.ping_interval_secs > 0).then(|| Duration::from_secs(self.ping_interval_secs))
+    }
+}

@@ -1,0 +1,731 @@
+//! One WebSocket connection: decodes frames, runs commands in order, writes replies and
+//! pushes, sends pings, enforces expiry and limits.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use confab_protocol::{
+    decode_commands, room_id, ChatMessage, ClientInfo, Command, ConnectRequest, ConnectResult,
+    Disconnect, Empty, ErrorCode, ErrorReply, FrameError, HistoryRequest, HistoryResult, Incoming,
+    PresenceResult, PresenceStatsResult, PublishRequest, PublishResult, Push, RefreshRequest,
+    RefreshResult, Reply, Request, SubscribeRequest, SubscribeResult,
+};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::auth::{unix_now, unix_now_ms, AuthError};
+use crate::hub::Line;
+use crate::AppState;
+
+/// Server version reported in connect results.
+pub const SERVER_VERSION: &str = concat!("confab-server ", env!("CARGO_PKG_VERSION"));
+
+/// Outcome of handling a command that ends the connection.
+type Outcome<T> = std::result::Result<T, Disconnect>;
+
+struct Session {
+    user: String,
+    info: ClientInfo,
+    /// Disconnect at this instant unless refreshed (token expiry + grace).
+    expires_at: Option<Instant>,
+}
+
+struct RateLimiter {
+    capacity: f64,
+    tokens: f64,
+    per_sec: f64,
+    last: Instant,
+}
+
+impl RateLimiter {
+    fn new(per_sec: u32) -> Self {
+        let per_sec = f64::from(per_sec);
+        Self {
+            capacity: per_sec,
+            tokens: per_sec,
+            per_sec,
+            last: Instant::now(),
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Conn {
+    state: AppState,
+    client: String,
+    session: Option<Session>,
+    subs: HashSet<String>,
+    limiter: RateLimiter,
+    connect_deadline: Instant,
+    next_ping: Option<Instant>,
+    pong_deadline: Option<Instant>,
+}
+
+fn err(id: u32, code: u32) -> Reply {
+    Reply::error(id, ErrorReply::from_code(code))
+}
+
+fn err_msg(id: u32, code: u32, message: &str) -> Reply {
+    Reply::error(id, ErrorReply::with_message(code, message))
+}
+
+/// Serves one upgraded socket until it closes.
+pub async fn serve_socket(socket: WebSocket, state: AppState, client: String) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Line>(state.config.client_queue_len);
+    let (kill_tx, mut kill_rx) = watch::channel::<Option<Disconnect>>(None);
+    if state.hub.open(&client, tx, kill_tx).is_err() {
+        tracing::warn!("connection refused: total connection limit or shutting down");
+        let d = if state.hub_shutting_down() {
+            Disconnect::SHUTDOWN
+        } else {
+            Disconnect::CONNECTION_LIMIT
+        };
+        close(&mut sink, &mut stream, d).await;
+        return;
+    }
+    let mut conn = Conn {
+        client: client.clone(),
+        session: None,
+        subs: HashSet::new(),
+        limiter: RateLimiter::new(state.config.commands_per_second),
+        connect_deadline: Instant::now() + Duration::from_secs(state.config.connect_timeout_secs),
+        next_ping: None,
+        pong_deadline: None,
+        state: state.clone(),
+    };
+    let disconnect: Option<Disconnect> = loop {
+        let deadline = conn.next_deadline();
+        tokio::select! {
+            biased;
+            changed = kill_rx.changed() => {
+                match changed {
+                    Ok(()) => {
+                        let d = *kill_rx.borrow();
+                        if let Some(d) = d {
+                            break Some(d);
+                        }
+                    }
+                    Err(_) => break Some(Disconnect::SHUTDOWN),
+                }
+            }
+            msg = stream.next() => {
+                let bytes = match msg {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                    Some(Ok(Message::Text(t))) => t.as_str().as_bytes().to_vec(),
+                    Some(Ok(Message::Binary(b))) => b.to_vec(),
+                    Some(Ok(_)) => continue,
+                };
+                match conn.handle_frame(&bytes).await {
+                    Ok(replies) => {
+                        if !replies.is_empty() && write_replies(&mut sink, &replies, conn.state.config.max_frame_bytes).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Err((replies, d)) => {
+                        let _ = write_replies(&mut sink, &replies, conn.state.config.max_frame_bytes).await;
+                        break Some(d);
+                    }
+                }
+            }
+            Some(line) = rx.recv() => {
+                let mut lines = vec![line];
+                while lines.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(l) => lines.push(l),
+                        Err(_) => break,
+                    }
+                }
+                if write_lines(&mut sink, &lines, conn.state.config.max_frame_bytes).await.is_err() {
+                    break None;
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                match conn.on_timer() {
+                    Ok(true) => {
+                        if sink.send(Message::Text("{}".into())).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(d) => break Some(d),
+                }
+            }
+        }
+    };
+    state.hub.close(&client);
+    if let Some(d) = disconnect {
+        tracing::info!(code = d.code, reason = d.reason, "disconnecting");
+        close(&mut sink, &mut stream, d).await;
+    } else {
+        tracing::debug!("connection closed by client");
+    }
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+type Stream = futures_util::stream::SplitStream<WebSocket>;
+
+async fn close(sink: &mut Sink, stream: &mut Stream, d: Disconnect) {
+    let frame = CloseFrame {
+        code: d.code,
+        reason: d.reason.into(),
+    };
+    if sink.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    // Give the client a moment to answer the close handshake, then drop the socket.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(m)) = stream.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+async fn write_replies(sink: &mut Sink, replies: &[Reply], max: usize) -> Result<(), axum::Error> {
+    let lines: Vec<Line> = replies
+        .iter()
+        .map(|r| Arc::from(serde_json::to_string(r).unwrap_or_else(|_| "{}".to_owned())))
+        .collect();
+    write_lines(sink, &lines, max).await
+}
+
+async fn write_lines(sink: &mut Sink, lines: &[Line], max: usize) -> Result<(), axum::Error> {
+    let mut frame = String::new();
+    for line in lines {
+        if !frame.is_empty() && frame.len() + 1 + line.len() > max {
+            sink.feed(Message::Text(std::mem::take(&mut frame).into()))
+                .await?;
+        }
+        if !frame.is_empty() {
+            frame.push('\n');
+        }
+        frame.push_str(line);
+    }
+    if !frame.is_empty() {
+        sink.feed(Message::Text(frame.into())).await?;
+    }
+    sink.flush().await
+}
+
+impl Conn {
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut d = far;
+        if self.session.is_none() {
+            d = d.min(self.connect_deadline);
+        } else {
+            if let Some(t) = self.next_ping {
+                d = d.min(t);
+            }
+            if let Some(t) = self.pong_deadline {
+                d = d.min(t);
+            }
+            if let Some(t) = self.session.as_ref().and_then(|s| s.expires_at) {
+                d = d.min(t);
+            }
+        }
+        d
+    }
+
+    /// Ok(true) = send a ping now.
+    fn on_timer(&mut self) -> Outcome<bool> {
+        let now = Instant::now();
+        let Some(session) = &self.session else {
+            return if now >= self.connect_deadline {
+                Err(Disconnect::STALE)
+            } else {
+                Ok(false)
+            };
+        };
+        if session.expires_at.is_some_and(|t| now >= t) {
+            return Err(Disconnect::EXPIRED);
+        }
+        if self.pong_deadline.is_some_and(|t| now >= t) {
+            return Err(Disconnect::NO_PONG);
+        }
+        if let (Some(t), Some(interval)) = (self.next_ping, self.state.config.ping_interval()) {
+            if now >= t {
+                self.next_ping = Some(now + interval);
+                if self.pong_deadline.is_none() {
+                    self.pong_deadline =
+                        Some(now + Duration::from_secs(self.state.config.pong_timeout_secs));
+                }
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Replies to write, or (replies to write first, disconnect).
+    async fn handle_frame(&mut self, bytes: &[u8]) -> Result<Vec<Reply>, (Vec<Reply>, Disconnect)> {
+        let commands = match decode_commands(bytes, self.state.config.max_frame_bytes) {
+            Ok(c) => c,
+            Err(FrameError::TooLarge { size, max }) => {
+                tracing::info!(size, max, "frame too large");
+                return Err((
+                    Vec::new(),
+                    Disconnect::new(Disconnect::BAD_REQUEST.code, "bad request: frame too large"),
+                ));
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "malformed frame");
+                return Err((Vec::new(), Disconnect::BAD_REQUEST));
+            }
+        };
+        // Any frame proves the peer is alive.
+        self.pong_deadline = None;
+        let mut replies = Vec::new();
+        for cmd in commands {
+            match self.handle_command(cmd).await {
+                Ok(Some(r)) => replies.push(r),
+                Ok(None) => {}
+                Err(d) => return Err((replies, d)),
+            }
+        }
+        Ok(replies)
+    }
+
+    async fn handle_command(&mut self, cmd: Command) -> Outcome<Option<Reply>> {
+        let incoming = cmd.into_incoming().map_err(|e| {
+            tracing::info!(error = %e, "invalid command");
+            Disconnect::BAD_REQUEST
+        })?;
+        let (id, request) = match incoming {
+            Incoming::Pong => return Ok(None),
+            Incoming::Request { id, request } => (id, request),
+        };
+        if !self.limiter.allow() {
+            return Ok((id != 0).then(|| {
+                err_msg(
+                    id,
+                    ErrorCode::TOO_MANY_REQUESTS,
+                    "too many requests: command rate limit",
+                )
+            }));
+        }
+        if self.session.is_none() {
+            return match request {
+                Request::Connect(req) => self.connect(id, req).await.map(Some),
+                _ => {
+                    tracing::info!("command before connect");
+                    Err(Disconnect::BAD_REQUEST)
+                }
+            };
+        }
+        let reply = match request {
+            Request::Connect(_) => {
+                tracing::info!("second connect on one connection");
+                return Err(Disconnect::BAD_REQUEST);
+            }
+            Request::Refresh(req) => self.refresh(id, req).await?,
+            Request::Subscribe(req) => self.subscribe(id, req).await,
+            Request::Unsubscribe(req) => {
+                if self.subs.remove(&req.channel) {
+                    self.state.hub.unsubscribe(&req.channel, &self.client);
+                }
+                Reply {
+                    id,
+                    unsubscribe: Some(Empty {}),
+                    ..Reply::default()
+                }
+            }
+            Request::Publish(req) => self.publish(id, req).await,
+            Request::History(req) => self.history(id, req).await,
+            Request::Presence(req) => match self.check_room_access(&req.channel).await {
+                Err(code) => err(id, code),
+                Ok(()) => Reply {
+                    id,
+                    presence: Some(PresenceResult {
+                        presence: self.state.hub.presence(&req.channel),
+                    }),
+                    ..Reply::default()
+                },
+            },
+            Request::PresenceStats(req) => match self.check_room_access(&req.channel).await {
+                Err(code) => err(id, code),
+                Ok(()) => {
+                    let p = self.state.hub.presence(&req.channel);
+                    let users: HashSet<&str> = p.values().map(|i| i.user.as_str()).collect();
+                    Reply {
+                        id,
+                        presence_stats: Some(PresenceStatsResult {
+                            num_clients: u32::try_from(p.len()).unwrap_or(u32::MAX),
+                            num_users: u32::try_from(users.len()).unwrap_or(u32::MAX),
+                        }),
+                        ..Reply::default()
+                    }
+                }
+            },
+            Request::Rpc(req) => {
+                let user = self.user().to_owned();
+                crate::rpc::handle(&self.state, &user, id, req).await
+            }
+            Request::Send(_) => {
+                tracing::debug!("async message ignored: no message handler");
+                return Ok(None);
+            }
+            Request::Ping => Reply {
+                id,
+                ping: Some(Empty {}),
+                ..Reply::default()
+            },
+            Request::SubRefresh(_) => err_msg(
+                id,
+                ErrorCode::NOT_AVAILABLE,
+                "not available: subscription tokens are not used",
+            ),
+        };
+        Ok(Some(reply))
+    }
+
+    fn user(&self) -> &str {
+        self.session
+            .as_ref()
+            .map(|s| s.user.as_str())
+            .unwrap_or_default()
+    }
+
+    fn expiry_instant(&self, expires_at: u64) -> Instant {
+        let now_ms = unix_now_ms();
+        let exp_ms = i64::try_from(expires_at)
+            .unwrap_or(i64::MAX / 2)
+            .saturating_mul(1000);
+        let delay = u64::try_from(exp_ms.saturating_sub(now_ms)).unwrap_or(0)
+            + self.state.config.expired_close_delay_ms;
+        Instant::now() + Duration::from_millis(delay)
+    }
+
+    async fn connect(&mut self, id: u32, req: ConnectRequest) -> Outcome<Reply> {
+        if req.token.is_empty() {
+            tracing::info!("connect without token");
+            return Err(Disconnect::INVALID_TOKEN);
+        }
+        let identity = match self.state.verifier.verify(req.token.secret()).await {
+            Ok(i) => i,
+            Err(AuthError::Expired) => {
+                tracing::info!("connect with expired token");
+                return Ok(err(id, ErrorCode::TOKEN_EXPIRED));
+            }
+            Err(AuthError::KeysUnavailable) => return Ok(err(id, ErrorCode::INTERNAL)),
+            Err(AuthError::Invalid(why)) => {
+                tracing::info!(why, "connect with invalid token");
+                return Err(Disconnect::INVALID_TOKEN);
+            }
+        };
+        if let Err(a) = self.state.hub.authenticate(&self.client, &identity.user) {
+            tracing::info!(user = %identity.user, ?a, "connection limit");
+            return Err(Disconnect::CONNECTION_LIMIT);
+        }
+        let ttl = identity.expires_at.saturating_sub(unix_now());
+        tracing::info!(user = %identity.user, ttl, "connected");
+        self.session = Some(Session {
+            info: ClientInfo {
+                user: identity.user.clone(),
+                client: self.client.clone(),
+                ..ClientInfo::default()
+            },
+            user: identity.user,
+            expires_at: Some(self.expiry_instant(identity.expires_at)),
+        });
+        let ping = self.state.config.ping_interval();
+        self.next_ping = ping.map(|p| Instant::now() + p);
+        Ok(Reply {
+            id,
+            connect: Some(ConnectResult {
+                client: self.client.clone(),
+                version: SERVER_VERSION.to_owned(),
+                expires: true,
+                ttl: u32::try_from(ttl).unwrap_or(u32::MAX),
+                ping: ping
+                    .map(|p| u32::try_from(p.as_secs()).unwrap_or(u32::MAX))
+                    .unwrap_or(0),
+                pong: ping.is_some(),
+                ..ConnectResult::default()
+            }),
+            ..Reply::default()
+        })
+    }
+
+    async fn refresh(&mut self, id: u32, req: RefreshRequest) -> Outcome<Reply> {
+        let identity = match self.state.verifier.verify(req.token.secret()).await {
+            Ok(i) => i,
+            Err(AuthError::Expired) => return Ok(err(id, ErrorCode::TOKEN_EXPIRED)),
+            Err(AuthError::KeysUnavailable) => return Ok(err(id, ErrorCode::INTERNAL)),
+            Err(AuthError::Invalid(why)) => {
+                tracing::info!(why, "refresh with invalid token");
+                return Err(Disconnect::INVALID_TOKEN);
+            }
+        };
+        if identity.user != self.user() {
+            tracing::info!("refresh token for another user");
+            return Err(Disconnect::INVALID_TOKEN);
+        }
+        let at = self.expiry_instant(identity.expires_at);
+        if let Some(s) = self.session.as_mut() {
+            s.expires_at = Some(at);
+        }
+        let ttl = identity.expires_at.saturating_sub(unix_now());
+        tracing::debug!(ttl, "token refreshed");
+        Ok(Reply {
+            id,
+            refresh: Some(RefreshResult {
+                client: self.client.clone(),
+                version: SERVER_VERSION.to_owned(),
+                expires: true,
+                ttl: u32::try_from(ttl).unwrap_or(u32::MAX),
+            }),
+            ..Reply::default()
+        })
+    }
+
+    /// 102 for a non-room or unknown room, 103 for a non-member, 100 for storage errors.
+    async fn check_room_access(&self, channel: &str) -> Result<(), u32> {
+        let Some(room) = room_id(channel) else {
+            return Err(ErrorCode::UNKNOWN_CHANNEL);
+        };
+        let store = self.state.store.clone();
+        let (room, user) = (room.to_owned(), self.user().to_owned());
+        let res = tokio::task::spawn_blocking(move || -> crate::Result<(bool, bool)> {
+            let exists = store.room(&room)?.is_some();
+            let member = exists && store.is_member(&room, &user)?;
+            Ok((exists, member))
+        })
+        .await;
+        match res {
+            Ok(Ok((false, _))) => Err(ErrorCode::UNKNOWN_CHANNEL),
+            Ok(Ok((true, false))) => Err(ErrorCode::PERMISSION_DENIED),
+            Ok(Ok((true, true))) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "storage error");
+                Err(ErrorCode::INTERNAL)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storage task failed");
+                Err(ErrorCode::INTERNAL)
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, id: u32, req: SubscribeRequest) -> Reply {
+        if room_id(&req.channel).is_none() {
+            return err(id, ErrorCode::UNKNOWN_CHANNEL);
+        }
+        if self.subs.contains(&req.channel) {
+            return err(id, ErrorCode::ALREADY_SUBSCRIBED);
+        }
+        if self.subs.len() >= self.state.config.max_channels_per_connection {
+            return err_msg(
+                id,
+                ErrorCode::LIMIT_EXCEEDED,
+                "limit exceeded: channels per connection",
+            );
+        }
+        if let Err(code) = self.check_room_access(&req.channel).await {
+            return err(id, code);
+        }
+        let lock = self.state.hub.channel_lock(&req.channel);
+        let _ordered = lock.lock().await;
+        let store = self.state.store.clone();
+        let channel = req.channel.clone();
+        let (recover, epoch, offset) = (req.recover, req.epoch.clone(), req.offset);
+        let res = tokio::task::spawn_blocking(move || -> crate::Result<_> {
+            let top = store.top(&channel)?;
+            let mut recovered = false;
+            let mut pubs = Vec::new();
+            if recover && epoch == top.epoch && offset <= top.offset {
+                let missed = top.offset - offset;
+                let contiguous = missed == 0 || offset + 1 >= top.oldest;
+                if contiguous {
+                    pubs = store.read(&channel, Some(offset), false, missed)?;
+                    recovered = true;
+                }
+            }
+            Ok((top, recovered, pubs))
+        })
+        .await;
+        let (top, recovered, publications) = match res {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "storage error");
+                return err(id, ErrorCode::INTERNAL);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storage task failed");
+                return err(id, ErrorCode::INTERNAL);
+            }
+        };
+        let info = self
+            .session
+            .as_ref()
+            .map(|s| s.info.clone())
+            .unwrap_or_default();
+        self.state
+            .hub
+            .subscribe(&req.channel, &self.client, info, req.join_leave);
+        self.subs.insert(req.channel.clone());
+        Reply {
+            id,
+            subscribe: Some(SubscribeResult {
+                recoverable: true,
+                positioned: true,
+                epoch: top.epoch,
+                offset: top.offset,
+                publications,
+                recovered,
+                was_recovering: req.recover,
+                ..SubscribeResult::default()
+            }),
+            ..Reply::default()
+        }
+    }
+
+    async fn publish(&mut self, id: u32, req: PublishRequest) -> Reply {
+        if let Err(code) = self.check_room_access(&req.channel).await {
+            return err(id, code);
+        }
+        let Ok(mut msg) = serde_json::from_value::<ChatMessage>(req.data) else {
+            return err_msg(
+                id,
+                ErrorCode::BAD_REQUEST,
+                "bad request: data must be a chat message {id, text, ts}",
+            );
+        };
+        msg.author = self.user().to_owned();
+        let data = match serde_json::to_value(&msg) {
+            Ok(v) => v,
+            Err(_) => return err(id, ErrorCode::INTERNAL),
+        };
+        let info = self
+            .session
+            .as_ref()
+            .map(|s| s.info.clone())
+            .unwrap_or_default();
+        let lock = self.state.hub.channel_lock(&req.channel);
+        let _ordered = lock.lock().await;
+        let store = self.state.store.clone();
+        let channel = req.channel.clone();
+        let msg_id = msg.id.to_string();
+        let res = tokio::task::spawn_blocking(move || {
+            store.append(&channel, Some(&msg_id), &data, &info, unix_now_ms())
+        })
+        .await;
+        let appended = match res {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "storage error");
+                return err(id, ErrorCode::INTERNAL);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storage task failed");
+                return err(id, ErrorCode::INTERNAL);
+            }
+        };
+        if !appended.duplicate {
+            self.state.hub.broadcast(
+                &req.channel,
+                &Reply::push(Push {
+                    channel: req.channel.clone(),
+                    publication: Some(appended.publication.clone()),
+                    ..Push::default()
+                }),
+            );
+        } else {
+            tracing::debug!(
+                offset = appended.publication.offset,
+                "duplicate publish acknowledged"
+            );
+        }
+        Reply {
+            id,
+            publish: Some(PublishResult {
+                offset: appended.publication.offset,
+                epoch: appended.epoch,
+            }),
+            ..Reply::default()
+        }
+    }
+
+    async fn history(&mut self, id: u32, req: HistoryRequest) -> Reply {
+        if let Err(code) = self.check_room_access(&req.channel).await {
+            return err(id, code);
+        }
+        let cap = u64::try_from(self.state.config.history_size).unwrap_or(u64::MAX);
+        let limit = match req.limit {
+            0 => 0,
+            n if n < 0 => cap,
+            n => u64::try_from(n).unwrap_or(cap).min(cap),
+        };
+        let store = self.state.store.clone();
+        let channel = req.channel.clone();
+        let res =
+            tokio::task::spawn_blocking(move || -> crate::Result<Result<HistoryResult, u32>> {
+                let top = store.top(&channel)?;
+                let from = match &req.since {
+                    Some(since) => {
+                        if since.epoch != top.epoch || since.offset > top.offset {
+                            return Ok(Err(ErrorCode::UNRECOVERABLE_POSITION));
+                        }
+                        if !req.reverse
+                            && since.offset < top.offset
+                            && since.offset + 1 < top.oldest
+                        {
+                            return Ok(Err(ErrorCode::UNRECOVERABLE_POSITION));
+                        }
+                        Some(since.offset)
+                    }
+                    None => None,
+                };
+                let publications = if limit == 0 {
+                    Vec::new()
+                } else {
+                    store.read(&channel, from, req.reverse, limit)?
+                };
+                Ok(Ok(HistoryResult {
+                    publications,
+                    epoch: top.epoch,
+                    offset: top.offset,
+                }))
+            })
+            .await;
+        match res {
+            Ok(Ok(Ok(h))) => Reply {
+                id,
+                history: Some(h),
+                ..Reply::default()
+            },
+            Ok(Ok(Err(code))) => err(id, code),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "storage error");
+                err(id, ErrorCode::INTERNAL)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storage task failed");
+                err(id, ErrorCode::INTERNAL)
+            }
+        }
+    }
+}
+
+impl AppState {
+    fn hub_shutting_down(&self) -> bool {
+        self.shutdown.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,231 @@
+//! In-memory registry of sockets, users and channel subscribers; fan-out of pushes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use confab_protocol::{ClientInfo, Disconnect, Join, Leave, Push, Reply};
+use tokio::sync::{mpsc, watch};
+
+/// A pre-encoded JSON reply line, shared between all receivers of a broadcast.
+pub type Line = Arc<str>;
+
+struct Socket {
+    user: Option<String>,
+    tx: mpsc::Sender<Line>,
+    kill: watch::Sender<Option<Disconnect>>,
+}
+
+struct Subscriber {
+    info: ClientInfo,
+    join_leave: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    sockets: HashMap<String, Socket>,
+    users: HashMap<String, usize>,
+    channels: HashMap<String, HashMap<String, Subscriber>>,
+}
+
+/// Why a socket or user could not be admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Too many sockets in total, or shutting down.
+    TotalLimit,
+    /// Too many connections for this user.
+    UserLimit,
+}
+
+/// Shared registry. All methods are short and never await while holding the lock.
+pub struct Hub {
+    inner: Mutex<Inner>,
+    channel_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    max_total: usize,
+    max_per_user: usize,
+    shutting_down: AtomicBool,
+}
+
+fn encode(reply: &Reply) -> Line {
+    // Replies are plain data (strings, numbers, JSON values): serialization cannot fail.
+    Arc::from(serde_json::to_string(reply).unwrap_or_else(|_| "{}".to_owned()))
+}
+
+impl Hub {
+    /// An empty hub with connection limits.
+    pub fn new(max_total: usize, max_per_user: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            channel_locks: Mutex::new(HashMap::new()),
+            max_total,
+            max_per_user,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock would be a bug elsewhere; keep serving with the data.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a new socket; refused over the total limit or during shutdown.
+    pub fn open(
+        &self,
+        client: &str,
+        tx: mpsc::Sender<Line>,
+        kill: watch::Sender<Option<Disconnect>>,
+    ) -> Result<(), Admission> {
+        let mut inner = self.lock();
+        if self.shutting_down.load(Ordering::SeqCst) || inner.sockets.len() >= self.max_total {
+            return Err(Admission::TotalLimit);
+        }
+        inner.sockets.insert(
+            client.to_owned(),
+            Socket {
+                user: None,
+                tx,
+                kill,
+            },
+        );
+        Ok(())
+    }
+
+    /// Marks a socket as authenticated as `user`; refused over the per-user limit.
+    pub fn authenticate(&self, client: &str, user: &str) -> Result<(), Admission> {
+        let mut inner = self.lock();
+        let count = inner.users.get(user).copied().unwrap_or(0);
+        if count >= self.max_per_user {
+            return Err(Admission::UserLimit);
+        }
+        if let Some(s) = inner.sockets.get_mut(client) {
+            s.user = Some(user.to_owned());
+            *inner.users.entry(user.to_owned()).or_insert(0) += 1;
+        }
+        Ok(())
+    }
+
+    /// Removes a socket and its subscriptions, sending leave pushes.
+    pub fn close(&self, client: &str) {
+        let channels: Vec<String> = {
+            let mut inner = self.lock();
+            if let Some(sock) = inner.sockets.remove(client) {
+                if let Some(user) = sock.user {
+                    if let Some(n) = inner.users.get_mut(&user) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            inner.users.remove(&user);
+                        }
+                    }
+                }
+            }
+            inner
+                .channels
+                .iter()
+                .filter(|(_, subs)| subs.contains_key(client))
+                .map(|(c, _)| c.clone())
+                .collect()
+        };
+        for ch in channels {
+            self.unsubscribe(&ch, client);
+        }
+    }
+
+    /// Number of open sockets.
+    pub fn socket_count(&self) -> usize {
+        self.lock().sockets.len()
+    }
+
+    /// The lock that orders publications (and subscriptions) in one channel.
+    pub fn channel_lock(&self, channel: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.channel_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(channel.to_owned()).or_default().clone()
+    }
+
+    /// Adds a subscriber and tells others who asked for join/leave pushes.
+    pub fn subscribe(&self, channel: &str, client: &str, info: ClientInfo, join_leave: bool) {
+        let join = Reply::push(Push {
+            channel: channel.to_owned(),
+            join: Some(Join { info: info.clone() }),
+            ..Push::default()
+        });
+        {
+            let mut inner = self.lock();
+            inner
+                .channels
+                .entry(channel.to_owned())
+                .or_default()
+                .insert(client.to_owned(), Subscriber { info, join_leave });
+        }
+        self.fan_out(channel, &join, Some(client), true);
+    }
+
+    /// Removes a subscriber (if present) and sends a leave push.
+    pub fn unsubscribe(&self, channel: &str, client: &str) {
+        let removed = {
+            let mut inner = self.lock();
+            let removed = inner
+                .channels
+                .get_mut(channel)
+                .and_then(|subs| subs.remove(client));
+            if inner.channels.get(channel).is_some_and(|s| s.is_empty()) {
+                inner.channels.remove(channel);
+            }
+            removed
+        };
+        if let Some(sub) = removed {
+            let leave = Reply::push(Push {
+                channel: channel.to_owned(),
+                leave: Some(Leave { info: sub.info }),
+                ..Push::default()
+            });
+            self.fan_out(channel, &leave, Some(client), true);
+        }
+    }
+
+    /// Sends a reply (push) to every subscriber of `channel`.
+    pub fn broadcast(&self, channel: &str, reply: &Reply) {
+        self.fan_out(channel, reply, None, false);
+    }
+
+    fn fan_out(&self, channel: &str, reply: &Reply, except: Option<&str>, join_leave_only: bool) {
+        let line = encode(reply);
+        let inner = self.lock();
+        let Some(subs) = inner.channels.get(channel) else {
+            return;
+        };
+        for (client, sub) in subs {
+            if Some(client.as_str()) == except || (join_leave_only && !sub.join_leave) {
+                continue;
+            }
+            if let Some(sock) = inner.sockets.get(client) {
+                if sock.tx.try_send(line.clone()).is_err() {
+                    // Queue full: the client does not read fast enough.
+                    let _ = sock.kill.send(Some(Disconnect::SLOW));
+                }
+            }
+        }
+    }
+
+    /// Client id → info of everyone subscribed to `channel`.
+    pub fn presence(&self, channel: &str) -> BTreeMap<String, ClientInfo> {
+        let inner = self.lock();
+        inner
+            .channels
+            .get(channel)
+            .map(|subs| {
+                subs.iter()
+                    .map(|(c, s)| (c.clone(), s.info.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Refuses new sockets and disconnects every open one with `disconnect`.
+    pub fn shutdown(&self, disconnect: Disconnect) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let inner = self.lock();
+        for sock in inner.sockets.values() {
+            let _ = sock.kill.send(Some(disconnect));
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! Durable state in one SQLite file (WAL): rooms, memberships and per-channel publication
+//! streams with offsets and an epoch.
+//!
+//! `synchronous=FULL`: a publish is acknowledged only after its transaction is on disk, so an
+//! acknowledged publication survives a crash of the process or the machine.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use confab_protocol::{ClientInfo, Publication};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::{Error, Result};
+
+/// A channel stream's position: top offset and epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTop {
+    /// Offset of the newest publication (0 when empty).
+    pub offset: u64,
+    /// Epoch; changes only when the stream is reset.
+    pub epoch: String,
+    /// Offset of the oldest retained publication (0 when empty).
+    pub oldest: u64,
+}
+
+/// Result of an append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    /// The stored publication (the original one for a duplicate).
+    pub publication: Publication,
+    /// Stream epoch.
+    pub epoch: String,
+    /// True when the client message id was already stored: nothing new was written.
+    pub duplicate: bool,
+}
+
+/// A room.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Room {
+    /// Room id (channel `room:<id>`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Handle to the database; cheap to clone. Calls block: run them in `spawn_blocking`.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+    history_size: u64,
+}
+
+fn lock_err<T>(_: T) -> Error {
+    Error::StorageTask("store mutex poisoned".into())
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path, history_size: usize) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS streams (
+                 channel TEXT PRIMARY KEY,
+                 epoch TEXT NOT NULL,
+                 top_offset INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS publications (
+                 channel TEXT NOT NULL,
+                 offset INTEGER NOT NULL,
+                 msg_id TEXT,
+                 data TEXT NOT NULL,
+                 info TEXT,
+                 time INTEGER NOT NULL,
+                 PRIMARY KEY (channel, offset)
+             ) WITHOUT ROWID;
+             CREATE UNIQUE INDEX IF NOT EXISTS publications_msg_id
+                 ON publications (channel, msg_id) WHERE msg_id IS NOT NULL;
+             CREATE TABLE IF NOT EXISTS rooms (
+                 id TEXT PRIMARY KEY,
+                 name TEXT NOT NULL,
+                 created_by TEXT NOT NULL,
+                 created_at INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS members (
+                 room_id TEXT NOT NULL,
+                 user TEXT NOT NULL,
+                 PRIMARY KEY (room_id, user)
+             );",
+        )?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            history_size: u64::try_from(history_size).unwrap_or(u64::MAX),
+        })
+    }
+
+    fn stream_top(conn: &Connection, channel: &str) -> Result<StreamTop> {
+        let row: Option<(String, i64)> = conn
+            .query_row(
+                "SELECT epoch, top_offset FROM streams WHERE channel = ?1",
+                params![channel],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (epoch, top) = match row {
+            Some(r) => r,
+            None => {
+                let epoch = new_epoch();
+                conn.execute(
+                    "INSERT INTO streams (channel, epoch, top_offset) VALUES (?1, ?2, 0)",
+                    params![channel, epoch],
+                )?;
+                (epoch, 0)
+            }
+        };
+        let oldest: Option<i64> = conn.query_row(
+            "SELECT MIN(offset) FROM publications WHERE channel = ?1",
+            params![channel],
+            |r| r.get(0),
+        )?;
+        Ok(StreamTop {
+            offset: to_u64(top),
+            epoch,
+            oldest: oldest.map(to_u64).unwrap_or(0),
+        })
+    }
+
+    /// The channel's current position (creates the stream with a fresh epoch if new).
+    pub fn top(&self, channel: &str) -> Result<StreamTop> {
+        let conn = self.conn.lock().map_err(lock_err)?;
+        Self::stream_top(&conn, channel)
+    }
+
+    /// Appends a publication, or returns the stored one if `msg_id` was already published.
+    pub fn append(
+        &self,
+        channel: &str,
+        msg_id: Option<&str>,
+        data: &serde_json::Value,
+        info: &ClientInfo,
+        time: i64,
+    ) -> Result<Appended> {
+        let mut conn = self.conn.lock().map_err(lock_err)?;
+        let tx = conn.transaction()?;
+        let top = Self::stream_top(&tx, channel)?;
+        if let Some(id) = msg_id {
+            let existing = tx
+                .query_row(
+                    "SELECT offset, data, info, time FROM publications WHERE channel = ?1 AND msg_id = ?2",
+                    params![channel, id],
+                    row_to_publication,
+                )
+                .optional()?;
+            if let Some(p) = existing {
+                return Ok(Appended {
+                    publication: p?,
+                    epoch: top.epoch,
+                    duplicate: true,
+                });
+            }
+        }
+        let offset = top.offset + 1;
+        let data_text = data.to_string();
+        let info_text = serde_json::to_string(info).map_err(|e| Error::Corrupt(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO publications (channel, offset, msg_id, data, info, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![channel, to_i64(offset), msg_id, data_text, info_text, time],
+        )?;
+        tx.execute(
+            "UPDATE streams SET top_offset = ?2 WHERE channel = ?1",
+            params![channel, to_i64(offset)],
+        )?;
+        if offset > self.history_size {
+            tx.execute(
+                "DELETE FROM publications WHERE channel = ?1 AND offset <= ?2",
+                params![channel, to_i64(offset - self.history_size)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Appended {
+            publication: Publication {
+                data: data.clone(),
+                info: Some(info.clone()),
+                offset,
+                time,
+                ..Publication::default()
+            },
+            epoch: top.epoch,
+            duplicate: false,
+        })
+    }
+
+    /// Publications with `after < offset` (`reverse = false`, oldest first) or `offset < before`
+    /// (`reverse = true`, newest first), at most `limit`.
+    pub fn read(
+        &self,
+        channel: &str,
+        from: Option<u64>,
+        reverse: bool,
+        limit: u64,
+    ) -> Result<Vec<Publication>> {
+        let conn = self.conn.lock().map_err(lock_err)?;
+        let limit = to_i64(limit);
+        let mut out = Vec::new();
+        if reverse {
+            let before = from.map(to_i64).unwrap_or(i64::MAX);
+            let mut stmt = conn.prepare_cached(
+                "SELECT offset, data, info, time FROM publications WHERE channel = ?1 AND offset < ?2 ORDER BY offset DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![channel, before, limit], row_to_publication)?;
+            for r in rows {
+                out.push(r??);
+            }
+        } else {
+            let after = from.map(to_i64).unwrap_or(0);
+            let mut stmt = conn.prepare_cached(
+                "SELECT offset, data, info, time FROM publications WHERE channel = ?1 AND offset > ?2 ORDER BY offset ASC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![channel, after, limit], row_to_publication)?;
+            for r in rows {
+                out.push(r??);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates a room unless it exists; the creator becomes a member. Returns false if it existed.
+    pub fn create_room(&self, id: &str, name: &str, creator: &str, now: i64) -> Result<bool> {
+        let mut conn = self.conn.lock().map_err(lock_err)?;
+        let tx = conn.transaction()?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO rooms (id, name, created_by, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id, name, creator, now],
+        )?;
+        if inserted == 1 && !creator.is_empty() {
+            tx.execute(
+                "INSERT OR IGNORE INTO members (room_id, user) VALUES (?1, ?2)",
+                params![id, creator],
+            )?;
+        }
+        tx.commit()?;
+        Ok(inserted == 1)
+    }
+
+    /// A room by id.
+    pub fn room(&self, id: &str) -> Result<Option<Room>> {
+        let conn = self.conn.lock().map_err(lock_err)?;
+        Ok(conn
+            .query_row(
+                "SELECT id, name FROM rooms WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok(Room {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// All rooms with whether `user` is a member.
+    pub fn rooms(&self, user: &str) -> Result<Vec<(Room, bool)>> {
+        let conn = self.conn.lock().map_err(lock_err)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT r.id, r.name, EXISTS(SELECT 1 FROM members m WHERE m.room_id = r.id AND m.user = ?1)
+             FROM rooms r ORDER BY r.id",
+        )?;
+        let rows = stmt.query_map(params![user], |r| {
+            Ok((
+                Room {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                },
+                r.get::<_, bool>(2)?,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Adds `user` to room `id`. False if the room does not exist.
+    pub fn join_room(&self, id: &str, user: &str) -> Result<bool> {
+        let conn = self.conn.lock().map_err(lock_err)?;
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM rooms WHERE id = ?1)",
+            params![id],
+            |r| r.get(0),
+        )?;
+        if exists {
+            conn.execute(
+                "INSERT OR IGNORE INTO members (room_id, user) VALUES (?1, ?2)",
+                params![id, user],
+            )?;
+        }
+        Ok(exists)
+    }
+
+    /// Whether `user` is a member of room `id`.
+    pub fn is_member(&self, id: &str, user: &str) -> Result<bool> {
+        let conn = self.conn.lock().map_err(lock_err)?;
+        Ok(conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM members WHERE room_id = ?1 AND user = ?2)",
+            params![id, user],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+type RowPublication = std::result::Result<Publication, Error>;
+
+fn row_to_publication(r: &rusqlite::Row<'_>) -> rusqlite::Result<RowPublication> {
+    let offset: i64 = r.get(0)?;
+    let data: String = r.get(1)?;
+    let info: Option<String> = r.get(2)?;
+    let time: i64 = r.get(3)?;
+    Ok((|| {
+        let data = serde_json::from_str(&data)
+            .map_err(|e| Error::Corrupt(format!("publication data: {e}")))?;
+        let info = match info {
+            Some(text) => Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::Corrupt(format!("publication info: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Publication {
+            data,
+            info,
+            offset: to_u64(offset),
+            time,
+            ..Publication::default()
+        })
+    })())
+}
+
+/// A fresh random epoch (8 hex chars is what the reference server uses in spirit: short, random).
+fn new_epoch() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    id[..8].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn info() -> ClientInfo {
+        ClientInfo {
+            user: "alice".into(),
+            client: "c1".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn offsets_grow_and_duplicates_return_the_original() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite3"), 3).expect("open");
+        let a = store
+            .append("room:a", Some("m1"), &json!({"t":1}), &info(), 1)
+            .expect("append");
+        let b = store
+            .append("room:a", Some("m2"), &json!({"t":2}), &info(), 2)
+            .expect("append");
+        assert_eq!(
+            (a.publication.offset, b.publication.offset),
+            (1, 2),
+            "offsets start at 1 and grow by one"
+        );
+        let again = store
+            .append("room:a", Some("m1"), &json!({"t":"changed"}), &info(), 3)
+            .expect("append");
+        assert!(again.duplicate, "same message id is a duplicate");
+        assert_eq!(
+            again.publication.offset, 1,
+            "duplicate returns the original offset"
+        );
+        assert_eq!(
+            again.publication.data,
+            json!({"t":1}),
+            "duplicate returns the original data"
+        );
+        assert_eq!(
+            store.top("room:a").expect("top").offset,
+            2,
+            "duplicate does not move the stream"
+        );
+        assert_eq!(a.epoch, b.epoch, "epoch is stable");
+    }
+
+    #[test]
+    fn history_is_trimmed_to_its_size() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db.sqlite3"), 3).expect("open");
+        for i in 0..5 {
+            store
+                .append("room:a", None, &json!(i), &info(), i)
+                .expect("append");
+        }
+        let top = store.top("room:a").expect("top");
+        assert_eq!(
+            (top.offset, top.oldest),
+            (5, 3),
+            "only the newest 3 are kept"
+        );
+        let all = store.read("room:a", None, false, 100).expect("read");
+        assert_eq!(
+            all.iter().map(|p| p.offset).collect::<Vec<_>>(),
+            vec![3, 4, 5],
+            "oldest first"
+        );
+        let rev = store.read("room:a", Some(5), true, 1).expect("read");
+        assert_eq!(
+            rev.iter().map(|p| p.offset).collect::<Vec<_>>(),
+            vec![4],
+            "reverse before offset 5, limit 1"
+        );
+    }
+}
