@@ -361,3 +361,28 @@ fn log_tail(path: &Path) -> String {
     let start = lines.len().saturating_sub(30);
     lines[start..].join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn missing_node_is_a_clear_error() {
+        let err = check_node("confab-no-such-node-binary")
+            .await
+            .expect_err("a missing node binary is an error, not a skip");
+        let message = err.to_string();
+        assert!(
+            matches!(err, Error::NodeNotFound { .. }) && message.contains("cargo xtask test"),
+            "the error says how to install the prerequisites: {message}"
+        );
+    }
+
+    #[test]
+    fn idp_dir_points_at_the_server() {
+        assert!(
+            idp_dir().join("server.mjs").is_file(),
+            "tests/idp/server.mjs is found from the crate's manifest directory"
+        );
+    }
+}

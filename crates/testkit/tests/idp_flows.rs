@@ -171,6 +171,27 @@ async fn code_with_pkce_yields_jwt_for_chat_audience_refresh_token_and_id_claims
         "invalid_grant",
         "an authorization code works once"
     );
+
+    let log = idp.log();
+    assert!(
+        log.contains("grant.error"),
+        "the replay's precise reason is logged"
+    );
+    for (what, secret) in [
+        ("authorization code", code),
+        ("code verifier", request.verifier()),
+        ("access token", tokens.access_token.as_str()),
+        (
+            "refresh token",
+            tokens.refresh_token.as_deref().unwrap_or_default(),
+        ),
+        ("ID token", tokens.id_token.as_deref().unwrap_or_default()),
+    ] {
+        assert!(
+            !log.contains(secret),
+            "the IdP log never contains the {what}"
+        );
+    }
 }
 
 #[tokio::test]
