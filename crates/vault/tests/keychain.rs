@@ -1,6 +1,5 @@
-//! The keychain key source against a real Secret Service: a private `dbus-daemon` session bus and
-//! `gnome-keyring-daemon` (secrets component, a throwaway login keyring unlocked with a test password), both
-//! started by this test in temporary directories so the developer's own keyring is never touched.
+//! The keychain key source against a real Secret Service (see `support/secret_service.rs`:
+//! a private `dbus-daemon` and `gnome-keyring-daemon` in a temporary directory).
 //!
 //! This file holds a single test on purpose: it points `DBUS_SESSION_BUS_ADDRESS` (process-wide)
 //! at the private bus, which is only safe while no other test runs in the same process.
@@ -9,139 +8,14 @@
 
 #![cfg(all(unix, not(target_os = "macos")))]
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+#[path = "support/secret_service.rs"]
+mod secret_service;
 
 use confab_vault::{
     AccountId, Error, KeySource, KeychainKey, SecretStore, SecretString, StrongholdStore,
     KEYCHAIN_ACCOUNT, KEYCHAIN_SERVICE,
 };
-
-/// Kills and reaps a daemon we started when the test ends, however it ends.
-struct Daemon {
-    name: &'static str,
-    child: Child,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn require_program(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` not found on PATH: the keychain test needs a real Secret Service. \
-                 Install the Debian packages `dbus gnome-keyring` (cargo xtask test does)."
-            )
-        })
-}
-
-/// Starts a private session bus and returns it with its address. Its configuration lists no
-/// service directories, so nothing is D-Bus-activated behind our back (the system's activation
-/// file would start a second gnome-keyring-daemon with the real HOME).
-fn start_session_bus(dir: &Path) -> (Daemon, String) {
-    let program = require_program("dbus-daemon");
-    let config = dir.join("session-bus.conf");
-    let socket_dir = dir.join("bus");
-    std::fs::create_dir_all(&socket_dir).expect("bus socket dir");
-    std::fs::write(
-        &config,
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:dir={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-            socket_dir.display()
-        ),
-    )
-    .expect("write bus config");
-    let mut child = Command::new(program)
-        .arg(format!("--config-file={}", config.display()))
-        .args(["--nofork", "--nopidfile", "--print-address=1"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dbus-daemon");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let daemon = Daemon {
-        name: "dbus-daemon",
-        child,
-    };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let address = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("{} printed no bus address in time: {e}", daemon.name));
-    let address = address.trim().to_owned();
-    assert!(
-        address.starts_with("unix:"),
-        "dbus-daemon prints a unix bus address, got {address:?}"
-    );
-    (daemon, address)
-}
-
-/// Starts gnome-keyring-daemon's Secret Service on `bus`, with its state in `home`.
-fn start_gnome_keyring(bus: &str, home: &Path) -> Daemon {
-    let program = require_program("gnome-keyring-daemon");
-    let runtime = home.join("run");
-    std::fs::create_dir_all(&runtime).expect("runtime dir");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700))
-            .expect("chmod runtime dir");
-    }
-    let mut child = Command::new(program)
-        .args(["--foreground", "--unlock", "--components=secrets"])
-        .env("DBUS_SESSION_BUS_ADDRESS", bus)
-        .env("HOME", home)
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .env("XDG_DATA_HOME", home.join("data"))
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gnome-keyring-daemon");
-    // --unlock reads the login keyring password from stdin until EOF and creates the login
-    // keyring (the default collection) with it. An empty password creates nothing, so this
-    // throwaway keyring in a temp dir gets a fixed test password.
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin
-        .write_all(b"confab-test-keyring")
-        .expect("write keyring password");
-    drop(stdin);
-    Daemon {
-        name: "gnome-keyring-daemon",
-        child,
-    }
-}
+use secret_service::PrivateSecretService;
 
 fn read(store: &StrongholdStore, account: &AccountId) -> Option<String> {
     store
@@ -153,35 +27,7 @@ fn read(store: &StrongholdStore, account: &AccountId) -> Option<String> {
 #[test]
 fn keychain_key_source_against_a_real_secret_service() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (mut bus_daemon, bus) = start_session_bus(tmp.path());
-    let mut keyring_daemon = start_gnome_keyring(&bus, tmp.path());
-    // Only this test runs in this binary, so changing the process environment is race-free.
-    std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &bus);
-
-    // Wait (with a deadline) until the Secret Service answers: the first keychain read then
-    // reports "no entry" instead of "unavailable".
-    let probe = KeychainKey::new("dev.confab.chat.test-probe", "probe");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match probe.delete() {
-            Ok(()) => break,
-            Err(e) => {
-                for d in [&mut bus_daemon, &mut keyring_daemon] {
-                    if let Ok(Some(status)) = d.child.try_wait() {
-                        panic!(
-                            "{} exited early ({status}); last keychain error: {e}",
-                            d.name
-                        );
-                    }
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the Secret Service did not come up in time: {e}"
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
+    let service = PrivateSecretService::start(tmp.path());
 
     let path = tmp.path().join("vault").join("vault.stronghold");
     let account = AccountId::new("https://idp.example", "alice");
@@ -258,8 +104,7 @@ fn keychain_key_source_against_a_real_secret_service() {
     drop(store);
 
     // No Secret Service reachable: a typed error the app turns into the passphrase unlock screen.
-    drop(keyring_daemon);
-    drop(bus_daemon);
+    drop(service);
     std::env::set_var(
         "DBUS_SESSION_BUS_ADDRESS",
         format!("unix:path={}", tmp.path().join("no-bus-here").display()),
