@@ -1,0 +1,188 @@
+//! Adapters to the real peers: [`AuthEndpoint`] over `confab_auth::AuthClient`, and
+//! [`VaultSlot`] over a `confab_vault::SecretStore`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use confab_auth::{AuthClient, SecretString as AuthSecret};
+use confab_vault::{AccountId, SecretStore, SecretString as VaultSecret};
+use futures_util::future::BoxFuture;
+use url::Url;
+
+use crate::endpoint::{EndpointError, TokenEndpoint, Tokens};
+use crate::events::User;
+use crate::secret::Secret;
+use crate::store::RefreshTokenStore;
+
+/// Name of the refresh-token entry in the vault (per account).
+pub const REFRESH_TOKEN_ENTRY: &str = "refresh_token";
+
+/// [`TokenEndpoint`] backed by confab-auth (refresh with ID-token validation, RFC 7009
+/// revocation, RP-initiated logout).
+///
+/// Limitation: confab-auth does not expose a 429's `Retry-After` header yet, so a 429 arrives
+/// here as a plain transient failure and is retried with jittered backoff only.
+#[derive(Clone)]
+pub struct AuthEndpoint {
+    client: Arc<AuthClient>,
+    post_logout: Option<Url>,
+}
+
+impl AuthEndpoint {
+    /// Wraps a discovered client. `post_logout` is the optional `post_logout_redirect_uri`.
+    pub fn new(client: Arc<AuthClient>, post_logout: Option<Url>) -> Self {
+        Self {
+            client,
+            post_logout,
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthEndpoint").finish_non_exhaustive()
+    }
+}
+
+fn to_auth(secret: &Secret) -> AuthSecret {
+    AuthSecret::new(secret.expose_secret().to_owned())
+}
+
+fn from_auth(secret: &AuthSecret) -> Secret {
+    Secret::new(secret.expose_secret().to_owned())
+}
+
+/// Classifies a confab-auth error for the retry logic.
+pub fn classify(err: &confab_auth::Error) -> EndpointError {
+    match err {
+        confab_auth::Error::InvalidGrant { .. } => EndpointError::InvalidGrant,
+        e if e.is_transient() => EndpointError::Transient {
+            retry_after: None,
+            reason: e.to_string(),
+        },
+        e => EndpointError::Fatal(e.to_string()),
+    }
+}
+
+/// Turns confab-auth's token set into [`Tokens`] (lifetime measured from now).
+pub fn tokens_from(set: &confab_auth::TokenSet, user: Option<User>) -> Tokens {
+    Tokens {
+        access_token: from_auth(&set.access_token),
+        lifetime: set
+            .expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+        refresh_token: set.refresh_token.as_ref().map(from_auth),
+        id_token: set.id_token.as_ref().map(from_auth),
+        user,
+    }
+}
+
+/// Sign-in handoff: the user and tokens of a completed confab-auth login, ready for
+/// [`crate::TokenManagerBuilder::sign_in`].
+pub fn handoff(signed_in: &confab_auth::SignedIn) -> (User, Tokens) {
+    let user = user_from(&signed_in.user);
+    let tokens = tokens_from(&signed_in.tokens, Some(user.clone()));
+    (user, tokens)
+}
+
+/// confab-auth's user info as this crate's [`User`].
+pub fn user_from(info: &confab_auth::UserInfo) -> User {
+    User {
+        issuer: info.issuer.clone(),
+        subject: info.subject.clone(),
+        name: info.name.clone(),
+        email: info.email.clone(),
+    }
+}
+
+impl TokenEndpoint for AuthEndpoint {
+    fn refresh<'a>(
+        &'a self,
+        refresh_token: &'a Secret,
+    ) -> BoxFuture<'a, Result<Tokens, EndpointError>> {
+        Box::pin(async move {
+            let set = self
+                .client
+                .refresh(&to_auth(refresh_token))
+                .await
+                .map_err(|e| classify(&e))?;
+            Ok(tokens_from(&set, None))
+        })
+    }
+
+    fn revoke<'a>(&'a self, refresh_token: &'a Secret) -> BoxFuture<'a, Result<(), EndpointError>> {
+        Box::pin(async move {
+            self.client
+                .revoke(&to_auth(refresh_token))
+                .await
+                .map_err(|e| classify(&e))
+        })
+    }
+
+    fn end_session_url(&self, id_token_hint: Option<&Secret>) -> Option<Url> {
+        let hint = id_token_hint?;
+        self.client
+            .end_session_url(&to_auth(hint), self.post_logout.clone())
+    }
+}
+
+/// [`RefreshTokenStore`] backed by one account's entry in a confab-vault [`SecretStore`]
+/// (the vault's writes are atomic and durable when they return). Blocking vault calls run on
+/// tokio's blocking pool.
+#[derive(Clone)]
+pub struct VaultSlot {
+    store: Arc<dyn SecretStore>,
+    account: AccountId,
+}
+
+impl VaultSlot {
+    /// The refresh-token slot of `account` in `store`.
+    pub fn new(store: Arc<dyn SecretStore>, account: AccountId) -> Self {
+        Self { store, account }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn SecretStore, &AccountId) -> confab_vault::Result<T> + Send + 'static,
+    ) -> Result<T, String> {
+        let store = Arc::clone(&self.store);
+        let account = self.account.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref(), &account))
+            .await
+            .map_err(|e| format!("vault task failed: {e}"))?
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl std::fmt::Debug for VaultSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultSlot")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RefreshTokenStore for VaultSlot {
+    fn load(&self) -> BoxFuture<'_, Result<Option<Secret>, String>> {
+        Box::pin(async move {
+            let value = self.blocking(|s, a| s.get(a, REFRESH_TOKEN_ENTRY)).await?;
+            Ok(value.map(|v| Secret::new(v.expose_secret().to_owned())))
+        })
+    }
+
+    fn save<'a>(&'a self, token: &'a Secret) -> BoxFuture<'a, Result<(), String>> {
+        let value = VaultSecret::new(token.expose_secret().to_owned());
+        Box::pin(async move {
+            self.blocking(move |s, a| s.put(a, REFRESH_TOKEN_ENTRY, &value))
+                .await
+        })
+    }
+
+    fn delete(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.blocking(|s, a| s.delete(a, REFRESH_TOKEN_ENTRY).map(|_| ()))
+                .await
+        })
+    }
+}
