@@ -1,0 +1,258 @@
+//! Limits and operations: frame size, malformed frames, command rate, connections per user
+//! and in total, channels per connection, pings/pongs, stale sockets, graceful shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use confab_protocol::{Disconnect, ErrorCode};
+use confab_testkit::{Idp, IdpOptions};
+use serde_json::json;
+
+#[tokio::test]
+async fn limits_give_clear_errors_and_bad_frames_disconnect_without_harm() {
+    let idp = Idp::start(IdpOptions::default()).await.expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(&idp.issuer_str(), dir.path());
+    config.max_frame_bytes = 4096;
+    config.commands_per_second = 20;
+    config.max_connections_per_user = 3;
+    config.max_connections_total = 6;
+    config.max_channels_per_connection = 2;
+    let server = TestServer::start(config).await;
+    let token = idp
+        .login("alice")
+        .await
+        .expect("login")
+        .access_token
+        .clone();
+
+    // Frame size.
+    let mut c = Client::connected(&server.url, &token).await;
+    let big = format!(
+        r#"{{"id":1,"publish":{{"channel":"room:general","data":{{"text":"{}"}}}}}}"#,
+        "x".repeat(5000)
+    );
+    c.send_text(&big).await;
+    let closed = c.expect_close().await;
+    assert_eq!(
+        closed.code,
+        Disconnect::BAD_REQUEST.code,
+        "a frame over max_frame_bytes is a bad-request disconnect"
+    );
+    assert!(
+        closed.reason.contains("too large"),
+        "the close reason says the frame was too large: {:?}",
+        closed.reason
+    );
+
+    // Malformed frames.
+    for garbage in [
+        "{not json",
+        "[1,2,3]",
+        r#"{"id":1,"ping":{},"presence":{"channel":"x"}}"#,
+        r#"{"id":"one"}"#,
+    ] {
+        let mut c = Client::connected(&server.url, &token).await;
+        c.send_text(garbage).await;
+        assert_eq!(
+            c.expect_close().await.code,
+            Disconnect::BAD_REQUEST.code,
+            "malformed frame {garbage:?} gets disconnect 3501"
+        );
+    }
+    let health: serde_json::Value = reqwest::get(format!("http://{}/health", server.addr))
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        health["status"], "ok",
+        "the server survives malformed frames"
+    );
+
+    // Channels per connection.
+    let mut c = Client::connected(&server.url, &token).await;
+    for room in ["a1", "a2", "a3"] {
+        c.call(json!({"rpc": {"method": "rooms.create", "data": {"id": room, "name": room}}}))
+            .await;
+    }
+    assert!(
+        c.call(json!({"subscribe": {"channel": "room:a1"}}))
+            .await
+            .subscribe
+            .is_some(),
+        "first channel ok"
+    );
+    assert!(
+        c.call(json!({"subscribe": {"channel": "room:a2"}}))
+            .await
+            .subscribe
+            .is_some(),
+        "second channel ok"
+    );
+    let r = c.call(json!({"subscribe": {"channel": "room:a3"}})).await;
+    assert_eq!(
+        error_code(&r),
+        Some(ErrorCode::LIMIT_EXCEEDED),
+        "a third channel exceeds max_channels_per_connection (106)"
+    );
+    assert!(
+        r.error
+            .map(|e| e.message)
+            .unwrap_or_default()
+            .contains("channels"),
+        "the error names the channel limit"
+    );
+
+    // Command rate: a burst over the bucket gets 111 (temporary), the connection stays.
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        ids.push(c.send_cmd(json!({"ping": {}})).await);
+    }
+    let mut limited = 0;
+    for id in ids {
+        let r = c.reply_to(id).await;
+        if error_code(&r) == Some(ErrorCode::TOO_MANY_REQUESTS) {
+            assert!(
+                r.error.as_ref().is_some_and(|e| e.temporary),
+                "111 is marked temporary"
+            );
+            limited += 1;
+        }
+    }
+    assert!(
+        limited >= 10,
+        "a burst of 40 commands at 20/s gets at least 10 rate-limit errors (got {limited})"
+    );
+    let reply = loop {
+        let r = c.call(json!({"ping": {}})).await;
+        if r.ping.is_some() {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        reply.ping.is_some(),
+        "after the burst the connection keeps working"
+    );
+    drop(c);
+
+    // Connections per user (3) and total (6).
+    let server2_dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(&idp.issuer_str(), server2_dir.path());
+    config.max_connections_per_user = 2;
+    config.max_connections_total = 3;
+    let server2 = TestServer::start(config).await;
+    let a1 = Client::connected(&server2.url, &token).await;
+    let a2 = Client::connected(&server2.url, &token).await;
+    let mut a3 = Client::open(&server2.url).await;
+    a3.send_cmd(json!({"connect": {"token": token}})).await;
+    assert_eq!(
+        a3.expect_close().await.code,
+        Disconnect::CONNECTION_LIMIT.code,
+        "a third connection for one user is refused with 3504"
+    );
+    let bob = idp.login("bob").await.expect("login").access_token.clone();
+    let b1 = Client::connected(&server2.url, &bob).await;
+    let mut over = Client::open(&server2.url).await;
+    assert_eq!(
+        over.expect_close().await.code,
+        Disconnect::CONNECTION_LIMIT.code,
+        "a socket over the total limit is closed with 3504"
+    );
+    a1.close().await;
+    poll(DEADLINE, "a slot to free up after a close", || {
+        let url = server2.url.clone();
+        let token = token.clone();
+        async move {
+            let (c, r) = Client::connect(&url, &token).await;
+            r.connect.is_some().then_some(c)
+        }
+    })
+    .await;
+    drop((a2, b1));
+}
+
+#[tokio::test]
+async fn pings_are_sent_and_missing_pongs_or_connects_disconnect() {
+    let idp = Idp::start(IdpOptions::default()).await.expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(&idp.issuer_str(), dir.path());
+    config.ping_interval_secs = 1;
+    config.pong_timeout_secs = 1;
+    config.connect_timeout_secs = 1;
+    let server = TestServer::start(config).await;
+    let token = idp
+        .login("alice")
+        .await
+        .expect("login")
+        .access_token
+        .clone();
+
+    let (mut ponging, reply) = Client::connect(&server.url, &token).await;
+    let res = reply.connect.expect("connects");
+    assert!(
+        res.ping == 1 && res.pong,
+        "connect result announces the ping interval and that pongs are expected"
+    );
+    while ponging.pings < 3 {
+        let r = ponging.call(json!({"ping": {}})).await;
+        assert!(
+            r.ping.is_some(),
+            "a client that answers pings stays connected across several ping intervals"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut silent = Client::connected(&server.url, &token).await;
+    silent.auto_pong = false;
+    let closed = silent.expect_close().await;
+    assert_eq!(
+        closed.code,
+        Disconnect::NO_PONG.code,
+        "a client that never answers pings is closed with 3012"
+    );
+    assert!(
+        silent.pings >= 1,
+        "the server sent at least one ping ({{}}) first"
+    );
+
+    let mut stale = Client::open(&server.url).await;
+    assert_eq!(
+        stale.expect_close().await.code,
+        Disconnect::STALE.code,
+        "a socket that never sends connect is closed with 3502"
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_sends_3001_to_every_client() {
+    let idp = Idp::start(IdpOptions::default()).await.expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(test_config(&idp.issuer_str(), dir.path())).await;
+    let token = idp
+        .login("alice")
+        .await
+        .expect("login")
+        .access_token
+        .clone();
+    let mut a = Client::connected(&server.url, &token).await;
+    let mut b = Client::open(&server.url).await;
+    let url = server.url.clone();
+    let stop = tokio::spawn(server.shutdown());
+    assert_eq!(
+        a.expect_close().await.code,
+        Disconnect::SHUTDOWN.code,
+        "an authenticated client gets 3001 (shutdown) so it reconnects"
+    );
+    assert_eq!(
+        b.expect_close().await.code,
+        Disconnect::SHUTDOWN.code,
+        "an unauthenticated socket gets 3001 too"
+    );
+    stop.await.expect("shutdown task");
+    let refused = tokio_tungstenite::connect_async(url.as_str()).await;
+    assert!(refused.is_err(), "after shutdown the listener is closed");
+}
