@@ -1,0 +1,299 @@
+//! Fault injection between the app and the real IdP: a small HTTP proxy in this test answers
+//! refresh requests with a 500, a connection reset, a hang (timeout) and a 429 with
+//! Retry-After before letting one through. The user must stay signed in throughout.
+//!
+//! The proxy is a plain HTTP forward proxy (`HTTP_PROXY`), so discovery, the issuer and the ID
+//! token's `iss` stay exactly the IdP's. This test is its own binary because it sets the
+//! process environment.
+
+mod support;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use confab_session::{MemoryTokenStore, SessionConfig, SessionEvent, ShiftedClock};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    Status500,
+    Reset,
+    Hang,
+    TooManyRequests { retry_after_secs: u64 },
+}
+
+#[derive(Default)]
+struct ProxyState {
+    faults: VecDeque<Fault>,
+    /// Refresh requests seen: when, and which fault (None = forwarded).
+    refreshes: Vec<(Instant, Option<Fault>)>,
+}
+
+type Shared = Arc<Mutex<ProxyState>>;
+
+async fn start_proxy(state: Shared) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
+    let addr = listener.local_addr().expect("proxy address");
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            tokio::spawn(handle(conn, state.clone()));
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Reads one request (head + Content-Length body).
+async fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<String>, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = conn.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+    let request_line = lines.next()?.to_owned();
+    let headers: Vec<String> = lines.map(str::to_owned).collect();
+    let length = headers
+        .iter()
+        .find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < length {
+        let n = conn.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some((request_line, headers, body))
+}
+
+async fn handle(mut conn: TcpStream, state: Shared) {
+    let Some((request_line, headers, body)) = read_request(&mut conn).await else {
+        return;
+    };
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let Ok(url) = url::Url::parse(target) else {
+        let _ = conn
+            .write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .await;
+        return;
+    };
+    let is_refresh = method == "POST"
+        && url.path() == "/token"
+        && String::from_utf8_lossy(&body).contains("grant_type=refresh_token");
+    if is_refresh {
+        let fault = {
+            let mut s = state.lock().expect("proxy state");
+            let fault = s.faults.pop_front();
+            s.refreshes.push((Instant::now(), fault));
+            fault
+        };
+        match fault {
+            Some(Fault::Status500) => {
+                let body = r#"{"error":"server_error","error_description":"injected"}"#;
+                let _ = conn
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+                return;
+            }
+            Some(Fault::Reset) => {
+                // SO_LINGER 0: closing sends RST instead of FIN.
+                let _ = conn.set_zero_linger();
+                drop(conn);
+                return;
+            }
+            Some(Fault::Hang) => {
+                // Never answer; wait until the client gives up and closes.
+                let mut sink = [0u8; 64];
+                while matches!(conn.read(&mut sink).await, Ok(n) if n > 0) {}
+                return;
+            }
+            Some(Fault::TooManyRequests { retry_after_secs }) => {
+                let body = r#"{"error":"slow_down"}"#;
+                let _ = conn
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: {retry_after_secs}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+                return;
+            }
+            None => {}
+        }
+    }
+    // Forward (origin-form, one request per connection).
+    let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let Ok(mut upstream) = TcpStream::connect((host.as_str(), port)).await else {
+        let _ = conn
+            .write_all(
+                b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .await;
+        return;
+    };
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    for h in &headers {
+        let name = h.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        if name != "connection" && name != "proxy-connection" && name != "keep-alive" {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    if upstream.write_all(head.as_bytes()).await.is_err()
+        || upstream.write_all(&body).await.is_err()
+    {
+        return;
+    }
+    let _ = tokio::io::copy(&mut upstream, &mut conn).await;
+    let _ = conn.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_stays_signed_in_through_500s_resets_timeouts_and_429s() {
+    let state: Shared = Arc::default();
+    let proxy = start_proxy(state.clone()).await;
+    // Every HTTP client created from here on (IdP admin, confab-auth) goes through the proxy.
+    for var in ["NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"] {
+        std::env::remove_var(var);
+    }
+    std::env::set_var("HTTP_PROXY", &proxy);
+    std::env::set_var("http_proxy", &proxy);
+
+    let idp = start_idp(Duration::from_secs(20)).await;
+    let client = auth_client(&idp).await;
+    let clock = Arc::new(ShiftedClock::new());
+    let manager = signed_in_manager(&client, Arc::new(MemoryTokenStore::new()), |b| {
+        b.clock(clock.clone()).config(SessionConfig {
+            request_timeout: Duration::from_millis(1500),
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_millis(400),
+            ..test_config()
+        })
+    })
+    .await;
+    assert!(
+        state.lock().expect("state").refreshes.is_empty(),
+        "(setup) no refresh yet; login went through the proxy unharmed"
+    );
+    idp.reset_stats().await.expect("reset stats");
+    state.lock().expect("state").faults.extend([
+        Fault::Status500,
+        Fault::Reset,
+        Fault::Hang,
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+    ]);
+
+    // A caller keeps asking for the token the whole time.
+    let poller = {
+        let manager = manager.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let end = Instant::now() + Duration::from_secs(8);
+            while Instant::now() < end {
+                let token = manager
+                    .access_token()
+                    .await
+                    .expect("the user stays signed in and gets a token while refreshes fail");
+                assert!(
+                    SystemTime::now() < jwt_exp(token.expose_secret()),
+                    "the token handed out is never expired"
+                );
+                if seen.last() != Some(&token.expose_secret().to_owned()) {
+                    seen.push(token.expose_secret().to_owned());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            seen.len()
+        })
+    };
+
+    let mut events = manager.subscribe();
+    // Enter the refresh window (20 s token refreshes 10 s before expiry).
+    clock.advance(Duration::from_secs(11));
+    manager.notify_resume();
+    let mut retries = Vec::new();
+    loop {
+        let event = next_event(&mut events, Duration::from_secs(10), |_| true).await;
+        match event {
+            SessionEvent::Retrying { attempt, .. } => retries.push(attempt),
+            SessionEvent::Refreshed { .. } => break,
+            other => panic!("the session must not end during transient failures: {other:?}"),
+        }
+    }
+    assert_eq!(
+        retries,
+        vec![1, 2, 3, 4],
+        "500, reset, timeout and 429 are each one retried transient failure"
+    );
+    let distinct_tokens = poller.await.expect("poller completes");
+    assert_eq!(
+        distinct_tokens, 2,
+        "callers saw the old token, then the refreshed one"
+    );
+    let seen: Vec<Option<Fault>> = state
+        .lock()
+        .expect("state")
+        .refreshes
+        .iter()
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            Some(Fault::Status500),
+            Some(Fault::Reset),
+            Some(Fault::Hang),
+            Some(Fault::TooManyRequests {
+                retry_after_secs: 1
+            }),
+            None
+        ],
+        "every failure was retried and the fifth attempt went through"
+    );
+    assert_eq!(
+        idp.stats().await.expect("stats").refresh_requests,
+        1,
+        "only the successful attempt reached the IdP: no refresh token was spent by a failed try"
+    );
+    assert!(
+        manager.try_access_token().is_ok(),
+        "signed in after recovery"
+    );
+}
