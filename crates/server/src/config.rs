@@ -60,7 +60,7 @@ impl Default for Config {
             ping_interval_secs: 25,
             pong_timeout_secs: 8,
             connect_timeout_secs: 10,
-            expired_close_delay_ms: 5_000,
+            expired_close_delay_ms: 25_000,
             token_leeway_secs: 5,
             jwks_refetch_interval_secs: 10,
             max_frame_bytes: confab_protocol::DEFAULT_MAX_FRAME_BYTES,
