@@ -23,9 +23,14 @@ pub async fn start_idp(access_ttl: Duration) -> Idp {
 }
 
 pub async fn auth_client(idp: &Idp) -> Arc<AuthClient> {
+    auth_client_as(idp, "alice").await
+}
+
+/// A discovered client whose logins sign in as `user` (auto-mode IdP).
+pub async fn auth_client_as(idp: &Idp, user: &str) -> Arc<AuthClient> {
     let mut config = AuthConfig::new(idp.issuer(), CLIENT_ID);
     config.resource = Some(CHAT_RESOURCE.to_owned());
-    config.extra_auth_params = vec![("login_hint".to_owned(), "alice".to_owned())];
+    config.extra_auth_params = vec![("login_hint".to_owned(), user.to_owned())];
     config.http_timeout = Duration::from_secs(5);
     Arc::new(
         AuthClient::discover(config)
