@@ -1,11 +1,44 @@
-//! Errors of this crate.
+//! Errors of the app layer and their `{code, message}` form for the UI.
 
-/// Everything that can go wrong here.
+use serde::ser::SerializeStruct;
+
+/// Everything a command can fail with. Messages are plain words and never contain a token,
+/// an authorization code, a `state` value or a PKCE verifier.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Placeholder until the crate grows real failure modes.
-    #[error("not implemented yet: {0}")]
-    Unimplemented(&'static str),
+    /// Signing in failed (discovery, callback validation, code exchange, ID token, ...).
+    #[error(transparent)]
+    Auth(#[from] confab_auth::Error),
+    /// The configuration file or environment is invalid; the message names file, line and key.
+    #[error("{0}")]
+    Config(String),
+    /// The system browser could not be opened.
+    #[error("could not open your web browser ({0})")]
+    Browser(String),
+}
+
+impl Error {
+    /// Stable identifier the UI branches on (kebab-case, like confab-auth's codes).
+    pub fn code(&self) -> String {
+        match self {
+            Self::Auth(e) => serde_json::to_value(e.code())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "auth".to_owned()),
+            Self::Config(_) => "config".to_owned(),
+            Self::Browser(_) => "browser".to_owned(),
+        }
+    }
+}
+
+/// Commands return errors to the UI as `{ "code": "...", "message": "..." }`.
+impl serde::Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Error", 2)?;
+        s.serialize_field("code", &self.code())?;
+        s.serialize_field("message", &self.to_string())?;
+        s.end()
+    }
 }
 
 /// Result with this crate's [`Error`].

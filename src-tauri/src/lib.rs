@@ -1,13 +1,126 @@
-//! Confab app: wires plugins and forwards commands to the core crates.
+//! Confab app: wires the Tauri plugins and forwards commands to the core.
+//!
+//! Plugin order matters: single-instance first (desktop), so a second process started by a
+//! deep link hands its URL to this one and exits before anything else initializes.
 
+mod commands;
+#[cfg(desktop)]
+mod desktop;
 pub mod error;
+pub mod events;
+#[cfg(mobile)]
+mod mobile;
+pub mod signin;
+#[cfg(debug_assertions)]
+mod test_hooks;
 
+use std::sync::Arc;
+
+use confab_config::AppConfig;
+use tauri::{AppHandle, Manager, Runtime};
+use tauri_plugin_deep_link::DeepLinkExt;
+use tauri_plugin_opener::OpenerExt;
+use url::Url;
+
+#[cfg(desktop)]
+use desktop as platform;
+#[cfg(mobile)]
+use mobile as platform;
+
+use crate::signin::{BrowserOpener, RedirectPlan, SignInFlow};
+
+/// File name of the Stronghold password salt in the data dir (used by the vault layer).
+const STRONGHOLD_SALT_FILE: &str = "stronghold-salt.txt";
+
+/// Starts the app.
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
-    if let Err(e) = tauri::Builder::default()
-        .run(tauri::generate_context!("../tauri.conf.json"))
-    {
+    init_tracing();
+    let builder = tauri::Builder::default();
+    #[cfg(desktop)]
+    let builder = builder.plugin(desktop::single_instance());
+    let result = builder
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_store::Builder::new().build())
+        .setup(|app| {
+            setup(app.handle())?;
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::subscribe_events,
+            commands::sign_in,
+            commands::cancel_sign_in,
+            commands::open_browser_again,
+            commands::current_user,
+        ])
+        .run(tauri::generate_context!("../tauri.conf.json"));
+    if let Err(e) = result {
         eprintln!("confab: {e}");
         std::process::exit(1);
     }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONFAB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Err only if a subscriber is already set (e.g. by an embedding test): keep that one.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn setup<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn std::error::Error>> {
+    let data_dir = confab_config::data_dir(app.path().app_data_dir()?);
+    std::fs::create_dir_all(&data_dir)?;
+    // Registered for the Rust vault layer; the webview has no stronghold permission.
+    app.plugin(
+        tauri_plugin_stronghold::Builder::with_argon2(&data_dir.join(STRONGHOLD_SALT_FILE)).build(),
+    )?;
+
+    let config = AppConfig::load(&app.path().app_config_dir()?).map_err(|e| {
+        tracing::error!("configuration error: {e}");
+        e.to_string()
+    });
+    let plan = match &config {
+        Ok(c) => platform::redirect_plan(app, c),
+        Err(_) => RedirectPlan::Scheme,
+    };
+    tracing::info!(?plan, "redirect plan");
+    let flow = SignInFlow::new(config, plan, browser_opener(app));
+    app.manage(flow.clone());
+
+    let on_url = flow.clone();
+    app.deep_link().on_open_url(move |event| {
+        for url in event.urls() {
+            deliver(&on_url, url);
+        }
+    });
+    // A redirect that launched this process (no instance was running).
+    if let Ok(Some(urls)) = app.deep_link().get_current() {
+        for url in urls {
+            deliver(&flow, url);
+        }
+    }
+    Ok(())
+}
+
+/// Hands a redirect URL to the flow. The URL carries an authorization code: never log it.
+fn deliver(flow: &Arc<SignInFlow>, url: Url) {
+    let flow = flow.clone();
+    tauri::async_runtime::spawn(async move { flow.complete(url.as_str()).await });
+}
+
+fn browser_opener<R: Runtime>(app: &AppHandle<R>) -> BrowserOpener {
+    #[cfg(debug_assertions)]
+    if let Some(hook) = test_hooks::browser_opener_from_env() {
+        return hook;
+    }
+    let app = app.clone();
+    Arc::new(move |url: &Url| {
+        app.opener()
+            .open_url(url.as_str(), None::<&str>)
+            .map_err(|e| e.to_string())
+    })
 }

@@ -1,1 +1,599 @@
-//! Shared helpers of the end-to-end tests.
+//! Harness for the end-to-end tests: runs the real Confab app under an X display, driven by
+//! WebDriver (`tauri-driver` + `WebKitWebDriver`), with its own D-Bus session bus and a throwaway
+//! HOME, and plays the part of the browser and the OS for the sign-in redirect.
+//!
+//! What it needs (the lead's `cargo xtask test` provides all of it):
+//! - an X display (`DISPLAY`; run under `xvfb-run -a`),
+//! - the app built in debug mode: `cargo build -p confab-app` → `target/debug/confab`
+//!   (override with `CONFAB_APP_BINARY`); debug builds carry the `CONFAB_TEST_OPEN_URL_FILE` hook,
+//! - `tauri-driver` (`TAURI_DRIVER`, else `target/tools/bin/tauri-driver`, else `PATH`),
+//! - `WebKitWebDriver` (Debian `webkit2gtk-driver`; `WEBKIT_WEBDRIVER` overrides `/usr/bin/...`),
+//! - `dbus-daemon` (single-instance needs a session bus on Linux).
+//!
+//! Screenshots go to `artifacts/e2e/` at the repository root.
+
+pub mod error;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
+
+use fantoccini::{ClientBuilder, Locator};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use url::Url;
+
+pub use error::{Error, Result};
+
+/// How long the app may take to show a state after an action (software rendering, 2 cores).
+pub const UI_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long starting a session (which launches the app) may take.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often conditions are polled.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The private-use redirect URI the app registers.
+pub const SCHEME_REDIRECT: &str = "dev.confab.chat:/oauth/callback";
+
+/// Environment variables of the app that the harness sets or clears, so the developer's own
+/// shell cannot leak into a test run.
+const CONFAB_VARS: &[&str] = &[
+    "CONFAB_CONFIG",
+    "CONFAB_DATA_DIR",
+    "CONFAB_ISSUER",
+    "CONFAB_CLIENT_ID",
+    "CONFAB_SCOPES",
+    "CONFAB_CHAT_URL",
+    "CONFAB_CHAT_AUDIENCE",
+    "CONFAB_CHAT_RESOURCE",
+    "CONFAB_REDIRECT_MODE",
+    "CONFAB_LOGIN_TIMEOUT_SECS",
+    "CONFAB_LOGIN_HINT",
+    "CONFAB_TEST_OPEN_URL_FILE",
+];
+
+/// The repository root (this package lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the repo root) or `<repo>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => repo_root().join(dir),
+        None => repo_root().join("target"),
+    }
+}
+
+/// Where screenshots are saved: `<repo>/artifacts/e2e`.
+pub fn artifacts_dir() -> PathBuf {
+    repo_root().join("artifacts").join("e2e")
+}
+
+/// Fails with a clear message when there is no X display.
+pub fn require_display() -> Result<()> {
+    match std::env::var_os("DISPLAY") {
+        Some(d) if !d.is_empty() => Ok(()),
+        _ => Err(Error::NoDisplay),
+    }
+}
+
+/// The debug app binary, checked to exist and to be newer than its sources.
+pub fn app_binary() -> Result<PathBuf> {
+    let path = match std::env::var_os("CONFAB_APP_BINARY") {
+        Some(p) => PathBuf::from(p),
+        None => target_dir().join("debug").join("confab"),
+    };
+    if !path.is_file() {
+        return Err(Error::Missing {
+            what: "the Confab app binary",
+            path: path.display().to_string(),
+            hint: "build it first with `cargo build -p confab-app` (cargo xtask test does this)",
+        });
+    }
+    let built = mtime(&path).unwrap_or(SystemTime::UNIX_EPOCH);
+    let root = repo_root();
+    for source in [
+        "src-tauri/src",
+        "src-tauri/capabilities",
+        "ui",
+        "tauri.conf.json",
+        "crates/auth/src",
+        "crates/config/src",
+    ] {
+        if let Some((file, time)) = newest(&root.join(source)) {
+            if time > built {
+                return Err(Error::StaleApp {
+                    binary: path.display().to_string(),
+                    source_file: file.display().to_string(),
+                });
+            }
+        }
+    }
+    Ok(path)
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The newest file under `path` (or `path` itself) and its modification time.
+fn newest(path: &Path) -> Option<(PathBuf, SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return Some((path.to_path_buf(), meta.modified().ok()?));
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| newest(&e.path()))
+        .max_by_key(|(_, t)| *t)
+}
+
+/// `tauri-driver`: `TAURI_DRIVER`, else `target/tools/bin/tauri-driver`, else on `PATH`.
+pub fn tauri_driver() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("TAURI_DRIVER") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(Error::Missing {
+                what: "tauri-driver (from TAURI_DRIVER)",
+                path: p.display().to_string(),
+                hint: "point TAURI_DRIVER at the tauri-driver binary",
+            })
+        };
+    }
+    let local = target_dir().join("tools").join("bin").join("tauri-driver");
+    if local.is_file() {
+        return Ok(local);
+    }
+    find_on_path("tauri-driver").ok_or_else(|| Error::Missing {
+        what: "tauri-driver",
+        path: local.display().to_string(),
+        hint: "install it with `cargo install tauri-driver --version ^2 --locked --root target/tools` (cargo xtask test does this)",
+    })
+}
+
+fn webkit_webdriver() -> Result<PathBuf> {
+    let p = std::env::var_os("WEBKIT_WEBDRIVER")
+        .map(PathBuf::from)
+        .or_else(|| find_on_path("WebKitWebDriver"))
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/WebKitWebDriver"));
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(Error::Missing {
+            what: "WebKitWebDriver",
+            path: p.display().to_string(),
+            hint: "install the Debian package webkit2gtk-driver (cargo xtask test does this)",
+        })
+    }
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|source| Error::Io {
+            what: "finding a free port".into(),
+            source,
+        })
+}
+
+async fn wait_for_port(port: u16, what: &str, deadline: Instant, log: &Path) -> Result<()> {
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(timeout(what, SESSION_TIMEOUT, log));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn timeout(what: &str, after: Duration, log: &Path) -> Error {
+    Error::Timeout {
+        what: what.to_owned(),
+        seconds: after.as_secs(),
+        details: log_tail(log),
+    }
+}
+
+/// The last lines of the driver/app log, to put into failure messages.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(25)..].join("\n");
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("\n--- last lines of {} ---\n{tail}", log.display())
+    }
+}
+
+/// A child process started in its own process group; the whole group is killed on drop, so
+/// WebKitWebDriver and the app it launched go with tauri-driver.
+struct ProcessGroup {
+    child: Child,
+}
+
+impl ProcessGroup {
+    fn spawn(mut cmd: Command, what: &str) -> Result<Self> {
+        cmd.process_group(0).kill_on_drop(true);
+        let child = cmd.spawn().map_err(|source| Error::Io {
+            what: format!("starting {what}"),
+            source,
+        })?;
+        Ok(Self { child })
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            // Negative pid: the process group this child leads (it was started with pgid 0).
+            let _ = std::process::Command::new("kill")
+                .arg("-KILL")
+                .arg("--")
+                .arg(format!("-{pid}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// How the app under test is configured.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// `CONFAB_REDIRECT_MODE`: `scheme` (default here, deterministic), `loopback` or `auto`.
+    pub redirect_mode: String,
+    /// `CONFAB_LOGIN_HINT`: the test user the IdP's auto mode signs in.
+    pub login_hint: String,
+    /// Extra environment for the app.
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            redirect_mode: "scheme".into(),
+            login_hint: "alice".into(),
+            extra_env: Vec::new(),
+        }
+    }
+}
+
+/// The running app, its WebDriver session and everything isolating it.
+pub struct AppUnderTest {
+    /// The WebDriver session on the app's main window.
+    pub client: fantoccini::Client,
+    app: PathBuf,
+    env: Vec<(OsString, OsString)>,
+    url_file: PathBuf,
+    log: PathBuf,
+    // Drop order: the driver (and with it the app) before the bus, the temp HOME last.
+    _driver: ProcessGroup,
+    _bus: ProcessGroup,
+    home: tempfile::TempDir,
+}
+
+impl AppUnderTest {
+    /// Starts a session bus, tauri-driver and the app (through a WebDriver session) against
+    /// `issuer`, with HOME and XDG dirs in a fresh temp dir.
+    pub async fn launch(issuer: &Url, options: AppOptions) -> Result<Self> {
+        require_display()?;
+        let app = app_binary()?;
+        let driver = tauri_driver()?;
+        let native = webkit_webdriver()?;
+
+        let home = tempfile::Builder::new()
+            .prefix("confab-e2e-")
+            .tempdir()
+            .map_err(|source| Error::Io {
+                what: "creating a temp HOME".into(),
+                source,
+            })?;
+        let h = home.path();
+        let log = h.join("driver-and-app.log");
+        let url_file = h.join("authorize-url.txt");
+
+        let (bus, address) = start_session_bus(h).await?;
+
+        let mut env: Vec<(OsString, OsString)> = vec![
+            ("HOME".into(), h.into()),
+            ("XDG_CONFIG_HOME".into(), h.join(".config").into()),
+            ("XDG_DATA_HOME".into(), h.join(".local/share").into()),
+            ("XDG_CACHE_HOME".into(), h.join(".cache").into()),
+            ("XDG_STATE_HOME".into(), h.join(".local/state").into()),
+            ("DBUS_SESSION_BUS_ADDRESS".into(), address.into()),
+            ("CONFAB_ISSUER".into(), issuer.as_str().into()),
+            ("CONFAB_DATA_DIR".into(), h.join("data").into()),
+            ("CONFAB_REDIRECT_MODE".into(), options.redirect_mode.into()),
+            ("CONFAB_LOGIN_HINT".into(), options.login_hint.into()),
+            ("CONFAB_TEST_OPEN_URL_FILE".into(), url_file.clone().into()),
+            ("CONFAB_LOG".into(), "info".into()),
+        ];
+        env.extend(
+            options
+                .extra_env
+                .into_iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        );
+
+        let port = free_port()?;
+        let native_port = free_port()?;
+        let log_file = std::fs::File::create(&log).map_err(|source| Error::Io {
+            what: "creating the driver log".into(),
+            source,
+        })?;
+        let log_err = log_file.try_clone().map_err(|source| Error::Io {
+            what: "creating the driver log".into(),
+            source,
+        })?;
+        let mut cmd = Command::new(&driver);
+        cmd.arg("--port")
+            .arg(port.to_string())
+            .arg("--native-port")
+            .arg(native_port.to_string())
+            .arg("--native-driver")
+            .arg(&native)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err);
+        for var in CONFAB_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let driver = ProcessGroup::spawn(cmd, "tauri-driver")?;
+
+        let deadline = Instant::now() + SESSION_TIMEOUT;
+        wait_for_port(port, "tauri-driver to listen", deadline, &log).await?;
+        wait_for_port(native_port, "WebKitWebDriver to listen", deadline, &log).await?;
+
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": app }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let mut builder = ClientBuilder::new(connector);
+        builder.capabilities(caps);
+        let webdriver_url = format!("http://127.0.0.1:{port}");
+        let session = builder.connect(&webdriver_url);
+        let client = match tokio::time::timeout(SESSION_TIMEOUT, session).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                return Err(Error::Other(format!(
+                    "could not start a WebDriver session: {e}{}",
+                    log_tail(&log)
+                )))
+            }
+            Err(_) => return Err(timeout("the WebDriver session", SESSION_TIMEOUT, &log)),
+        };
+
+        Ok(Self {
+            client,
+            app,
+            env,
+            url_file,
+            log,
+            _driver: driver,
+            _bus: bus,
+            home,
+        })
+    }
+
+    /// The temp HOME of this run.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// The combined log of tauri-driver, WebKitWebDriver and the app.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Clicks the element matching `css` once it is displayed and enabled.
+    pub async fn click(&self, css: &str) -> Result<()> {
+        let deadline = Instant::now() + UI_TIMEOUT;
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                if el.is_displayed().await.unwrap_or(false)
+                    && el.is_enabled().await.unwrap_or(false)
+                {
+                    el.click().await?;
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(timeout(
+                    &format!("{css} to be clickable"),
+                    UI_TIMEOUT,
+                    &self.log,
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the element matching `css` is displayed and its text contains `needle`;
+    /// returns the text.
+    pub async fn wait_for_text(&self, css: &str, needle: &str) -> Result<String> {
+        let deadline = Instant::now() + UI_TIMEOUT;
+        let mut last = String::new();
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                if el.is_displayed().await.unwrap_or(false) {
+                    last = el.text().await.unwrap_or_default();
+                    if last.contains(needle) {
+                        return Ok(last);
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("{css} to show {needle:?} (last text: {last:?})"),
+                    seconds: UI_TIMEOUT.as_secs(),
+                    details: log_tail(&self.log),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits for the authorization URL the app "opened in the browser" (the debug-build test
+    /// hook writes it to a file), different from `previous` if given.
+    pub async fn wait_for_authorize_url(&self, previous: Option<&Url>) -> Result<Url> {
+        let deadline = Instant::now() + UI_TIMEOUT;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&self.url_file) {
+                if let Ok(url) = Url::parse(text.trim()) {
+                    if Some(&url) != previous {
+                        return Ok(url);
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(timeout(
+                    "the app to open the authorization URL (is target/debug/confab a debug build?)",
+                    UI_TIMEOUT,
+                    &self.log,
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Delivers a redirect the way the OS does on Linux: starts the app binary again with the URL
+    /// as its only argument, on the same session bus. The single-instance plugin hands it to the
+    /// running app and the second process exits.
+    pub async fn deliver_redirect(&self, url: &str) -> Result<()> {
+        let mut cmd = Command::new(&self.app);
+        cmd.arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        for var in CONFAB_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let mut child = cmd.spawn().map_err(|source| Error::Io {
+            what: "starting the second app instance".into(),
+            source,
+        })?;
+        match tokio::time::timeout(UI_TIMEOUT, child.wait()).await {
+            Ok(Ok(_status)) => Ok(()),
+            Ok(Err(source)) => Err(Error::Io {
+                what: "waiting for the second app instance".into(),
+                source,
+            }),
+            Err(_) => Err(timeout(
+                "the second app instance to hand the URL over and exit (single-instance needs the session bus)",
+                UI_TIMEOUT,
+                &self.log,
+            )),
+        }
+    }
+
+    /// Saves a screenshot of the window to `artifacts/e2e/<name>.png` and returns its path.
+    /// Waits a second first: WebKit under Xvfb may otherwise capture the previous frame.
+    pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let png = self.client.screenshot().await?;
+        let dir = artifacts_dir();
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            what: format!("creating {}", dir.display()),
+            source,
+        })?;
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).map_err(|source| Error::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        })?;
+        Ok(path)
+    }
+
+    /// Everything the page keeps that a script could read: localStorage, sessionStorage and
+    /// the whole DOM, as one string.
+    pub async fn page_contents(&self) -> Result<String> {
+        let value = self
+            .client
+            .execute(
+                "const dump = (s) => { const o = {}; for (let i = 0; i < s.length; i++) { const k = s.key(i); o[k] = s.getItem(k); } return o; };\
+                 return JSON.stringify({ local: dump(window.localStorage), session: dump(window.sessionStorage), dom: document.documentElement.outerHTML });",
+                vec![],
+            )
+            .await?;
+        Ok(value.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Ends the WebDriver session (which quits the app); the rest is cleaned up on drop.
+    pub async fn close(self) -> Result<()> {
+        self.client.clone().close().await?;
+        Ok(())
+    }
+}
+
+/// Starts a private D-Bus session bus (single-instance needs one; separate runs need separate
+/// buses). Returns the daemon and its address.
+async fn start_session_bus(home: &Path) -> Result<(ProcessGroup, String)> {
+    let mut cmd = Command::new("dbus-daemon");
+    cmd.args(["--session", "--nofork", "--print-address=1"])
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut bus = ProcessGroup::spawn(cmd, "dbus-daemon (install the Debian package dbus)")?;
+    let stdout = bus
+        .child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Other("dbus-daemon has no stdout".into()))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let address = match tokio::time::timeout(UI_TIMEOUT, lines.next_line()).await {
+        Ok(Ok(Some(line))) if !line.trim().is_empty() => line.trim().to_owned(),
+        _ => return Err(Error::Other("dbus-daemon did not print its address".into())),
+    };
+    Ok((bus, address))
+}
+
+/// Long runs of token characters in `text` (40+ of `A-Za-z0-9-_.`), which is what JWTs, opaque
+/// OAuth tokens and PKCE verifiers look like.
+pub fn token_shaped_strings(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut run = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+            run.push(c);
+        } else {
+            if run.len() >= 40 {
+                found.push(std::mem::take(&mut run));
+            }
+            run.clear();
+        }
+    }
+    found
+}
+
+/// The value of query parameter `name` in `url`.
+pub fn query_param(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}

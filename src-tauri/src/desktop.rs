@@ -1,0 +1,69 @@
+//! Desktop (Linux, Windows, macOS): single instance, runtime scheme registration, loopback fallback.
+
+use confab_config::{AppConfig, RedirectMode};
+use tauri::{AppHandle, Manager, Runtime};
+use tauri_plugin_deep_link::DeepLinkExt;
+
+use crate::signin::RedirectPlan;
+
+/// The single-instance plugin. It must be registered before every other plugin; with its
+/// `deep-link` feature it hands a second process's URL argument to the deep-link plugin of the
+/// running instance (that is how a redirect reaches us on Linux and Windows).
+pub fn single_instance<R: Runtime>() -> tauri::plugin::TauriPlugin<R> {
+    tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+        if let Some(window) = app.get_webview_window("main") {
+            // Best effort: bringing the window forward is cosmetic.
+            let _ = window.unminimize();
+            let _ = window.set_focus();
+        }
+    })
+}
+
+/// Decides how the redirect reaches this app and registers the private-use scheme if needed.
+///
+/// `auto`: the scheme when it is declared for the deep-link plugin (tauri.conf.json) and could be
+/// registered with the OS, else the loopback fallback. `scheme`: always the scheme (registration
+/// problems are logged). `loopback`: always loopback.
+pub fn redirect_plan<R: Runtime>(app: &AppHandle<R>, config: &AppConfig) -> RedirectPlan {
+    if config.redirect_mode == RedirectMode::Loopback {
+        return RedirectPlan::Loopback;
+    }
+    let declared = scheme_declared(app, &config.redirect_scheme);
+    if !declared {
+        tracing::warn!(
+            scheme = %config.redirect_scheme,
+            "redirect scheme is not listed under plugins.deep-link.desktop.schemes in tauri.conf.json"
+        );
+    }
+    let registered = register_scheme(app);
+    match config.redirect_mode {
+        RedirectMode::Scheme => RedirectPlan::Scheme,
+        _ if declared && registered => RedirectPlan::Scheme,
+        _ => RedirectPlan::Loopback,
+    }
+}
+
+/// Registers the configured deep-link schemes with the OS (Linux: a .desktop file and
+/// `xdg-mime default`; Windows: the registry). macOS declares them in the bundle's Info.plist.
+fn register_scheme<R: Runtime>(app: &AppHandle<R>) -> bool {
+    if cfg!(target_os = "macos") {
+        return true;
+    }
+    match app.deep_link().register_all() {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("could not register the redirect scheme: {e}");
+            false
+        }
+    }
+}
+
+fn scheme_declared<R: Runtime>(app: &AppHandle<R>, scheme: &str) -> bool {
+    app.config()
+        .plugins
+        .0
+        .get("deep-link")
+        .and_then(|c| c.get("desktop"))
+        .map(|d| d.to_string().contains(&format!("\"{scheme}\"")))
+        .unwrap_or(false)
+}

@@ -1,0 +1,32 @@
+//! Test hooks, compiled into debug builds only (`cfg(debug_assertions)`): release builds, the
+//! ones that ship, cannot be steered by these variables.
+//!
+//! `CONFAB_TEST_OPEN_URL_FILE=<path>`: instead of launching the system browser, write the
+//! authorization URL to `<path>` (atomically: temp file + rename). The E2E harness plays the
+//! browser: it reads the URL, completes the login over HTTP and delivers the redirect the way the
+//! OS does. The URL holds only public request parameters (state, PKCE challenge, nonce), never
+//! a verifier or token.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::signin::BrowserOpener;
+
+/// Environment variable naming the file that receives authorization URLs.
+pub const TEST_OPEN_URL_FILE: &str = "CONFAB_TEST_OPEN_URL_FILE";
+
+/// The file-writing opener when [`TEST_OPEN_URL_FILE`] is set.
+pub fn browser_opener_from_env() -> Option<BrowserOpener> {
+    let path = PathBuf::from(std::env::var_os(TEST_OPEN_URL_FILE)?);
+    tracing::warn!(
+        "test hook {TEST_OPEN_URL_FILE} is set: authorization URLs go to a file, not the browser"
+    );
+    Some(Arc::new(move |url: &Url| {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, url.as_str())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| format!("test hook could not write {}: {e}", path.display()))
+    }))
+}
