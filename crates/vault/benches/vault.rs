@@ -65,6 +65,40 @@ fn bench_source(label: &str, make: &dyn Fn() -> KeySource, dir: &std::path::Path
     );
 }
 
+/// For comparison: a snapshot written with Stronghold's stock work factor (19), as
+/// tauri-plugin-stronghold does by default. Opening costs the factor it was written with.
+fn bench_stock_work_factor(dir: &std::path::Path) {
+    use iota_stronghold::{KeyProvider, SnapshotPath, Stronghold};
+    use zeroize::Zeroizing;
+    let path = SnapshotPath::from_path(dir.join("stock.stronghold"));
+    let key = || KeyProvider::try_from(Zeroizing::new(vec![7u8; 32])).expect("32-byte key");
+    iota_stronghold::engine::snapshot::try_set_encrypt_work_factor(19).expect("work factor");
+    let t = Instant::now();
+    let stronghold = Stronghold::default();
+    let client = stronghold.create_client(b"c").expect("client");
+    client
+        .store()
+        .insert(b"k".to_vec(), vec![b'r'; 1024], None)
+        .expect("insert");
+    stronghold.commit_with_keyprovider(&path, &key()).expect("commit");
+    let create = t.elapsed();
+    let mut opens = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let s = Stronghold::default();
+        s.load_client_from_snapshot(b"c", &key(), &path).expect("load");
+        opens.push(t.elapsed());
+    }
+    let (omin, omed, omax) = median(opens);
+    println!(
+        "| stock Stronghold, work factor 19 (3 opens, 1 save) | {} | {} ({}–{}) | ≈ create |",
+        ms(create),
+        ms(omed),
+        ms(omin),
+        ms(omax)
+    );
+}
+
 fn main() {
     let profile = if cfg!(debug_assertions) {
         "dev"
@@ -85,4 +119,5 @@ fn main() {
     let service_dir = tempfile::tempdir().expect("tempdir");
     let _service = secret_service::PrivateSecretService::start(service_dir.path());
     bench_source("keychain", &KeySource::keychain, dir.path());
+    bench_stock_work_factor(dir.path());
 }
