@@ -145,11 +145,22 @@ impl TokenVerifier {
         if let Some(jwk) = find_key(&cache.keys, kid, alg) {
             return Ok(jwk);
         }
+        if kid.is_some()
+            && cache
+                .keys
+                .keys
+                .iter()
+                .any(|k| k.common.key_id.as_deref() == kid)
+        {
+            return Err(AuthError::Invalid("algorithm does not match key"));
+        }
         let may_refetch = cache
             .last_fetch
             .is_none_or(|t| t.elapsed() >= self.refetch_interval);
         if !may_refetch {
-            return Err(AuthError::Invalid("unknown signing key"));
+            // Possibly a key the issuer just rotated in: a temporary refusal lets the client
+            // retry after the interval instead of treating its token as invalid for good.
+            return Err(AuthError::KeysUnavailable);
         }
         if let Err(e) = self.fetch(&mut cache).await {
             tracing::warn!(error = %e, "cannot refresh issuer key set");
