@@ -80,13 +80,16 @@ fn bench_stock_work_factor(dir: &std::path::Path) {
         .store()
         .insert(b"k".to_vec(), vec![b'r'; 1024], None)
         .expect("insert");
-    stronghold.commit_with_keyprovider(&path, &key()).expect("commit");
+    stronghold
+        .commit_with_keyprovider(&path, &key())
+        .expect("commit");
     let create = t.elapsed();
     let mut opens = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
         let s = Stronghold::default();
-        s.load_client_from_snapshot(b"c", &key(), &path).expect("load");
+        s.load_client_from_snapshot(b"c", &key(), &path)
+            .expect("load");
         opens.push(t.elapsed());
     }
     let (omin, omed, omax) = median(opens);

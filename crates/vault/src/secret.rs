@@ -88,3 +88,34 @@ impl AccountId {
         key
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_keys_never_collide_across_accounts() {
+        let a = AccountId::new("https://i/a", "b:c");
+        let b = AccountId::new("https://i/a:b", "c");
+        assert_ne!(
+            a.record_key("x"),
+            b.record_key("x"),
+            "length prefixes keep (issuer, subject) pairs apart"
+        );
+        assert!(
+            a.record_key("refresh_token")
+                .starts_with(&a.record_prefix()),
+            "every key of an account starts with its prefix"
+        );
+        assert!(
+            !b.record_key("x").starts_with(&a.record_prefix()),
+            "another account's keys never match this account's prefix (sign-out wipes only it)"
+        );
+        let short = AccountId::new("https://i", "1");
+        let longer = AccountId::new("https://i", "12");
+        assert!(
+            !longer.record_key("x").starts_with(&short.record_prefix()),
+            "a subject that extends another subject is not matched by its prefix"
+        );
+    }
+}
