@@ -434,6 +434,22 @@ impl Conn {
             tracing::info!(user = %identity.user, ?a, "connection limit");
             return Err(Disconnect::CONNECTION_LIMIT);
         }
+        // Default rooms are open: every user is a member from the first connect on.
+        let store = self.state.store.clone();
+        let (rooms, user) = (
+            self.state.config.default_rooms.clone(),
+            identity.user.clone(),
+        );
+        let joined = tokio::task::spawn_blocking(move || {
+            rooms
+                .iter()
+                .try_for_each(|r| store.join_room(r, &user).map(|_| ()))
+        })
+        .await;
+        if !matches!(joined, Ok(Ok(()))) {
+            tracing::error!("cannot add user to default rooms");
+            return Ok(err(id, ErrorCode::INTERNAL));
+        }
         let ttl = identity.expires_at.saturating_sub(unix_now());
         tracing::info!(user = %identity.user, ttl, "connected");
         self.session = Some(Session {
