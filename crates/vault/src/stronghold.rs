@@ -240,6 +240,14 @@ impl StrongholdStore {
         set_work_factor()?;
         let tmp = temp_path(&self.path);
         let result = (|| {
+            // Claim the temp path first: an unwritable directory or a full disk then surfaces
+            // as `Io { path }` instead of an opaque engine message. The engine renames its own
+            // salted temp file over this placeholder.
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| Error::io(&tmp, e))?;
             inner
                 .stronghold
                 .commit_with_keyprovider(&SnapshotPath::from_path(&tmp), &inner.key)
