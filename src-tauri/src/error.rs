@@ -43,3 +43,30 @@ impl serde::Serialize for Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_serialize_as_code_and_message() {
+        let v = serde_json::to_value(Error::from(confab_auth::Error::LoginExpired)).unwrap();
+        assert_eq!(v["code"], "login-expired", "auth errors keep their kebab-case code");
+        assert_eq!(
+            v["message"],
+            confab_auth::Error::LoginExpired.to_string(),
+            "the message is the plain-words Display text"
+        );
+        let v = serde_json::to_value(Error::Config("config.toml:3:1: key `isuer`".into())).unwrap();
+        assert_eq!(v["code"], "config", "config errors have code `config`");
+        assert!(
+            v["message"].as_str().unwrap().contains("isuer"),
+            "the config message names the key"
+        );
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            2,
+            "nothing but code and message crosses IPC"
+        );
+    }
+}

@@ -62,3 +62,49 @@ impl UiEvent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_have_the_shape_the_ui_reads() {
+        let pending = UiEvent::SignInPending {
+            deadline: 1_700_000_000_000,
+            redirect: "private-use-scheme",
+        };
+        assert_eq!(
+            serde_json::to_value(&pending).unwrap(),
+            json!({"type": "sign-in-pending", "deadline": 1_700_000_000_000u64, "redirect": "private-use-scheme"}),
+            "ui/app.js switches on `type` and reads `deadline` in ms"
+        );
+        let signed_in = UiEvent::SignedIn {
+            user: UserView {
+                name: Some("Alice Example".into()),
+                email: Some("alice@example.test".into()),
+                issuer: "http://127.0.0.1:8400".into(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&signed_in).unwrap(),
+            json!({"type": "signed-in", "user": {"name": "Alice Example", "email": "alice@example.test", "issuer": "http://127.0.0.1:8400"}}),
+            "signed-in carries only name, email and issuer"
+        );
+        assert_eq!(
+            serde_json::to_value(UiEvent::SignedOut { reason: "cancelled" }).unwrap(),
+            json!({"type": "signed-out", "reason": "cancelled"}),
+            "signed-out carries its reason"
+        );
+    }
+
+    #[test]
+    fn failure_event_carries_code_and_plain_message() {
+        let e = crate::error::Error::from(confab_auth::Error::StateMismatch);
+        assert_eq!(
+            serde_json::to_value(UiEvent::failed(&e)).unwrap(),
+            json!({"type": "sign-in-failed", "code": "state-mismatch", "message": e.to_string()}),
+            "sign-in-failed carries the auth error's stable code and its plain-words message"
+        );
+    }
+}

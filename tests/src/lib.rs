@@ -597,3 +597,46 @@ pub fn query_param(url: &Url, name: &str) -> Option<String> {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
+
+/// Plays the browser following a loopback redirect: a plain HTTP/1.1 GET of `url` (which must be
+/// `http://127.0.0.1:{port}/...`). Returns the status code and the body.
+pub async fn browser_get(url: &Url) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = url
+        .port()
+        .ok_or_else(|| Error::Other(format!("{url} has no port")))?;
+    let io = |what: &str| {
+        let what = what.to_owned();
+        move |source| Error::Io { what, source }
+    };
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(io("connecting to the loopback redirect"))?;
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: confab-e2e\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(io("sending the loopback request"))?;
+    let mut response = Vec::new();
+    tokio::time::timeout(UI_TIMEOUT, stream.read_to_end(&mut response))
+        .await
+        .map_err(|_| Error::Other("the loopback listener did not answer".into()))?
+        .map_err(io("reading the loopback response"))?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::Other(format!("not an HTTP response: {text:.80}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
