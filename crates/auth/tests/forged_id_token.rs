@@ -103,6 +103,14 @@ impl FakeProvider {
                         }
                         _ => String::new(),
                     };
+                    if let Some(location) = body.strip_prefix("REDIRECT ") {
+                        let response = format!(
+                            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                        let _ = stream.write_all(response.as_bytes()).await;
+                        let _ = stream.shutdown().await;
+                        return;
+                    }
                     let status = if body.is_empty() {
                         "404 Not Found"
                     } else {
@@ -408,5 +416,31 @@ async fn unsigned_token_is_rejected() {
             Some(ErrorCode::IdTokenInvalid) | Some(ErrorCode::TokenEndpoint)
         ),
         "an `alg: none` ID token never signs anyone in (got {code:?})"
+    );
+}
+
+#[tokio::test]
+async fn token_requests_never_follow_redirects() {
+    let p = FakeProvider::start().await;
+    // Where a malicious or compromised provider would bounce the code (SSRF / code leak).
+    let elsewhere = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let elsewhere_url = format!(
+        "http://127.0.0.1:{}/steal",
+        elsewhere.local_addr().expect("addr").port()
+    );
+    let r = login_with(&p, |_| format!("REDIRECT {elsewhere_url}")).await;
+    assert!(
+        r.is_err(),
+        "a redirected token response never signs anyone in"
+    );
+    assert_eq!(
+        p.token_requests(),
+        1,
+        "the token endpoint itself was asked once"
+    );
+    let hit = tokio::time::timeout(std::time::Duration::ZERO, elsewhere.accept()).await;
+    assert!(
+        hit.is_err(),
+        "the token client does not follow the redirect to another address"
     );
 }

@@ -264,11 +264,20 @@ async fn unknown_state_is_refused_and_keeps_the_pending_login() {
     let client = client(&idp).await;
     let callback = browser_part(&client).await;
     let forged = with_param(&callback, "state", Some("attacker-chosen-state-value"));
+    let err = client.complete(&forged).await.expect_err("unknown state");
     assert_eq!(
-        code_of(client.complete(&forged).await),
+        err.code(),
         ErrorCode::StateMismatch,
         "a callback with an unknown state is refused (CSRF)"
     );
+    let params = CallbackParams::parse(&Url::parse(&forged).expect("url"));
+    let code = params.code.clone().expect("code");
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(
+            !shown.contains(&code) && !shown.contains("attacker-chosen-state-value"),
+            "error texts never echo the code or the state: {shown}"
+        );
+    }
     assert_eq!(
         token_requests(&idp).await,
         0,
