@@ -8,13 +8,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use openidconnect::core::{
     CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreIdToken,
-    CoreTokenResponse,
+    CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreTokenResponse,
 };
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClaimsVerificationError, ClientId, CsrfToken,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, LogoutRequest, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl,
-    RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse, TokenUrl,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, JsonWebKeySetUrl, LogoutRequest,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse,
+    TokenUrl,
 };
 use serde::Serialize;
 use url::{Host, Url};
@@ -30,6 +31,8 @@ pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Assumed access-token lifetime when the provider omits `expires_in` (deliberately short).
 pub const ASSUMED_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// Least time between two JWKS re-fetches triggered by an unknown signing key.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 /// How many finished logins are remembered to recognise replayed callbacks.
 const FINISHED_MEMORY: usize = 8;
 /// Authorization parameters this crate sets itself; `extra_auth_params` may not override them.
@@ -220,6 +223,12 @@ struct PendingLogin {
     deadline: Instant,
 }
 
+struct JwksCache {
+    keys: CoreJsonWebKeySet,
+    /// When the keys were last re-fetched because of an unknown key (not set at discovery).
+    fetched_at: Option<Instant>,
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Outcome {
     Used,
@@ -269,6 +278,10 @@ pub struct AuthClient {
     /// The issuer string exactly as discovered (RFC 9207 compares strings, not URLs).
     issuer: String,
     oidc: OidcClient,
+    /// The provider's keys; re-fetched when a token is signed by a key not in this set.
+    jwks: Mutex<JwksCache>,
+    jwks_url: JsonWebKeySetUrl,
+    id_token_algs: Vec<CoreJwsSigningAlgorithm>,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     slot: Mutex<LoginSlot>,
@@ -362,6 +375,12 @@ impl AuthClient {
             })?;
         let info = provider_info(&metadata)?;
         let issuer = metadata.issuer().to_string();
+        let jwks = JwksCache {
+            keys: metadata.jwks().clone(),
+            fetched_at: None,
+        };
+        let jwks_url = metadata.jwks_uri().clone();
+        let id_token_algs = metadata.id_token_signing_alg_values_supported().clone();
         let token_url = TokenUrl::from_url(info.token_endpoint.clone());
         let oidc = CoreClient::from_provider_metadata(
             metadata,
@@ -380,6 +399,9 @@ impl AuthClient {
             info,
             issuer,
             oidc,
+            jwks: Mutex::new(jwks),
+            jwks_url,
+            id_token_algs,
             http,
             clock: Arc::new(SystemClock),
             slot: Mutex::new(LoginSlot::default()),
@@ -563,7 +585,9 @@ impl AuthClient {
             .request_async(&self.http)
             .await
             .map_err(token_error)?;
-        let (user, id_token) = self.validate_id_token(&response, Some(&login.nonce))?;
+        let (user, id_token) = self
+            .validate_id_token(&response, Some(&login.nonce))
+            .await?;
         let user = user.ok_or(Error::IdTokenInvalid(IdTokenProblem::Missing))?;
         Ok(SignedIn {
             user,
@@ -572,8 +596,10 @@ impl AuthClient {
     }
 
     /// Verify the ID token in a token response (when `nonce` is given it is required and
-    /// must match). Returns the user and the raw token.
-    fn validate_id_token(
+    /// must match). Returns the user and the raw token. If the signature does not verify,
+    /// the JWKS is fetched again once (the provider may have rotated its keys) and the check
+    /// repeated with the fresh keys.
+    async fn validate_id_token(
         &self,
         response: &CoreTokenResponse,
         nonce: Option<&Nonce>,
@@ -584,7 +610,63 @@ impl AuthClient {
                 None => Ok((None, None)),
             };
         };
-        let verifier = self.oidc.id_token_verifier();
+        let keys = lock(&self.jwks).keys.clone();
+        match self.verify_id_token(id_token, response, nonce, keys) {
+            Err(Error::IdTokenInvalid(IdTokenProblem::Signature)) => {}
+            other => return other.map(|(u, t)| (Some(u), Some(t))),
+        }
+        let Some(fresh) = self.refetch_jwks().await else {
+            return Err(Error::IdTokenInvalid(IdTokenProblem::Signature));
+        };
+        self.verify_id_token(id_token, response, nonce, fresh)
+            .map(|(u, t)| (Some(u), Some(t)))
+    }
+
+    /// Fetch the JWKS again unless that happened very recently. Returns the new keys if they
+    /// differ from the cached ones.
+    async fn refetch_jwks(&self) -> Option<CoreJsonWebKeySet> {
+        {
+            let mut cache = lock(&self.jwks);
+            let now = self.clock.now();
+            if cache
+                .fetched_at
+                .is_some_and(|t| now.saturating_duration_since(t) < JWKS_REFETCH_INTERVAL)
+            {
+                return None;
+            }
+            cache.fetched_at = Some(now);
+        }
+        let fresh = match CoreJsonWebKeySet::fetch_async(&self.jwks_url, &self.http).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!(error = %e, "re-fetching the provider's JWKS failed");
+                return None;
+            }
+        };
+        let mut cache = lock(&self.jwks);
+        let old = serde_json::to_string(&cache.keys).ok();
+        if serde_json::to_string(&fresh).ok() == old {
+            return None;
+        }
+        tracing::info!("provider keys changed; JWKS updated");
+        cache.keys = fresh.clone();
+        Some(fresh)
+    }
+
+    fn verify_id_token(
+        &self,
+        id_token: &CoreIdToken,
+        response: &CoreTokenResponse,
+        nonce: Option<&Nonce>,
+        keys: CoreJsonWebKeySet,
+    ) -> Result<(UserInfo, SecretString)> {
+        let verifier = CoreIdTokenVerifier::new_public_client(
+            ClientId::new(self.config.client_id.clone()),
+            IssuerUrl::new(self.issuer.clone())
+                .map_err(|_| Error::IdTokenInvalid(IdTokenProblem::Issuer))?,
+            keys,
+        )
+        .set_allowed_algs(self.id_token_algs.clone());
         let claims = match nonce {
             Some(n) => id_token.claims(&verifier, n),
             // Refresh: no nonce was sent. Providers may repeat the original one (oidc-provider
@@ -614,7 +696,7 @@ impl AuthClient {
                 .map(|n| n.to_string()),
             email: claims.email().map(|e| e.to_string()),
         };
-        Ok((Some(user), Some(SecretString::new(id_token.to_string()))))
+        Ok((user, SecretString::new(id_token.to_string())))
     }
 
     fn token_set(&self, r: &CoreTokenResponse, id_token: Option<SecretString>) -> TokenSet {
@@ -643,7 +725,7 @@ impl AuthClient {
             .request_async(&self.http)
             .await
             .map_err(token_error)?;
-        let (_, id_token) = self.validate_id_token(&response, None)?;
+        let (_, id_token) = self.validate_id_token(&response, None).await?;
         tracing::info!(
             rotated = response.refresh_token().is_some(),
             "tokens refreshed"

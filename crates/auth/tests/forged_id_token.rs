@@ -47,6 +47,7 @@ fn ed25519_key(kid: &str) -> CoreEdDsaPrivateSigningKey {
 struct FakeProvider {
     issuer: String,
     published: CoreEdDsaPrivateSigningKey,
+    jwks: Arc<Mutex<String>>,
     next_token_response: Arc<Mutex<String>>,
     token_requests: Arc<Mutex<u32>>,
 }
@@ -59,7 +60,10 @@ impl FakeProvider {
             listener.local_addr().expect("addr").port()
         );
         let published = ed25519_key(KID);
-        let jwks = serde_json::json!({ "keys": [published.as_verification_key()] }).to_string();
+        let jwks = Arc::new(Mutex::new(
+            serde_json::json!({ "keys": [published.as_verification_key()] }).to_string(),
+        ));
+        let served_jwks = jwks.clone();
         let discovery = serde_json::json!({
             "issuer": issuer,
             "authorization_endpoint": format!("{issuer}/auth"),
@@ -77,8 +81,12 @@ impl FakeProvider {
         let (next, count) = (next_token_response.clone(), token_requests.clone());
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
-                let (discovery, jwks, next, count) =
-                    (discovery.clone(), jwks.clone(), next.clone(), count.clone());
+                let (discovery, jwks, next, count) = (
+                    discovery.clone(),
+                    served_jwks.clone(),
+                    next.clone(),
+                    count.clone(),
+                );
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 16 * 1024];
                     let mut len = 0;
@@ -96,7 +104,7 @@ impl FakeProvider {
                     let path = head.split(' ').nth(1).unwrap_or("").to_owned();
                     let body = match path.as_str() {
                         "/.well-known/openid-configuration" => discovery,
-                        "/jwks" => jwks,
+                        "/jwks" => jwks.lock().expect("lock").clone(),
                         "/token" => {
                             *count.lock().expect("lock") += 1;
                             next.lock().expect("lock").clone()
@@ -128,9 +136,16 @@ impl FakeProvider {
         Self {
             issuer,
             published,
+            jwks,
             next_token_response,
             token_requests,
         }
+    }
+
+    /// Replace the served JWKS (key rotation).
+    fn publish(&self, keys: &[&CoreEdDsaPrivateSigningKey]) {
+        let keys: Vec<_> = keys.iter().map(|k| k.as_verification_key()).collect();
+        *self.jwks.lock().expect("lock") = serde_json::json!({ "keys": keys }).to_string();
     }
 
     fn token_requests(&self) -> u32 {
@@ -443,4 +458,45 @@ async fn token_requests_never_follow_redirects() {
         hit.is_err(),
         "the token client does not follow the redirect to another address"
     );
+}
+
+#[tokio::test]
+async fn rotated_provider_keys_are_picked_up() {
+    let p = FakeProvider::start().await;
+    let issuer = url::Url::parse(&p.issuer).expect("issuer url");
+    let client = AuthClient::discover(AuthConfig::new(issuer, CLIENT))
+        .await
+        .expect("discovery");
+    // The provider rotates to a new key after the client discovered the old JWKS.
+    let rotated = ed25519_key("rotated-key");
+    p.publish(&[&rotated]);
+    let start = client
+        .begin(RedirectTarget::private_use(REDIRECT).expect("redirect"))
+        .expect("begin");
+    let param = |name: &str| {
+        start
+            .authorize_url
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .expect("authorize URL parameter")
+    };
+    *p.next_token_response.lock().expect("lock") = token_response(Some(&sign(Forge {
+        key: &rotated,
+        issuer: p.issuer.clone(),
+        audience: CLIENT.into(),
+        nonce: param("nonce"),
+        expires_in: ChronoDuration::minutes(5),
+        at_hash_of: None,
+    })));
+    let mut callback = url::Url::parse(REDIRECT).expect("url");
+    callback
+        .query_pairs_mut()
+        .append_pair("code", "c")
+        .append_pair("state", &param("state"))
+        .append_pair("iss", &p.issuer);
+    client
+        .complete(callback.as_str())
+        .await
+        .expect("a token signed with the provider's new key verifies after re-fetching the JWKS");
 }
