@@ -176,6 +176,11 @@ impl TokenVerifier {
         if !ALLOWED_ALGORITHMS.contains(&header.alg) {
             return Err(AuthError::Invalid("algorithm not allowed"));
         }
+        // Tokens of other issuers are refused before any key lookup, so they cannot trigger
+        // JWKS refetches (the signature is still verified below for our own issuer).
+        if !self.claims_issuer_matches(token) {
+            return Err(AuthError::Invalid("wrong issuer"));
+        }
         let jwk = self.key_for(header.kid.as_deref(), header.alg).await?;
         let key =
             DecodingKey::from_jwk(&jwk).map_err(|_| AuthError::Invalid("unusable signing key"))?;
@@ -205,6 +210,27 @@ impl TokenVerifier {
             user: data.claims.sub,
             expires_at: data.claims.exp,
         })
+    }
+}
+
+impl TokenVerifier {
+    /// Reads `iss` from the unverified payload (only to reject early; never to accept).
+    fn claims_issuer_matches(&self, token: &str) -> bool {
+        use base64::Engine;
+        #[derive(Deserialize)]
+        struct Iss {
+            iss: Option<String>,
+        }
+        let Some(payload) = token.split('.').nth(1) else {
+            return false;
+        };
+        let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else {
+            return false;
+        };
+        match serde_json::from_slice::<Iss>(&bytes) {
+            Ok(Iss { iss: Some(iss) }) => iss.trim_end_matches('/') == self.issuer,
+            _ => false,
+        }
     }
 }
 
