@@ -941,6 +941,25 @@ mod tests {
         );
     }
 
+    #[allow(dead_code)] // compile-time check only
+    fn futures_are_send(c: &AuthClient, t: &SecretString) {
+        fn send<T: Send>(_: T) {}
+        send(c.complete("x"));
+        send(c.refresh(t));
+        send(c.revoke(t));
+        send(AuthClient::discover(AuthConfig::new(
+            Url::parse("https://example.com").unwrap(),
+            "c",
+        )));
+    }
+
+    #[test]
+    fn client_is_shareable_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<AuthClient>();
+        send_sync::<crate::LoopbackListener>();
+    }
+
     #[test]
     fn ct_eq_compares() {
         assert!(ct_eq("abc", "abc"), "equal strings compare equal");
