@@ -128,6 +128,22 @@ async fn acknowledged_publications_survive_sigkill_with_the_same_offsets_and_epo
         Some(26),
         "offsets continue after the last stored one"
     );
-    child.start_kill().expect("stop server");
-    let _ = child.wait().await;
+
+    // SIGTERM: graceful shutdown with 3001 to clients and a clean exit.
+    let pid = child.id().expect("running server has a pid");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "SIGTERM delivered");
+    assert_eq!(
+        c.expect_close().await.code,
+        confab_protocol::Disconnect::SHUTDOWN.code,
+        "SIGTERM disconnects clients with 3001 (shutdown)"
+    );
+    let exit = tokio::time::timeout(DEADLINE, child.wait())
+        .await
+        .expect("server exits after SIGTERM")
+        .expect("wait");
+    assert!(exit.success(), "graceful shutdown exits with status 0");
 }

@@ -108,10 +108,13 @@ async fn limits_give_clear_errors_and_bad_frames_disconnect_without_harm() {
     );
 
     // Command rate: a burst over the bucket gets 111 (temporary), the connection stays.
-    let mut ids = Vec::new();
-    for _ in 0..40 {
-        ids.push(c.send_cmd(json!({"ping": {}})).await);
-    }
+    // One batched frame of 40 commands: processed at once, so the bucket (20) cannot refill.
+    let ids: Vec<u32> = (1000..1040).collect();
+    let batch: Vec<String> = ids
+        .iter()
+        .map(|id| format!(r#"{{"id":{id},"ping":{{}}}}"#))
+        .collect();
+    c.send_text(&batch.join("\n")).await;
     let mut limited = 0;
     for id in ids {
         let r = c.reply_to(id).await;
