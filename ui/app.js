@@ -25,6 +25,8 @@ const HINTS = {
 };
 
 let countdownTimer = null;
+// Counts failure events; exposed as #error[data-seq] so tests can tell a repeated error apart.
+let failures = 0;
 let current = 'none';
 
 function show(name) {
@@ -108,6 +110,8 @@ function onEvent(event) {
       el('error').textContent = sentence(event.message);
       el('error-hint').textContent = HINTS[event.code] || '';
       el('error').dataset.code = event.code;
+      failures += 1;
+      el('error').dataset.seq = String(failures);
       show('error');
       announce(`Sign-in didn't work. ${sentence(event.message)}`);
       el('try-again').focus();

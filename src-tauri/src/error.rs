@@ -51,7 +51,10 @@ mod tests {
     #[test]
     fn errors_serialize_as_code_and_message() {
         let v = serde_json::to_value(Error::from(confab_auth::Error::LoginExpired)).unwrap();
-        assert_eq!(v["code"], "login-expired", "auth errors keep their kebab-case code");
+        assert_eq!(
+            v["code"], "login-expired",
+            "auth errors keep their kebab-case code"
+        );
         assert_eq!(
             v["message"],
             confab_auth::Error::LoginExpired.to_string(),

@@ -92,7 +92,10 @@ mod tests {
             "signed-in carries only name, email and issuer"
         );
         assert_eq!(
-            serde_json::to_value(UiEvent::SignedOut { reason: "cancelled" }).unwrap(),
+            serde_json::to_value(UiEvent::SignedOut {
+                reason: "cancelled"
+            })
+            .unwrap(),
             json!({"type": "signed-out", "reason": "cancelled"}),
             "signed-out carries its reason"
         );

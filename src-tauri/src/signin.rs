@@ -219,9 +219,8 @@ impl SignInFlow {
             st.attempt == attempt && matches!(st.view, UiEvent::SignInPending { .. })
         };
         if still_pending {
-            if let Some(client) = self.client.lock().await.as_ref() {
-                client.cancel();
-            }
+            // The pending login stays in confab-auth, which refuses it as expired by itself: a
+            // late redirect then gets the same "took too long" answer, and no token request.
             self.fail(confab_auth::Error::LoginExpired.into());
         }
     }

@@ -1,7 +1,8 @@
 //! Errors of the E2E harness. Each message says what to do about it.
 
-/// Everything the harness can fail with.
-#[derive(Debug, thiserror::Error)]
+/// Everything the harness can fail with. `Debug` prints the same words as `Display`, so a
+/// test's `.expect()` shows the advice (and the log tail) instead of a struct dump.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// No X display: the app needs one.
     #[error("DISPLAY is not set: the E2E tests drive the real app window; run under xvfb-run (cargo xtask test does this), e.g. `xvfb-run -a cargo test -p confab-e2e`")]
@@ -54,6 +55,12 @@ pub enum Error {
     /// Anything else that went wrong, in words.
     #[error("{0}")]
     Other(String),
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Result with this crate's [`Error`].

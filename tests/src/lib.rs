@@ -132,7 +132,8 @@ fn newest(path: &Path) -> Option<(PathBuf, SystemTime)> {
         .max_by_key(|(_, t)| *t)
 }
 
-/// `tauri-driver`: `TAURI_DRIVER`, else `target/tools/bin/tauri-driver`, else on `PATH`.
+/// `tauri-driver`: `TAURI_DRIVER`, else `$CONFAB_TOOLS_DIR/bin/tauri-driver` (set by
+/// `cargo xtask test`; default `target/tools`), else on `PATH`.
 pub fn tauri_driver() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("TAURI_DRIVER") {
         let p = PathBuf::from(p);
@@ -146,7 +147,10 @@ pub fn tauri_driver() -> Result<PathBuf> {
             })
         };
     }
-    let local = target_dir().join("tools").join("bin").join("tauri-driver");
+    let tools = std::env::var_os("CONFAB_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("tools"));
+    let local = tools.join("bin").join("tauri-driver");
     if local.is_file() {
         return Ok(local);
     }
@@ -266,6 +270,8 @@ pub struct AppOptions {
     pub login_hint: String,
     /// Extra environment for the app.
     pub extra_env: Vec<(String, String)>,
+    /// Command-line arguments of the app (e.g. a redirect URL that "launched" it).
+    pub args: Vec<String>,
 }
 
 impl Default for AppOptions {
@@ -274,6 +280,7 @@ impl Default for AppOptions {
             redirect_mode: "scheme".into(),
             login_hint: "alice".into(),
             extra_env: Vec::new(),
+            args: Vec::new(),
         }
     }
 }
@@ -368,7 +375,7 @@ impl AppUnderTest {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "tauri:options".into(),
-            serde_json::json!({ "application": app }),
+            serde_json::json!({ "application": app, "args": options.args }),
         );
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let mut builder = ClientBuilder::new(connector);
@@ -451,6 +458,39 @@ impl AppUnderTest {
                     seconds: UI_TIMEOUT.as_secs(),
                     details: log_tail(&self.log),
                 });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The value of attribute `name` of the element matching `css`, if both exist.
+    pub async fn attr(&self, css: &str, name: &str) -> Result<Option<String>> {
+        match self.client.find(Locator::Css(css)).await {
+            Ok(el) => Ok(el.attr(name).await?),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Waits until attribute `name` of the element matching `css` differs from `before`;
+    /// returns the new value.
+    pub async fn wait_for_attr_change(
+        &self,
+        css: &str,
+        name: &str,
+        before: Option<&str>,
+    ) -> Result<Option<String>> {
+        let deadline = Instant::now() + UI_TIMEOUT;
+        loop {
+            let now = self.attr(css, name).await?;
+            if now.as_deref() != before {
+                return Ok(now);
+            }
+            if Instant::now() >= deadline {
+                return Err(timeout(
+                    &format!("{css}[{name}] to change from {before:?}"),
+                    UI_TIMEOUT,
+                    &self.log,
+                ));
             }
             tokio::time::sleep(POLL).await;
         }
@@ -639,4 +679,35 @@ pub async fn browser_get(url: &Url) -> Result<(u16, String)> {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_shaped_strings_finds_jwts_and_opaque_tokens_only() {
+        let jwt =
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU";
+        let opaque = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5";
+        let page = format!("<p>Signed in as Alice Example</p><i>{jwt}</i> x {opaque}");
+        assert_eq!(
+            token_shaped_strings(&page),
+            vec![jwt.to_owned(), opaque.to_owned()],
+            "JWTs and long opaque tokens are flagged"
+        );
+        assert!(
+            token_shaped_strings("<p>Signed in as Alice Example</p> http://127.0.0.1:8400")
+                .is_empty(),
+            "ordinary page text is not flagged"
+        );
+    }
+
+    #[test]
+    fn missing_display_is_a_clear_failure() {
+        assert!(
+            Error::NoDisplay.to_string().contains("xvfb-run"),
+            "the message says how to run the tests"
+        );
+    }
 }
