@@ -90,8 +90,12 @@ async fn websocket(ws: WebSocketUpgrade, State(state): State<AppState>) -> impl 
     // The transport limit sits above the protocol limit so an oversize frame gets the clear
     // protocol disconnect (3501) instead of a bare transport error.
     let transport_max = state.config.max_frame_bytes.saturating_mul(4);
+    // Small I/O buffers: the tungstenite defaults (128 KiB each) would cost ~150 KiB per idle
+    // connection; chat frames are small and larger ones still work, just in more reads.
     ws.max_message_size(transport_max)
         .max_frame_size(transport_max)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
         .on_upgrade(move |socket| {
             let client = uuid::Uuid::new_v4().to_string();
             let span = tracing::info_span!("conn", client = %client);
