@@ -1,11 +1,49 @@
 //! Errors of this crate.
 
-/// Everything that can go wrong here.
+/// Everything that can go wrong in the relay.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Placeholder until the crate grows real failure modes.
-    #[error("not implemented yet: {0}")]
-    Unimplemented(&'static str),
+    /// The outbox database could not be opened or written.
+    #[error("outbox storage: {0}")]
+    Outbox(#[from] rusqlite::Error),
+    /// The background task has stopped (the relay was shut down).
+    #[error("the chat relay is not running")]
+    Stopped,
+    /// A request did not get an answer in time (e.g. the server is unreachable).
+    #[error("the chat server did not answer in time")]
+    Timeout,
+    /// The server answered a request with an error.
+    #[error("chat server error {code}: {message}")]
+    Server {
+        /// Protocol error code (100–112).
+        code: u32,
+        /// Server's message.
+        message: String,
+    },
+    /// The server's answer could not be understood.
+    #[error("unexpected answer from the chat server: {0}")]
+    Protocol(String),
+    /// The room id is not valid (1–64 of `[A-Za-z0-9_-]`).
+    #[error("invalid room id")]
+    InvalidRoom,
+    /// No outbox message with that id (already sent, or never queued).
+    #[error("no such message in the outbox")]
+    UnknownMessage,
+    /// The message text is empty or too long.
+    #[error("message text must be 1 to {max} characters")]
+    InvalidText {
+        /// Maximum length in characters.
+        max: usize,
+    },
+    /// The connection dropped before the server answered.
+    #[error("the connection to the chat server was lost")]
+    ConnectionLost,
+    /// The room has not been opened (older pages need its stream position).
+    #[error("open the room first")]
+    RoomNotOpen,
+    /// A blocking storage task failed to run.
+    #[error("storage task failed: {0}")]
+    Join(String),
 }
 
 /// Result with this crate's [`Error`].

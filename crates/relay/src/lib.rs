@@ -1,5 +1,26 @@
-//! Chat relay: Centrifugo protocol client with reconnect, recovery and a durable outbox.
+//! Chat relay: a Centrifugo client protocol v2 (JSON) client with in-band token refresh,
+//! reconnect with backoff, recovery of missed messages and a durable outbox, relaying typed
+//! events to the UI.
+//!
+//! Start it with [`RelayHandle::start`] (a [`RelayConfig`], a [`TokenSource`]); keep the handle
+//! and forward the returned event receiver to the UI. See the crate README for the behaviour.
 
+pub mod config;
 pub mod error;
+pub mod events;
+mod handle;
+pub mod outbox;
+mod outlet;
+#[cfg(feature = "session")]
+pub mod session;
+mod task;
+pub mod token;
+pub mod transport;
 
+pub use config::{RelayConfig, RelayConfigBuilder};
 pub use error::{Error, Result};
+pub use events::{ChatEntry, ConnectionState, Event, RoomInfo, RoomPage, SendState};
+pub use handle::{RelayHandle, MAX_TEXT_CHARS};
+pub use outbox::OutboxItem;
+pub use token::{BoxFuture, StaticToken, TokenError, TokenSource};
+pub use transport::{Connection, Connector, Inbound, TransportError, WsConnector};

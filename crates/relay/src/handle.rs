@@ -1,0 +1,207 @@
+//! The cloneable handle the app holds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_protocol::{room_channel, room_id};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::config::RelayConfig;
+use crate::error::{Error, Result};
+use crate::events::{Event, RoomInfo, RoomPage};
+use crate::outbox::{Outbox, OutboxItem};
+use crate::task::{new_item, Cmd, Core};
+use crate::token::TokenSource;
+use crate::transport::{Connector, WsConnector};
+
+/// Longest message text in characters.
+pub const MAX_TEXT_CHARS: usize = 4000;
+
+/// A handle to the relay's background task. Cheap to clone; the task stops when every handle
+/// is dropped or [`RelayHandle::shutdown`] is called.
+#[derive(Clone)]
+pub struct RelayHandle {
+    tx: mpsc::Sender<Cmd>,
+    outbox: Outbox,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for RelayHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayHandle").finish_non_exhaustive()
+    }
+}
+
+fn valid_room(room: &str) -> Result<()> {
+    room_id(&room_channel(room))
+        .map(|_| ())
+        .ok_or(Error::InvalidRoom)
+}
+
+impl RelayHandle {
+    /// Starts the relay over WebSocket. Must be called inside a tokio runtime. Returns the
+    /// handle and the (bounded) event stream for the UI.
+    pub fn start(
+        config: RelayConfig,
+        source: Arc<dyn TokenSource>,
+    ) -> Result<(Self, mpsc::Receiver<Event>)> {
+        Self::start_with(config, source, Arc::new(WsConnector))
+    }
+
+    /// Starts the relay with a custom transport.
+    pub fn start_with(
+        config: RelayConfig,
+        source: Arc<dyn TokenSource>,
+        connector: Arc<dyn Connector>,
+    ) -> Result<(Self, mpsc::Receiver<Event>)> {
+        let outbox = Outbox::open(&config.outbox_path)?;
+        let (events_tx, events_rx) = mpsc::channel(config.event_capacity);
+        let (tx, rx) = mpsc::channel(256);
+        let request_timeout = config.request_timeout;
+        let core = Core::new(config, source, connector, outbox.clone(), events_tx)?;
+        tokio::spawn(core.run(rx));
+        Ok((
+            Self {
+                tx,
+                outbox,
+                request_timeout,
+            },
+            events_rx,
+        ))
+    }
+
+    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Cmd) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    async fn rpc(&self, method: &'static str, data: Value) -> Result<Value> {
+        self.request(|reply| Cmd::Rpc {
+            method,
+            data,
+            reply,
+        })
+        .await
+    }
+
+    /// Every room, with whether the user is a member (`rooms.list`).
+    pub async fn list_rooms(&self) -> Result<Vec<RoomInfo>> {
+        let v = self.rpc("rooms.list", json!({})).await?;
+        let rooms = v.get("rooms").cloned().unwrap_or(Value::Null);
+        serde_json::from_value(rooms).map_err(|e| Error::Protocol(e.to_string()))
+    }
+
+    /// Creates a room (the user becomes a member). Without `id` the server picks one.
+    pub async fn create_room(&self, name: &str, id: Option<&str>) -> Result<RoomInfo> {
+        if let Some(id) = id {
+            valid_room(id)?;
+        }
+        let mut data = json!({ "name": name });
+        if let Some(id) = id {
+            data["id"] = json!(id);
+        }
+        let v = self.rpc("rooms.create", data).await?;
+        room_from(v)
+    }
+
+    /// Joins an existing room.
+    pub async fn join_room(&self, id: &str) -> Result<RoomInfo> {
+        valid_room(id)?;
+        let v = self.rpc("rooms.join", json!({ "id": id })).await?;
+        room_from(v)
+    }
+
+    /// Opens a room: subscribes (kept across reconnects) and returns its latest page. The same
+    /// page is also sent as a `RoomReset` event, in order with the room's messages; after it the
+    /// room's `Message` events continue exactly where the page ends.
+    pub async fn open_room(&self, room: &str) -> Result<RoomPage> {
+        valid_room(room)?;
+        let room = room.to_owned();
+        self.request(|reply| Cmd::OpenRoom { room, reply }).await
+    }
+
+    /// The page of messages before `before_offset` (the oldest offset the UI has) in an open room.
+    pub async fn load_older(&self, room: &str, before_offset: u64) -> Result<RoomPage> {
+        valid_room(room)?;
+        let room = room.to_owned();
+        self.request(|reply| Cmd::LoadOlder {
+            room,
+            before: before_offset,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends a message: it is written to the outbox (durably) before this returns, then
+    /// published; its state arrives as `MessageState` events. Returns the client message id.
+    pub async fn send(&self, room: &str, text: &str) -> Result<Uuid> {
+        valid_room(room)?;
+        let chars = text.chars().count();
+        if text.trim().is_empty() || chars > MAX_TEXT_CHARS {
+            return Err(Error::InvalidText {
+                max: MAX_TEXT_CHARS,
+            });
+        }
+        let item = new_item(room, text);
+        let outbox = self.outbox.clone();
+        let stored = item.clone();
+        tokio::task::spawn_blocking(move || outbox.insert(&stored))
+            .await
+            .map_err(|e| Error::Join(e.to_string()))??;
+        let id = item.id;
+        self.tx
+            .send(Cmd::Queued(item))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        Ok(id)
+    }
+
+    /// Publishes a failed message again (same id).
+    pub async fn retry(&self, id: Uuid) -> Result<()> {
+        self.request(|reply| Cmd::Retry { id, reply }).await
+    }
+
+    /// Messages still in the outbox, oldest first.
+    pub async fn outbox(&self) -> Result<Vec<OutboxItem>> {
+        let outbox = self.outbox.clone();
+        tokio::task::spawn_blocking(move || outbox.list())
+            .await
+            .map_err(|e| Error::Join(e.to_string()))?
+    }
+
+    /// The network came back or the device resumed: skip the pending reconnect delay.
+    pub fn notify_network_up(&self) {
+        let _ = self.tx.try_send(Cmd::NetworkUp);
+    }
+
+    /// Reconnect after a terminal disconnect or sign-out (e.g. after signing in again).
+    pub fn reconnect(&self) {
+        let _ = self.tx.try_send(Cmd::Reconnect);
+    }
+
+    /// Closes the connection and stops the task (the outbox keeps unsent messages).
+    pub async fn shutdown(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Shutdown(done)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn room_from(v: Value) -> Result<RoomInfo> {
+    let room = v.get("room").cloned().unwrap_or(Value::Null);
+    let mut info: RoomInfo =
+        serde_json::from_value(room).map_err(|e| Error::Protocol(e.to_string()))?;
+    info.member = true;
+    Ok(info)
+}
