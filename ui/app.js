@@ -84,7 +84,9 @@ function onEvent(event) {
     case 'signed-out':
       stopCountdown();
       show('signIn');
-      announce(event.reason === 'cancelled' ? 'Sign-in cancelled.' : 'Signed out.');
+      if (event.reason === 'cancelled') announce('Sign-in cancelled.');
+      else if (event.reason === 'signed-out') announce('Signed out.');
+      el('sign-in').focus();
       break;
     case 'sign-in-pending':
       show('waiting');
@@ -127,7 +129,13 @@ async function call(command, args) {
     return await tauri.core.invoke(command, args);
   } catch (err) {
     const e = typeof err === 'object' && err !== null ? err : { code: 'internal', message: String(err) };
-    onEvent({ type: 'sign-in-failed', code: e.code || 'internal', message: e.message || String(err) });
+    const code = e.code || 'internal';
+    // The core also reports failures as events; show each one once.
+    if (current === 'error' && el('error').dataset.code === code) {
+      setBusy(false);
+      return undefined;
+    }
+    onEvent({ type: 'sign-in-failed', code, message: e.message || String(err) });
     return undefined;
   }
 }
