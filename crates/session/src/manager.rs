@@ -43,6 +43,9 @@ use crate::secret::Secret;
 use crate::store::RefreshTokenStore;
 use crate::{Error, Result};
 
+/// Shortest time between two scheduled refreshes, whatever lifetime the server claims.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(500);
+
 /// An access token handed to callers. `Debug` prints `[redacted]`; zeroized when the last
 /// reference is dropped.
 pub struct AccessToken {
@@ -484,11 +487,16 @@ impl Shared {
     /// Publishes a new access token: memory first, then the phase change that wakes waiters.
     fn publish(&self, value: Secret, lifetime: Duration, started: SystemTime) {
         let expires_at = started + lifetime;
+        let usable_until = expires_at - self.config.margin(lifetime);
+        let refresh_at = (expires_at - self.config.refresh_point(lifetime))
+            .min(usable_until)
+            // A server answering with a (near) zero lifetime must not make us hammer it.
+            .max(started + MIN_REFRESH_INTERVAL);
         let token = AccessToken {
             value,
             expires_at,
-            usable_until: expires_at - self.config.margin(lifetime),
-            refresh_at: expires_at - self.config.refresh_point(lifetime),
+            usable_until,
+            refresh_at,
         };
         self.current.store(Some(Arc::new(token)));
         self.phase.send_replace(Phase::Active);
@@ -667,7 +675,7 @@ impl Shared {
             let retry_now = self.retry_now.swap(false, Ordering::SeqCst);
             let due = match (next_try, &token) {
                 (Some(at), _) => at,
-                (None, Some(token)) => token.refresh_at.min(token.usable_until),
+                (None, Some(token)) => token.refresh_at,
                 (None, None) => now,
             };
             if forced || now >= due || (retry_now && next_try.is_some()) {

@@ -821,3 +821,24 @@ async fn access_token_debug_and_events_carry_no_token() {
         "(sanity) no reuse in the normal flow"
     );
 }
+
+#[tokio::test]
+async fn a_zero_lifetime_does_not_make_the_manager_hammer_the_provider() {
+    let idp = FakeIdp::new(Duration::ZERO, Duration::ZERO);
+    let store = Arc::new(MemoryTokenStore::new());
+    store.save(&idp.grant()).await.unwrap();
+    let started = std::time::Instant::now();
+    let _manager = TokenManager::builder(idp.clone(), store)
+        .config(config())
+        .restore(alice())
+        .await
+        .unwrap();
+    wait_for("a few refreshes", Duration::from_secs(5), || {
+        idp.requests() >= 3
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "refreshes of zero-lifetime tokens are spaced at least 500 ms apart"
+    );
+}
