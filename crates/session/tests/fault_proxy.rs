@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use confab_session::{MemoryTokenStore, SessionConfig, SessionEvent, ShiftedClock};
+use futures_util::FutureExt;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -221,12 +222,19 @@ async fn user_stays_signed_in_through_500s_resets_timeouts_and_429s() {
     ]);
 
     // A caller keeps asking for the token the whole time.
+    let recovered = Arc::new(tokio::sync::Notify::new());
     let poller = {
-        let manager = manager.clone();
+        let (manager, recovered) = (manager.clone(), recovered.clone());
         tokio::spawn(async move {
             let mut seen = Vec::new();
-            let end = Instant::now() + Duration::from_secs(8);
-            while Instant::now() < end {
+            let stop = recovered.notified();
+            tokio::pin!(stop);
+            // Until recovery is announced, then a little longer with the new token.
+            let mut end: Option<Instant> = None;
+            while end.is_none_or(|end| Instant::now() < end) {
+                if end.is_none() && (&mut stop).now_or_never().is_some() {
+                    end = Some(Instant::now() + Duration::from_millis(300));
+                }
                 let token = manager
                     .access_token()
                     .await
@@ -253,7 +261,10 @@ async fn user_stays_signed_in_through_500s_resets_timeouts_and_429s() {
         let event = next_event(&mut events, Duration::from_secs(10), |_| true).await;
         match event {
             SessionEvent::Retrying { attempt, .. } => retries.push(attempt),
-            SessionEvent::Refreshed { .. } => break,
+            SessionEvent::Refreshed { .. } => {
+                recovered.notify_one();
+                break;
+            }
             other => panic!("the session must not end during transient failures: {other:?}"),
         }
     }
