@@ -1,0 +1,133 @@
+//! Static checks of the security policy the webview runs under: a strict CSP, a capability that
+//! grants Confab's own commands only, and a UI that needs neither inline code nor eval.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("src-tauri lives in the repository root")
+        .to_path_buf()
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+}
+
+fn tauri_conf() -> serde_json::Value {
+    serde_json::from_str(&read("tauri.conf.json")).expect("tauri.conf.json is JSON")
+}
+
+#[test]
+fn csp_is_strict() {
+    let conf = tauri_conf();
+    let csp = conf["app"]["security"]["csp"]
+        .as_str()
+        .expect("a CSP is configured");
+    for forbidden in ["unsafe-inline", "unsafe-eval", "wasm-unsafe-eval", "*"] {
+        assert!(
+            !csp.split(|c: char| c.is_whitespace() || c == ';')
+                .any(|t| t.trim_matches('\'') == forbidden),
+            "the CSP must not allow {forbidden}: {csp}"
+        );
+    }
+    for required in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "object-src 'none'",
+    ] {
+        assert!(csp.contains(required), "the CSP must say {required}: {csp}");
+    }
+}
+
+#[test]
+fn capability_grants_only_confabs_commands() {
+    let cap: serde_json::Value =
+        serde_json::from_str(&read("src-tauri/capabilities/default.json")).expect("JSON");
+    let mut permissions: Vec<&str> = cap["permissions"]
+        .as_array()
+        .expect("permissions list")
+        .iter()
+        .map(|p| p.as_str().expect("plain permission identifiers"))
+        .collect();
+    permissions.sort_unstable();
+    assert_eq!(
+        permissions,
+        [
+            "allow-cancel-sign-in",
+            "allow-current-user",
+            "allow-open-browser-again",
+            "allow-sign-in",
+            "allow-subscribe-events",
+        ],
+        "the webview gets Confab's own commands and nothing else (no stronghold, store, opener, deep-link)"
+    );
+    assert_eq!(
+        cap["windows"],
+        serde_json::json!(["main"]),
+        "the capability applies to the main window only"
+    );
+    assert!(
+        cap.get("remote").is_none(),
+        "no remote origin may use the capability"
+    );
+}
+
+#[test]
+fn ui_has_no_inline_code() {
+    let html = read("ui/index.html");
+    let lower = html.to_lowercase();
+    assert!(
+        !lower.contains(" style="),
+        "no inline style attributes (CSP style-src 'self')"
+    );
+    assert!(
+        !lower.contains("<style"),
+        "no inline <style> (CSP style-src 'self')"
+    );
+    for tag in lower.match_indices("<script").map(|(i, _)| &lower[i..]) {
+        let open = &tag[..tag.find('>').expect("script tag closes")];
+        assert!(open.contains(" src="), "every script is a file: {open}");
+    }
+    for handler in [
+        " onclick=",
+        " onload=",
+        " onerror=",
+        " onsubmit=",
+        " oninput=",
+    ] {
+        assert!(
+            !lower.contains(handler),
+            "no inline event handlers ({handler})"
+        );
+    }
+    let js = read("ui/app.js");
+    for forbidden in [
+        "eval(",
+        "new Function",
+        "innerHTML",
+        "localStorage",
+        "sessionStorage",
+    ] {
+        assert!(
+            !js.contains(forbidden),
+            "ui/app.js must not use {forbidden} (no eval, no HTML injection, nothing persisted in the webview)"
+        );
+    }
+}
+
+#[test]
+fn deep_link_scheme_matches_the_default_redirect() {
+    let conf = tauri_conf();
+    assert_eq!(
+        conf["plugins"]["deep-link"]["desktop"]["schemes"],
+        serde_json::json!([confab_config::DEFAULT_REDIRECT_SCHEME]),
+        "the scheme the OS delivers must be the one the app redirects to"
+    );
+    assert_eq!(
+        conf["identifier"].as_str(),
+        Some(confab_config::DEFAULT_REDIRECT_SCHEME),
+        "the bundle identifier (also the single-instance D-Bus name) is the reverse-DNS scheme"
+    );
+}
