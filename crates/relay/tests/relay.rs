@@ -1,0 +1,327 @@
+//! confab-relay against the real confab-server and the real test IdP (tests/idp).
+//!
+//! All scenarios live in this one binary so the test harness runs them concurrently.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use confab_relay::{ConnectionState, Error, SendState};
+use rand::Rng;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use uuid::Uuid;
+
+const T: Duration = Duration::from_secs(30);
+
+/// Rooms API, open/send/receive, older pages, a refused message that succeeds on retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_history_pages_and_retry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(300)).await;
+    let server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
+    let mut cfg = relay_config(&server.url(), &dir.path().join("alice.db"));
+    cfg.page_size = 5;
+    let alice = Client::start(cfg, IdpTokens::login(idp.clone(), "alice").await);
+    let mut cfg = relay_config(&server.url(), &dir.path().join("bob.db"));
+    cfg.page_size = 5;
+    let bob = Client::start(cfg, IdpTokens::login(idp.clone(), "bob").await);
+    alice.wait_connected(T).await;
+    bob.wait_connected(T).await;
+
+    let room = alice
+        .relay
+        .create_room("Pages", Some("pages"))
+        .await
+        .expect("alice creates a room");
+    assert_eq!(room.id, "pages", "the room gets the requested id");
+    let listed = bob.relay.list_rooms().await.expect("bob lists rooms");
+    assert!(
+        listed.iter().any(|r| r.id == "pages" && !r.member),
+        "bob sees the room but is not a member yet: {listed:?}"
+    );
+
+    // Bob is not a member: the server refuses, the message is failed and kept for a retry.
+    let early = bob.relay.send("pages", "too early").await.expect("queued");
+    wait_until("bob's early message fails", T, || {
+        bob.view(|v| matches!(v.states.get(&early), Some(SendState::Failed { .. })))
+    })
+    .await;
+    assert_eq!(
+        bob.relay.outbox().await.expect("outbox").len(),
+        1,
+        "a refused message stays in the outbox"
+    );
+
+    let page = alice.relay.open_room("pages").await.expect("alice opens");
+    assert!(page.messages.is_empty(), "a new room has no history");
+    let mut sent = Vec::new();
+    for i in 0..12 {
+        sent.push(alice.relay.send("pages", &format!("m{i}")).await.expect("send"));
+    }
+    wait_until("alice sees her 12 messages", T, || {
+        alice.view(|v| v.ids("pages").len() == 12)
+    })
+    .await;
+    assert!(
+        sent.iter()
+            .all(|id| alice.view(|v| matches!(v.states.get(id), Some(SendState::Sent { .. })))),
+        "every acknowledged message is reported sent"
+    );
+
+    bob.relay.join_room("pages").await.expect("bob joins");
+    bob.relay.retry(early).await.expect("retry accepted");
+    let page = bob.relay.open_room("pages").await.expect("bob opens");
+    assert!(page.messages.len() <= 5, "open_room returns one page");
+    wait_until("bob's retried message is sent", T, || {
+        bob.view(|v| matches!(v.states.get(&early), Some(SendState::Sent { .. })))
+    })
+    .await;
+    wait_until("bob sees all 13 messages", T, || {
+        bob.view(|v| v.ids("pages").last().map(|l| l.0) == Some(13))
+    })
+    .await;
+    assert!(
+        bob.view(|v| v.has_older.get("pages") == Some(&true)),
+        "the room reset says older messages exist"
+    );
+    let full = bob.full_room("pages").await;
+    assert_eq!(
+        full,
+        server.history("pages"),
+        "the latest page plus older pages equal the server's history"
+    );
+    assert_eq!(
+        bob.relay.outbox().await.expect("outbox").len(),
+        0,
+        "acknowledged messages leave the outbox"
+    );
+    let bad = alice.relay.open_room("no such room!").await;
+    assert!(matches!(bad, Err(Error::InvalidRoom)), "invalid room ids are refused locally");
+}
+
+/// A message sent while the server is down is delivered once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_sent_while_server_down_is_delivered_after_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(300)).await;
+    let mut server =
+        TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
+    let proxy = Proxy::start().await;
+    proxy.set_upstream(server.addr);
+    let alice = Client::start(
+        relay_config(&proxy.url(), &dir.path().join("alice.db")),
+        IdpTokens::login(idp.clone(), "alice").await,
+    );
+    let bob = Client::start(
+        relay_config(&proxy.url(), &dir.path().join("bob.db")),
+        IdpTokens::login(idp.clone(), "bob").await,
+    );
+    alice.wait_connected(T).await;
+    bob.wait_connected(T).await;
+    alice.relay.create_room("Down", Some("down")).await.expect("create");
+    bob.relay.join_room("down").await.expect("join");
+    alice.relay.open_room("down").await.expect("open");
+    bob.relay.open_room("down").await.expect("open");
+
+    server.stop().await;
+    proxy.set_upstream(None);
+    wait_until("alice notices the outage", T, || {
+        alice.view(|v| !v.connected())
+    })
+    .await;
+    let id = alice.relay.send("down", "written offline").await.expect("queued offline");
+    wait_until("the offline message is pending", T, || {
+        alice.view(|v| v.states.get(&id) == Some(&SendState::Pending))
+    })
+    .await;
+    assert_eq!(server.history("down"), vec![], "nothing reached the server while it was down");
+
+    server.restart().await;
+    proxy.set_upstream(server.addr);
+    alice.relay.notify_network_up();
+    bob.relay.notify_network_up();
+    wait_until("bob receives the offline message", T, || {
+        bob.view(|v| v.ids("down").iter().any(|(_, m)| *m == id))
+    })
+    .await;
+    wait_until("alice's message is sent", T, || {
+        alice.view(|v| matches!(v.states.get(&id), Some(SendState::Sent { .. })))
+    })
+    .await;
+    assert_eq!(
+        server.history("down"),
+        vec![(1, id)],
+        "the message is stored exactly once"
+    );
+    assert_eq!(bob.view(|v| v.ids("down")), vec![(1, id)], "bob sees it once");
+}
+
+fn spawn_child(url: &str, outbox: &std::path::Path, count: usize) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_relay-outbox-child"))
+        .args(["--url", url, "--room", "crash", "--count", &count.to_string()])
+        .arg("--outbox")
+        .arg(outbox)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn relay-outbox-child")
+}
+
+/// Reads `QUEUED <id>` lines until `stop_after` of them (or DONE) arrived.
+async fn read_queued(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    stop_after: usize,
+) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    while ids.len() < stop_after {
+        let line = tokio::time::timeout(T, lines.next_line())
+            .await
+            .expect("child prints within the deadline")
+            .expect("read child output")
+            .expect("child is still running");
+        if let Some(id) = line.strip_prefix("QUEUED ") {
+            ids.push(id.parse().expect("uuid"));
+        } else if line == "DONE" {
+            break;
+        }
+    }
+    ids
+}
+
+/// The outbox survives SIGKILL of the client process and is delivered exactly once after restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_survives_process_kill_and_is_delivered_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(300)).await;
+    let server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
+    let tokens = IdpTokens::login(idp.clone(), "alice").await;
+    let alice = Client::start(
+        relay_config(&server.url(), &dir.path().join("observer.db")),
+        tokens.clone(),
+    );
+    alice.wait_connected(T).await;
+    alice.relay.create_room("Crash", Some("crash")).await.expect("create");
+    alice.relay.open_room("crash").await.expect("open");
+
+    // 1. Server unreachable: the messages can only be in the outbox when the child dies.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_url = format!("ws://{}/connection/websocket", dead.local_addr().expect("addr"));
+    drop(dead);
+    let outbox1 = dir.path().join("child1.db");
+    let mut child = spawn_child(&dead_url, &outbox1, 3);
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("{}\n", tokens.current().await).as_bytes())
+        .await
+        .expect("token to child");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let offline_ids = read_queued(&mut lines, 3).await;
+    child.kill().await.expect("SIGKILL child");
+    assert_eq!(offline_ids.len(), 3, "the child queued three messages");
+
+    // 2. Server reachable, killed at a random moment while publishing.
+    let outbox2 = dir.path().join("child2.db");
+    let mut child = spawn_child(&server.url(), &outbox2, 300);
+    let mut stdin2 = child.stdin.take().expect("stdin");
+    stdin2
+        .write_all(format!("{}\n", tokens.current().await).as_bytes())
+        .await
+        .expect("token to child");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let kill_after = rand::thread_rng().gen_range(20..280);
+    let online_ids = read_queued(&mut lines, kill_after).await;
+    child.kill().await.expect("SIGKILL child");
+
+    // Restart both "apps" on their outboxes against the live server.
+    let r1 = Client::start(relay_config(&server.url(), &outbox1), tokens.clone());
+    let r2 = Client::start(relay_config(&server.url(), &outbox2), tokens.clone());
+    for (r, name) in [(&r1, "first"), (&r2, "second")] {
+        let relay = r.relay.clone();
+        let deadline = tokio::time::Instant::now() + T;
+        loop {
+            let left = relay.outbox().await.expect("outbox").len();
+            if left == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the {name} restarted client empties its outbox ({left} left)"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let history = server.history("crash");
+    let stored: Vec<Uuid> = history.iter().map(|(_, id)| *id).collect();
+    let unique: HashSet<Uuid> = stored.iter().copied().collect();
+    assert_eq!(unique.len(), stored.len(), "no message is stored twice");
+    for id in offline_ids.iter().chain(online_ids.iter()) {
+        assert!(
+            unique.contains(id),
+            "every message that reached the outbox before the kill is delivered"
+        );
+    }
+    wait_until("the observer sees every stored message", T, || {
+        alice.view(|v| v.ids("crash") == history)
+    })
+    .await;
+}
+
+/// Over two minutes with 10 s access tokens the connection is never dropped: every refresh
+/// happens in band before expiry (the server closes expired connections at once here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_band_refresh_keeps_the_connection_for_two_minutes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(10)).await;
+    let server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 5)).await;
+    let tokens = IdpTokens::login(idp.clone(), "alice").await;
+    let alice = Client::start(
+        relay_config(&server.url(), &dir.path().join("alice.db")),
+        tokens.clone(),
+    );
+    alice.wait_connected(T).await;
+    alice.relay.create_room("Long", Some("long")).await.expect("create");
+    alice.relay.open_room("long").await.expect("open");
+    let start = tokio::time::Instant::now();
+    let mut sent = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    while start.elapsed() < Duration::from_secs(120) {
+        tick.tick().await;
+        sent.push(alice.relay.send("long", "still here").await.expect("send"));
+        let states = alice.view(|v| v.connection.clone());
+        assert_eq!(
+            states,
+            vec![ConnectionState::Connecting, ConnectionState::Connected],
+            "the connection is never dropped while tokens are refreshed in band"
+        );
+    }
+    wait_until("every message is delivered", T, || {
+        alice.view(|v| v.ids("long").len() == sent.len())
+    })
+    .await;
+    assert!(
+        tokens.refreshes.load(Ordering::SeqCst) >= 10,
+        "tokens were refreshed repeatedly during the run"
+    );
+    assert_eq!(
+        tokens.rejections.load(Ordering::SeqCst),
+        0,
+        "the server never rejected a token"
+    );
+    assert_eq!(
+        alice.view(|v| v.errors.clone()),
+        vec![],
+        "no errors during the run"
+    );
+    assert_eq!(
+        alice.view(|v| v.connection.clone()),
+        vec![ConnectionState::Connecting, ConnectionState::Connected],
+        "one connection for the whole run"
+    );
+    let _ = Arc::strong_count(&idp);
+}
