@@ -158,7 +158,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, client: String) {
             () = tokio::time::sleep_until(deadline) => {
                 match conn.on_timer() {
                     Ok(true) => {
-                        if sink.send(Message::Text("{}".into())).await.is_err() {
+                        if write_lines(&mut sink, &[Line::from("{}")], usize::MAX).await.is_err() {
                             break None;
                         }
                     }
@@ -185,7 +185,8 @@ async fn close(sink: &mut Sink, stream: &mut Stream, d: Disconnect) {
         code: d.code,
         reason: d.reason.into(),
     };
-    if sink.send(Message::Close(Some(frame))).await.is_err() {
+    let sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+    if !matches!(sent, Ok(Ok(()))) {
         return;
     }
     // Give the client a moment to answer the close handshake, then drop the socket.
@@ -207,7 +208,21 @@ async fn write_replies(sink: &mut Sink, replies: &[Reply], max: usize) -> Result
     write_lines(sink, &lines, max).await
 }
 
+/// A peer that accepts no data for this long is dropped, so a stalled reader cannot pin its
+/// connection task (its queue overflowing has already asked it to go with 3008 slow).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn write_lines(sink: &mut Sink, lines: &[Line], max: usize) -> Result<(), axum::Error> {
+    match tokio::time::timeout(WRITE_TIMEOUT, write_lines_now(sink, lines, max)).await {
+        Ok(r) => r,
+        Err(_) => Err(axum::Error::new(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "write timed out",
+        ))),
+    }
+}
+
+async fn write_lines_now(sink: &mut Sink, lines: &[Line], max: usize) -> Result<(), axum::Error> {
     let mut frame = String::new();
     for line in lines {
         if !frame.is_empty() && frame.len() + 1 + line.len() > max {

@@ -259,3 +259,60 @@ async fn graceful_shutdown_sends_3001_to_every_client() {
     let refused = tokio_tungstenite::connect_async(url.as_str()).await;
     assert!(refused.is_err(), "after shutdown the listener is closed");
 }
+
+#[tokio::test]
+async fn a_stalled_reader_is_dropped_without_holding_up_publishers() {
+    let idp = Idp::start(IdpOptions::default()).await.expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(&idp.issuer_str(), dir.path());
+    config.client_queue_len = 16;
+    config.commands_per_second = 100_000;
+    let server = TestServer::start(config).await;
+    let alice = idp
+        .login("alice")
+        .await
+        .expect("login")
+        .access_token
+        .clone();
+    let bob = idp.login("bob").await.expect("login").access_token.clone();
+    let mut stalled = Client::connected(&server.url, &bob).await;
+    assert!(
+        stalled
+            .call(json!({"subscribe": {"channel": "room:general"}}))
+            .await
+            .subscribe
+            .is_some(),
+        "the stalled reader subscribes"
+    );
+    let mut publisher = Client::connected(&server.url, &alice).await;
+    let text = "y".repeat(16 * 1024);
+    // ~16 MB of pushes: more than loopback socket buffers hold for a peer that never reads.
+    for i in 0..1000 {
+        let data = json!({"id": uuid::Uuid::new_v4(), "author": "", "text": text, "ts": i});
+        let r = publisher
+            .call(json!({"publish": {"channel": "room:general", "data": data}}))
+            .await;
+        assert!(
+            r.publish.is_some(),
+            "publishing continues while a subscriber stalls (publish {i})"
+        );
+    }
+    poll(
+        Duration::from_secs(40),
+        "the stalled reader to be dropped from the channel",
+        || {
+            let addr = server.addr;
+            async move {
+                let h: serde_json::Value = reqwest::get(format!("http://{addr}/health"))
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                (h["connections"] == 1).then_some(())
+            }
+        },
+    )
+    .await;
+    drop(stalled);
+}
