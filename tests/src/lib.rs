@@ -248,15 +248,26 @@ impl ProcessGroup {
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            // Negative pid: the process group this child leads (it was started with pgid 0).
-            let _ = std::process::Command::new("kill")
-                .arg("-KILL")
-                .arg("--")
-                .arg(format!("-{pid}"))
+        let Some(pid) = self.child.id() else { return };
+        // Negative pid: the process group this child leads (it was started with pgid 0).
+        let group = format!("-{pid}");
+        let signal = |sig: &str| {
+            std::process::Command::new("kill")
+                .args([sig, "--", &group])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
-                .status();
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        signal("-KILL");
+        // Wait (briefly) until every member is gone, so the temp HOME can be removed after us.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let _ = self.child.try_wait(); // reap the leader, or it stays a zombie member
+            if !signal("-0") || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -334,6 +345,8 @@ impl AppUnderTest {
             ("CONFAB_LOGIN_HINT".into(), options.login_hint.into()),
             ("CONFAB_TEST_OPEN_URL_FILE".into(), url_file.clone().into()),
             ("CONFAB_LOG".into(), "info".into()),
+            // No accessibility bus (it would be activated on our private bus otherwise).
+            ("NO_AT_BRIDGE".into(), "1".into()),
         ];
         env.extend(
             options
@@ -590,11 +603,33 @@ impl AppUnderTest {
     }
 }
 
+/// A session bus without service activation: nothing (document portal, accessibility bus) is
+/// started behind the test's back, so nothing outlives the test or mounts into the temp HOME.
+const SESSION_BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#;
+
 /// Starts a private D-Bus session bus (single-instance needs one; separate runs need separate
 /// buses). Returns the daemon and its address.
 async fn start_session_bus(home: &Path) -> Result<(ProcessGroup, String)> {
+    let config = home.join("session-bus.conf");
+    std::fs::write(&config, SESSION_BUS_CONFIG).map_err(|source| Error::Io {
+        what: "writing the session bus config".into(),
+        source,
+    })?;
     let mut cmd = Command::new("dbus-daemon");
-    cmd.args(["--session", "--nofork", "--print-address=1"])
+    cmd.arg(format!("--config-file={}", config.display()))
+        .args(["--nofork", "--print-address=1"])
         .env("HOME", home)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
