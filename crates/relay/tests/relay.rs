@@ -60,7 +60,13 @@ async fn rooms_history_pages_and_retry() {
     assert!(page.messages.is_empty(), "a new room has no history");
     let mut sent = Vec::new();
     for i in 0..12 {
-        sent.push(alice.relay.send("pages", &format!("m{i}")).await.expect("send"));
+        sent.push(
+            alice
+                .relay
+                .send("pages", &format!("m{i}"))
+                .await
+                .expect("send"),
+        );
     }
     wait_until("alice sees her 12 messages", T, || {
         alice.view(|v| v.ids("pages").len() == 12)
@@ -100,7 +106,10 @@ async fn rooms_history_pages_and_retry() {
         "acknowledged messages leave the outbox"
     );
     let bad = alice.relay.open_room("no such room!").await;
-    assert!(matches!(bad, Err(Error::InvalidRoom)), "invalid room ids are refused locally");
+    assert!(
+        matches!(bad, Err(Error::InvalidRoom)),
+        "invalid room ids are refused locally"
+    );
 }
 
 /// A message sent while the server is down is delivered once it is back.
@@ -108,8 +117,7 @@ async fn rooms_history_pages_and_retry() {
 async fn message_sent_while_server_down_is_delivered_after_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let idp = start_idp(Duration::from_secs(300)).await;
-    let mut server =
-        TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
+    let mut server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
     let proxy = Proxy::start().await;
     proxy.set_upstream(server.addr);
     let alice = Client::start(
@@ -122,7 +130,11 @@ async fn message_sent_while_server_down_is_delivered_after_restart() {
     );
     alice.wait_connected(T).await;
     bob.wait_connected(T).await;
-    alice.relay.create_room("Down", Some("down")).await.expect("create");
+    alice
+        .relay
+        .create_room("Down", Some("down"))
+        .await
+        .expect("create");
     bob.relay.join_room("down").await.expect("join");
     alice.relay.open_room("down").await.expect("open");
     bob.relay.open_room("down").await.expect("open");
@@ -133,12 +145,20 @@ async fn message_sent_while_server_down_is_delivered_after_restart() {
         alice.view(|v| !v.connected())
     })
     .await;
-    let id = alice.relay.send("down", "written offline").await.expect("queued offline");
+    let id = alice
+        .relay
+        .send("down", "written offline")
+        .await
+        .expect("queued offline");
     wait_until("the offline message is pending", T, || {
         alice.view(|v| v.states.get(&id) == Some(&SendState::Pending))
     })
     .await;
-    assert_eq!(server.history("down"), vec![], "nothing reached the server while it was down");
+    assert_eq!(
+        server.history("down"),
+        vec![],
+        "nothing reached the server while it was down"
+    );
 
     server.restart().await;
     proxy.set_upstream(server.addr);
@@ -157,12 +177,23 @@ async fn message_sent_while_server_down_is_delivered_after_restart() {
         vec![(1, id)],
         "the message is stored exactly once"
     );
-    assert_eq!(bob.view(|v| v.ids("down")), vec![(1, id)], "bob sees it once");
+    assert_eq!(
+        bob.view(|v| v.ids("down")),
+        vec![(1, id)],
+        "bob sees it once"
+    );
 }
 
 fn spawn_child(url: &str, outbox: &std::path::Path, count: usize) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_relay-outbox-child"))
-        .args(["--url", url, "--room", "crash", "--count", &count.to_string()])
+        .args([
+            "--url",
+            url,
+            "--room",
+            "crash",
+            "--count",
+            &count.to_string(),
+        ])
         .arg("--outbox")
         .arg(outbox)
         .stdin(std::process::Stdio::piped())
@@ -206,12 +237,19 @@ async fn outbox_survives_process_kill_and_is_delivered_once() {
         tokens.clone(),
     );
     alice.wait_connected(T).await;
-    alice.relay.create_room("Crash", Some("crash")).await.expect("create");
+    alice
+        .relay
+        .create_room("Crash", Some("crash"))
+        .await
+        .expect("create");
     alice.relay.open_room("crash").await.expect("open");
 
     // 1. Server unreachable: the messages can only be in the outbox when the child dies.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead_url = format!("ws://{}/connection/websocket", dead.local_addr().expect("addr"));
+    let dead_url = format!(
+        "ws://{}/connection/websocket",
+        dead.local_addr().expect("addr")
+    );
     drop(dead);
     let outbox1 = dir.path().join("child1.db");
     let mut child = spawn_child(&dead_url, &outbox1, 3);
@@ -285,7 +323,11 @@ async fn in_band_refresh_keeps_the_connection_for_two_minutes() {
         tokens.clone(),
     );
     alice.wait_connected(T).await;
-    alice.relay.create_room("Long", Some("long")).await.expect("create");
+    alice
+        .relay
+        .create_room("Long", Some("long"))
+        .await
+        .expect("create");
     alice.relay.open_room("long").await.expect("open");
     let start = tokio::time::Instant::now();
     let mut sent = Vec::new();
@@ -324,4 +366,282 @@ async fn in_band_refresh_keeps_the_connection_for_two_minutes() {
         "one connection for the whole run"
     );
     let _ = Arc::strong_count(&idp);
+}
+
+/// Two clients exchange 2,000 messages in two rooms while the server restarts 5 times, a
+/// proxy cuts every connection at random moments, and access tokens live 10 s. Afterwards each
+/// client's view of each room equals the server's history: nothing lost, nothing twice, same
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_two_clients_2000_messages_restarts_and_cuts() {
+    const PER_CLIENT: usize = 1000;
+    const ROOMS: [&str; 2] = ["chaos-a", "chaos-b"];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(10)).await;
+    let mut server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 2)).await;
+    let proxy = Proxy::start().await;
+    proxy.set_upstream(server.addr);
+    let alice = Client::start(
+        relay_config(&proxy.url(), &dir.path().join("alice.db")),
+        IdpTokens::login(idp.clone(), "alice").await,
+    );
+    let bob = Client::start(
+        relay_config(&proxy.url(), &dir.path().join("bob.db")),
+        IdpTokens::login(idp.clone(), "bob").await,
+    );
+    alice.wait_connected(T).await;
+    bob.wait_connected(T).await;
+    for room in ROOMS {
+        alice
+            .relay
+            .create_room(room, Some(room))
+            .await
+            .expect("create");
+        bob.relay.join_room(room).await.expect("join");
+        alice.relay.open_room(room).await.expect("alice opens");
+        bob.relay.open_room(room).await.expect("bob opens");
+    }
+
+    // Senders: 1,000 messages each, alternating rooms, paced over about 20 s.
+    let mut senders = Vec::new();
+    for (who, relay) in [("alice", alice.relay.clone()), ("bob", bob.relay.clone())] {
+        senders.push(tokio::spawn(async move {
+            let mut ids = Vec::with_capacity(PER_CLIENT);
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for i in 0..PER_CLIENT {
+                tick.tick().await;
+                let room = ROOMS[i % 2];
+                let id = relay
+                    .send(room, &format!("{who} {i}"))
+                    .await
+                    .expect("send is accepted into the outbox");
+                ids.push(id);
+            }
+            ids
+        }));
+    }
+
+    // Chaos: 5 restarts (every ~4 s), random connection cuts in between.
+    let mut restarts = 0;
+    let mut cuts = 0;
+    let mut next_restart = tokio::time::Instant::now() + Duration::from_secs(3);
+    while restarts < 5 || senders.iter().any(|s| !s.is_finished()) {
+        let pause = rand::thread_rng().gen_range(300..1200);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        if restarts < 5 && tokio::time::Instant::now() >= next_restart {
+            server.stop().await;
+            proxy.set_upstream(None);
+            proxy.cut_all();
+            let down = rand::thread_rng().gen_range(200..1000);
+            tokio::time::sleep(Duration::from_millis(down)).await;
+            server.restart().await;
+            proxy.set_upstream(server.addr);
+            restarts += 1;
+            next_restart = tokio::time::Instant::now() + Duration::from_secs(4);
+        } else {
+            proxy.cut_all();
+            cuts += 1;
+        }
+    }
+    let mut sent: Vec<Uuid> = Vec::new();
+    for s in senders {
+        sent.extend(s.await.expect("sender task"));
+    }
+    assert_eq!(server.starts, 6, "the server was restarted 5 times");
+    for (c, name) in [(&alice, "alice"), (&bob, "bob")] {
+        let (connects, resets, errors) = c.view(|v| {
+            let connects = v
+                .connection
+                .iter()
+                .filter(|s| **s == ConnectionState::Connected)
+                .count();
+            (connects, v.resets, v.errors.len())
+        });
+        eprintln!("chaos: {name}: {connects} connections, {resets} room resets, {errors} error events, {cuts} cuts");
+        assert!(
+            connects >= 6,
+            "{name} reconnected after every restart ({connects} connections)"
+        );
+    }
+    assert!(cuts >= 5, "connections were cut repeatedly ({cuts} cuts)");
+
+    // Convergence: both outboxes drain, both views reach the server's history.
+    for (c, name) in [(&alice, "alice"), (&bob, "bob")] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let left = c.relay.outbox().await.expect("outbox").len();
+            if left == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name}'s outbox drains after the chaos ({left} left)"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let histories: Vec<Vec<(u64, Uuid)>> = ROOMS.iter().map(|r| server.history(r)).collect();
+    let stored: Vec<Uuid> = histories.iter().flatten().map(|(_, id)| *id).collect();
+    let unique: HashSet<Uuid> = stored.iter().copied().collect();
+    assert_eq!(
+        stored.len(),
+        2 * PER_CLIENT,
+        "the server stored exactly 2,000 messages"
+    );
+    assert_eq!(unique.len(), stored.len(), "no message is stored twice");
+    assert!(
+        sent.iter().all(|id| unique.contains(id)),
+        "every sent message reached the server"
+    );
+    for (room, history) in ROOMS.iter().zip(&histories) {
+        for (c, name) in [(&alice, "alice"), (&bob, "bob")] {
+            let view = c.view.clone();
+            let expected = history.clone();
+            let tail = history.last().copied();
+            wait_until(
+                &format!("{name} catches up in {room}"),
+                Duration::from_secs(60),
+                || view.lock().expect("view lock").ids(room).last().copied() == tail,
+            )
+            .await;
+            let seen = c.full_room(room).await;
+            assert_eq!(
+                seen.len(),
+                expected.len(),
+                "{name}'s view of {room} has every message of the server's history"
+            );
+            assert_eq!(
+                seen, expected,
+                "{name}'s view of {room} equals the server's history (content and order)"
+            );
+            let (dups, disorder) = c.view(|v| (v.duplicates.clone(), v.out_of_order.clone()));
+            assert!(
+                dups.is_empty(),
+                "{name} never got a message twice: {dups:?}"
+            );
+            assert!(
+                disorder.is_empty(),
+                "{name} got messages in order: {disorder:?}"
+            );
+        }
+    }
+}
+
+/// A fake server that misbehaves differently on each connection.
+async fn fake_server(
+    listener: tokio::net::TcpListener,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let n = connections.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                return;
+            };
+            let _connect = ws.next().await;
+            let ok = r#"{"id":1,"connect":{"client":"fake","version":"0"}}"#;
+            if ws.send(Message::text(ok)).await.is_err() {
+                return;
+            }
+            let bad = match n {
+                0 => Message::text("this is {not json"),
+                1 => Message::text(r#"{"push":{"channel":"room:x","surprise":{"a":1}}}"#),
+                2 => {
+                    let huge = "x".repeat(2 * 1024 * 1024);
+                    Message::text(format!(
+                        r#"{{"push":{{"channel":"room:x","pub":{{"data":"{huge}"}}}}}}"#
+                    ))
+                }
+                3 => Message::Close(Some(CloseFrame {
+                    code: CloseCode::from(3503),
+                    reason: "force disconnect".into(),
+                })),
+                _ => {
+                    // Behaves: keep the connection open until the client goes away.
+                    while let Some(Ok(_)) = ws.next().await {}
+                    return;
+                }
+            };
+            let _ = ws.send(bad).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+    }
+}
+
+/// Malformed frames (invalid JSON, an unknown push type, a frame over the size limit) give an
+/// error event and a reconnect, never a panic; a "do not reconnect" close code stops
+/// reconnecting until `reconnect()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_give_error_and_reconnect() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "ws://{}/connection/websocket",
+        listener.local_addr().expect("addr")
+    );
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn(fake_server(listener, connections.clone()));
+    let client = Client::start(
+        relay_config(&url, &dir.path().join("outbox.db")),
+        Arc::new(confab_relay::StaticToken::new(confab_protocol::Token::new(
+            "not-a-real-token",
+        ))),
+    );
+    wait_until("the relay stops after the terminal close code", T, || {
+        client.view(|v| matches!(v.connection.last(), Some(ConnectionState::Offline { .. })))
+    })
+    .await;
+    let errors = client.view(|v| v.errors.clone());
+    assert!(
+        errors
+            .iter()
+            .any(|(k, m)| k == "protocol" && m.contains("malformed")),
+        "invalid JSON gives a protocol error event: {errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|(k, m)| k == "protocol" && m.contains("unknown push")),
+        "an unknown push type gives a protocol error event: {errors:?}"
+    );
+    assert!(
+        errors.iter().any(|(k, _)| k == "transport"),
+        "an oversize frame gives a transport error event: {errors:?}"
+    );
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        4,
+        "each malformed frame led to exactly one reconnect, and none after the terminal code"
+    );
+    let reconnects = client.view(|v| {
+        v.connection
+            .iter()
+            .filter(|s| matches!(s, ConnectionState::Reconnecting { .. }))
+            .count()
+    });
+    assert_eq!(
+        reconnects, 3,
+        "three reconnect waits, one per malformed frame"
+    );
+
+    // The task survived all of it: an explicit reconnect works.
+    client.relay.reconnect();
+    wait_until("the relay connects again after reconnect()", T, || {
+        client.view(|v| v.connected())
+    })
+    .await;
+    assert_eq!(connections.load(Ordering::SeqCst), 5, "one new connection");
+    assert!(
+        client.relay.outbox().await.is_ok(),
+        "the relay still answers commands"
+    );
 }

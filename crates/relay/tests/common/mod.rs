@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use confab_protocol::{ChatMessage, Token};
 use confab_relay::{
-    BoxFuture, ChatEntry, ConnectionState, Event, RelayConfig, RelayHandle, SendState,
-    TokenError, TokenSource,
+    BoxFuture, ChatEntry, ConnectionState, Event, RelayConfig, RelayHandle, SendState, TokenError,
+    TokenSource,
 };
 use confab_server::{Config, Server};
 use confab_testkit::{Idp, IdpOptions};
@@ -66,10 +66,16 @@ pub struct IdpTokens {
 
 impl IdpTokens {
     pub async fn login(idp: Arc<Idp>, user: &str) -> Arc<Self> {
-        let set = idp.login(user).await.expect("headless login at the test IdP");
+        let set = idp
+            .login(user)
+            .await
+            .expect("headless login at the test IdP");
         let held = Held {
             access: set.access_token.clone(),
-            refresh: set.refresh_token.clone().expect("a refresh token is issued"),
+            refresh: set
+                .refresh_token
+                .clone()
+                .expect("a refresh token is issued"),
             obtained: Instant::now(),
             lifetime: Duration::from_secs(set.expires_in.unwrap_or(300)),
         };
@@ -382,8 +388,7 @@ pub fn relay_config(url: &str, outbox: &Path) -> RelayConfig {
 
 impl Client {
     pub fn start(config: RelayConfig, tokens: Arc<dyn TokenSource>) -> Self {
-        let (relay, mut events) =
-            RelayHandle::start(config, tokens.clone()).expect("relay starts");
+        let (relay, mut events) = RelayHandle::start(config, tokens.clone()).expect("relay starts");
         let view = Arc::new(Mutex::new(View::default()));
         let v = view.clone();
         tokio::spawn(async move {
