@@ -54,7 +54,7 @@ pub fn run() {
             commands::open_browser_again,
             commands::current_user,
         ])
-        .run(tauri::generate_context!("../tauri.conf.json"));
+        .run(tauri::generate_context!("tauri.conf.json"));
     if let Err(e) = result {
         eprintln!("confab: {e}");
         std::process::exit(1);

@@ -4,10 +4,8 @@
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("src-tauri lives in the repository root")
-        .to_path_buf()
+    // The app package's manifest is the repository root's Cargo.toml.
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
 fn read(rel: &str) -> String {
