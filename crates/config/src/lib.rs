@@ -58,6 +58,31 @@ pub const ENV_REDIRECT_MODE: &str = "CONFAB_REDIRECT_MODE";
 pub const ENV_LOGIN_TIMEOUT_SECS: &str = "CONFAB_LOGIN_TIMEOUT_SECS";
 /// Environment variable setting [`AppConfig::login_hint`] (demo and tests).
 pub const ENV_LOGIN_HINT: &str = "CONFAB_LOGIN_HINT";
+/// Environment variable overriding [`AppConfig::vault_key`] (`keychain`, `passphrase`).
+pub const ENV_VAULT_KEY: &str = "CONFAB_VAULT_KEY";
+
+/// Where the vault's key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VaultKeyMode {
+    /// The OS keychain; the app falls back to a passphrase when no keychain is reachable.
+    Keychain,
+    /// Always a passphrase the user types (Argon2id).
+    Passphrase,
+}
+
+impl std::str::FromStr for VaultKeyMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "keychain" => Ok(Self::Keychain),
+            "passphrase" => Ok(Self::Passphrase),
+            other => Err(format!(
+                "unknown vault key source `{other}`; expected keychain or passphrase"
+            )),
+        }
+    }
+}
 
 /// How the authorization response comes back to the app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -108,6 +133,8 @@ pub struct AppConfig {
     pub redirect_mode: RedirectMode,
     /// Optional `login_hint` sent with the authorization request (demo and tests).
     pub login_hint: Option<String>,
+    /// Where the vault key comes from (default: the OS keychain).
+    pub vault_key: VaultKeyMode,
     /// The config file that was read, if any (for diagnostics).
     pub loaded_from: Option<PathBuf>,
 }
@@ -125,6 +152,7 @@ impl Default for AppConfig {
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
             redirect_mode: RedirectMode::Auto,
             login_hint: None,
+            vault_key: VaultKeyMode::Keychain,
             loaded_from: None,
         }
     }
@@ -149,6 +177,7 @@ struct FileConfig {
     login_timeout_secs: Option<u64>,
     redirect_mode: Option<RedirectMode>,
     login_hint: Option<String>,
+    vault_key: Option<VaultKeyMode>,
 }
 
 impl AppConfig {
@@ -212,6 +241,9 @@ impl AppConfig {
         if let Some(v) = file.login_hint {
             c.login_hint = Some(v);
         }
+        if let Some(v) = file.vault_key {
+            c.vault_key = v;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -259,6 +291,9 @@ impl AppConfig {
         }
         if let Some(v) = env(ENV_LOGIN_HINT) {
             self.login_hint = Some(v.trim().to_owned());
+        }
+        if let Some(v) = env(ENV_VAULT_KEY) {
+            self.vault_key = v.parse().map_err(|m| invalid(ENV_VAULT_KEY, m))?;
         }
         Ok(())
     }
@@ -701,6 +736,37 @@ mod tests {
             data_dir_with_env(default, env_of(&[(ENV_DATA_DIR, "isolated")])),
             PathBuf::from("isolated"),
             "CONFAB_DATA_DIR isolates test runs"
+        );
+    }
+
+    #[test]
+    fn vault_key_defaults_to_keychain_and_can_be_forced_to_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap();
+        assert_eq!(
+            c.vault_key,
+            VaultKeyMode::Keychain,
+            "the vault key comes from the OS keychain by default"
+        );
+        let c =
+            AppConfig::load_with_env(dir.path(), env_of(&[(ENV_VAULT_KEY, "passphrase")])).unwrap();
+        assert_eq!(
+            c.vault_key,
+            VaultKeyMode::Passphrase,
+            "CONFAB_VAULT_KEY=passphrase forces the passphrase"
+        );
+        write(dir.path(), "vault_key = \"passphrase\"\n");
+        let c = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap();
+        assert_eq!(
+            c.vault_key,
+            VaultKeyMode::Passphrase,
+            "the file can choose it too"
+        );
+        let e =
+            AppConfig::load_with_env(dir.path(), env_of(&[(ENV_VAULT_KEY, "usb")])).unwrap_err();
+        assert!(
+            e.to_string().contains("CONFAB_VAULT_KEY"),
+            "an unknown key source names the variable: {e}"
         );
     }
 }
