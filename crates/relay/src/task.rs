@@ -1052,6 +1052,13 @@ impl Core {
 
     fn on_published(&mut self, id: Uuid, reply: Reply) {
         self.in_flight.remove(&id);
+        self.settle_publish(id, reply);
+        if self.end.is_none() {
+            self.flush_outbox(); // keep the pipeline full
+        }
+    }
+
+    fn settle_publish(&mut self, id: Uuid, reply: Reply) {
         let Some((seq, item)) = self.items.get(&id).map(|(s, i)| (*s, i.clone())) else {
             return;
         };

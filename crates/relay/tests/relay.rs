@@ -120,10 +120,11 @@ async fn message_sent_while_server_down_is_delivered_after_restart() {
     let mut server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
     let proxy = Proxy::start().await;
     proxy.set_upstream(server.addr);
-    let alice = Client::start(
-        relay_config(&proxy.url(), &dir.path().join("alice.db")),
-        IdpTokens::login(idp.clone(), "alice").await,
-    );
+    // Alice's backoff is a minute: only notify_network_up() can bring her back within the test.
+    let mut cfg = relay_config(&proxy.url(), &dir.path().join("alice.db"));
+    cfg.backoff_min = Duration::from_secs(60);
+    cfg.backoff_max = Duration::from_secs(60);
+    let alice = Client::start(cfg, IdpTokens::login(idp.clone(), "alice").await);
     let bob = Client::start(
         relay_config(&proxy.url(), &dir.path().join("bob.db")),
         IdpTokens::login(idp.clone(), "bob").await,
@@ -141,8 +142,13 @@ async fn message_sent_while_server_down_is_delivered_after_restart() {
 
     server.stop().await;
     proxy.set_upstream(None);
-    wait_until("alice notices the outage", T, || {
-        alice.view(|v| !v.connected())
+    wait_until("alice waits to reconnect", T, || {
+        alice.view(|v| {
+            matches!(
+                v.connection.last(),
+                Some(ConnectionState::Reconnecting { in_secs }) if *in_secs >= 60
+            )
+        })
     })
     .await;
     let id = alice
@@ -164,6 +170,12 @@ async fn message_sent_while_server_down_is_delivered_after_restart() {
     proxy.set_upstream(server.addr);
     alice.relay.notify_network_up();
     bob.relay.notify_network_up();
+    wait_until(
+        "alice reconnects at once on network-up, not after her 60 s backoff",
+        T,
+        || alice.view(|v| v.connected()),
+    )
+    .await;
     wait_until("bob receives the offline message", T, || {
         bob.view(|v| v.ids("down").iter().any(|(_, m)| *m == id))
     })
@@ -283,13 +295,16 @@ async fn outbox_survives_process_kill_and_is_delivered_once() {
         let relay = r.relay.clone();
         let deadline = tokio::time::Instant::now() + T;
         loop {
-            let left = relay.outbox().await.expect("outbox").len();
-            if left == 0 {
+            let left = relay.outbox().await.expect("outbox");
+            if left.is_empty() {
                 break;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the {name} restarted client empties its outbox ({left} left)"
+                "the {name} restarted client empties its outbox ({} left, first: {:?}, states: {:?})",
+                left.len(),
+                left[0],
+                r.view(|v| (v.connection.clone(), v.errors.clone()))
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -644,4 +659,60 @@ async fn malformed_frames_give_error_and_reconnect() {
         client.relay.outbox().await.is_ok(),
         "the relay still answers commands"
     );
+}
+
+/// A server that stops sending anything (not even its pings) is detected as dead and the relay
+/// reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_server_is_detected_by_missing_pings() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "ws://{}/connection/websocket",
+        listener.local_addr().expect("addr")
+    );
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                let _connect = ws.next().await;
+                // Promises a ping every second, then never sends one (nor closes).
+                let ok = r#"{"id":1,"connect":{"client":"fake","ping":1,"pong":true}}"#;
+                let _ = ws.send(Message::text(ok)).await;
+                while let Some(Ok(_)) = ws.next().await {}
+            });
+        }
+    });
+    let mut cfg = relay_config(&url, &dir.path().join("outbox.db"));
+    cfg.ping_grace = Duration::from_millis(500);
+    let client = Client::start(
+        cfg,
+        Arc::new(confab_relay::StaticToken::new(confab_protocol::Token::new(
+            "not-a-real-token",
+        ))),
+    );
+    wait_until(
+        "the relay gives up on the silent connection and dials again",
+        T,
+        || connections.load(Ordering::SeqCst) >= 2,
+    )
+    .await;
+    wait_until(
+        "the dead connection is reported as an error event",
+        T,
+        || client.view(|v| v.errors.iter().any(|(_, m)| m.contains("no ping"))),
+    )
+    .await;
 }
