@@ -716,3 +716,69 @@ async fn silent_server_is_detected_by_missing_pings() {
     )
     .await;
 }
+
+/// Hands out an expired token until the server rejects it, then fresh ones from the IdP.
+struct ExpiredFirst {
+    expired: std::sync::Mutex<Option<confab_protocol::Token>>,
+    fresh: Arc<IdpTokens>,
+}
+
+impl confab_relay::TokenSource for ExpiredFirst {
+    fn token(
+        &self,
+    ) -> confab_relay::BoxFuture<'_, Result<confab_protocol::Token, confab_relay::TokenError>> {
+        let stale = self.expired.lock().expect("lock").clone();
+        match stale {
+            Some(t) => Box::pin(async move { Ok(t) }),
+            None => self.fresh.token(),
+        }
+    }
+    fn rejected(
+        &self,
+    ) -> confab_relay::BoxFuture<'_, Result<confab_protocol::Token, confab_relay::TokenError>> {
+        self.expired.lock().expect("lock").take();
+        self.fresh.rejected()
+    }
+}
+
+/// The server answers `connect` with an expired token with 109; the relay asks the source for
+/// a fresh token (`rejected`) and connects with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_token_at_connect_is_replaced_by_a_fresh_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(2)).await;
+    let server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
+    let first = idp.login("alice").await.expect("login");
+    let exp = confab_testkit::jwt_claims(&first.access_token).expect("claims")["exp"]
+        .as_u64()
+        .expect("exp claim");
+    wait_until("the first token has expired", T, || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() > exp)
+            .unwrap_or(false)
+    })
+    .await;
+    let fresh = IdpTokens::login(idp.clone(), "alice").await;
+    let source = Arc::new(ExpiredFirst {
+        expired: std::sync::Mutex::new(Some(confab_protocol::Token::new(
+            first.access_token.clone(),
+        ))),
+        fresh: fresh.clone(),
+    });
+    let client = Client::start(
+        relay_config(&server.url(), &dir.path().join("a.db")),
+        source,
+    );
+    client.wait_connected(T).await;
+    assert_eq!(
+        fresh.rejections.load(Ordering::SeqCst),
+        1,
+        "the expired token was rejected once and replaced"
+    );
+    let rooms = client.relay.list_rooms().await.expect("list rooms");
+    assert!(
+        rooms.iter().any(|r| r.id == "general"),
+        "the connection with the fresh token works"
+    );
+}
