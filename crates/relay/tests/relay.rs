@@ -782,3 +782,105 @@ async fn expired_token_at_connect_is_replaced_by_a_fresh_one() {
         "the connection with the fresh token works"
     );
 }
+
+/// A UI that stops reading does not make the relay buffer without limit: events beyond the
+/// channel's capacity are dropped and the room is marked stale; once the UI reads again it gets
+/// a RoomReset with the latest page, and older pages complete the history — nothing is shown
+/// twice or lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_ui_gets_a_room_reset_instead_of_unbounded_buffering() {
+    const N: usize = 200;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(300)).await;
+    let server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
+    let alice = Client::start(
+        relay_config(&server.url(), &dir.path().join("alice.db")),
+        IdpTokens::login(idp.clone(), "alice").await,
+    );
+    alice.wait_connected(T).await;
+    alice
+        .relay
+        .create_room("Slow", Some("slow"))
+        .await
+        .expect("create");
+    alice.relay.open_room("slow").await.expect("alice opens");
+
+    let mut cfg = relay_config(&server.url(), &dir.path().join("bob.db"));
+    cfg.event_capacity = 16;
+    cfg.page_size = 20;
+    let (bob, mut events) =
+        confab_relay::RelayHandle::start(cfg, IdpTokens::login(idp.clone(), "bob").await)
+            .expect("bob's relay starts");
+    bob.join_room("slow").await.expect("join");
+    bob.open_room("slow").await.expect("bob opens");
+
+    // Bob's UI reads nothing while N messages arrive.
+    for i in 0..N {
+        alice
+            .relay
+            .send("slow", &format!("m{i}"))
+            .await
+            .expect("send");
+    }
+    wait_until("the server stored every message", T, || {
+        server.history("slow").len() == N
+    })
+    .await;
+    wait_until("bob's event channel fills up", T, || events.len() == 16).await;
+    let top_before = server.history("slow").len();
+    assert_eq!(top_before, N, "all messages are on the server");
+    assert_eq!(
+        events.len(),
+        16,
+        "the event channel holds at most its capacity while the UI does not read"
+    );
+
+    // Bob's UI reads again.
+    let view = Arc::new(std::sync::Mutex::new(View::default()));
+    let v = view.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            v.lock().expect("view lock").apply(ev);
+        }
+    });
+    let top = server.history("slow").last().map(|(o, _)| *o);
+    wait_until("bob's view reaches the newest message", T, || {
+        view.lock()
+            .expect("view lock")
+            .ids("slow")
+            .last()
+            .map(|(o, _)| *o)
+            == top
+    })
+    .await;
+    let (resets, dups, disorder, mut ids) = {
+        let v = view.lock().expect("view lock");
+        (
+            v.resets,
+            v.duplicates.clone(),
+            v.out_of_order.clone(),
+            v.ids("slow"),
+        )
+    };
+    assert!(
+        resets >= 2,
+        "the dropped events were replaced by a RoomReset ({resets} resets)"
+    );
+    assert!(dups.is_empty(), "no message shown twice: {dups:?}");
+    assert!(disorder.is_empty(), "messages in order: {disorder:?}");
+    while let Some(&(first, _)) = ids.first() {
+        if first <= 1 {
+            break;
+        }
+        let page = bob.load_older("slow", first).await.expect("older page");
+        let mut older: Vec<_> = page.messages.iter().map(|e| (e.offset, e.id)).collect();
+        assert!(!older.is_empty(), "older pages exist until offset 1");
+        older.extend(ids);
+        ids = older;
+    }
+    assert_eq!(
+        ids,
+        server.history("slow"),
+        "the reset page plus older pages equal the server's history"
+    );
+}

@@ -328,7 +328,7 @@ pub struct View {
 }
 
 impl View {
-    fn apply(&mut self, ev: Event) {
+    pub fn apply(&mut self, ev: Event) {
         match ev {
             Event::Message(m) => {
                 let list = self.rooms.entry(m.room.clone()).or_default();
