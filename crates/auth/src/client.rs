@@ -11,11 +11,11 @@ use openidconnect::core::{
     CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreTokenResponse,
 };
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClaimsVerificationError, ClientId, CsrfToken,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, JsonWebKeySetUrl, LogoutRequest,
-    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
-    RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse,
-    TokenUrl,
+    AccessTokenHash, AsyncHttpClient, AuthorizationCode, ClaimsVerificationError, ClientId,
+    CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, JsonWebKeySetUrl,
+    LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    StandardErrorResponse, TokenResponse, TokenUrl,
 };
 use serde::Serialize;
 use url::{Host, Url};
@@ -719,12 +719,34 @@ impl AuthClient {
     #[tracing::instrument(skip_all)]
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet> {
         let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
+        // The token client hides the response of a failed request; this wrapper notes the
+        // status and Retry-After of a 429/503 so the caller can honour them.
+        // (Owned captures: the future must be `Send` for any borrow, as Tauri commands need.)
+        let throttle: Arc<Mutex<Option<Throttle>>> = Arc::default();
+        let (seen, client) = (Arc::clone(&throttle), self.http.clone());
+        let http = move |request: openidconnect::HttpRequest| {
+            let (seen, client) = (Arc::clone(&seen), client.clone());
+            async move {
+                let response = client.call(request).await?;
+                let status = response.status().as_u16();
+                if status == 429 || status == 503 {
+                    let wait = throttle_of(status, response.headers());
+                    if let Ok(mut t) = seen.lock() {
+                        *t = Some((status, wait));
+                    }
+                }
+                Ok::<_, openidconnect::HttpClientError<reqwest::Error>>(response)
+            }
+        };
         let response = self
             .oidc
             .exchange_refresh_token(&token)
-            .request_async(&self.http)
+            .request_async(&http)
             .await
-            .map_err(token_error)?;
+            .map_err(|e| {
+                let observed = throttle.lock().ok().and_then(|t| *t);
+                with_throttle(token_error(e), observed)
+            })?;
         let (_, id_token) = self.validate_id_token(&response, None).await?;
         tracing::info!(
             rotated = response.refresh_token().is_some(),
@@ -760,10 +782,12 @@ impl AuthClient {
             tracing::info!("refresh token revoked");
             return Ok(());
         }
+        let retry_after = throttle_of(status.as_u16(), response.headers());
         let body = response.bytes().await.unwrap_or_default();
         let parsed: Option<OAuthErrorBody> = serde_json::from_slice(&body).ok();
         Err(Error::TokenEndpoint {
             status: Some(status.as_u16()),
+            retry_after,
             error: parsed
                 .as_ref()
                 .map(|p| sanitize_provider_text(&p.error))
@@ -793,6 +817,54 @@ impl AuthClient {
         }
         Some(req.http_get_url())
     }
+}
+
+/// Status and `Retry-After` of a 429/503 token response, noted by the refresh HTTP wrapper.
+type Throttle = (u16, Option<Duration>);
+
+/// Longest `Retry-After` honoured; a provider asking for more gets this (the user can still
+/// sign in again, and the session keeps retrying).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The `Retry-After` of a 429/503 response (delta-seconds or HTTP-date), capped at
+/// [`MAX_RETRY_AFTER`]; `None` for other statuses or a missing/unreadable header.
+fn throttle_of(status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    if status != 429 && status != 503 {
+        return None;
+    }
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(value, SystemTime::now())
+}
+
+/// Parses a `Retry-After` value (RFC 9110 §10.2.3): delta-seconds or an HTTP-date.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            let at = SystemTime::from(at.with_timezone(&chrono::Utc));
+            at.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// Adds what the HTTP wrapper observed (status, Retry-After) to a token-endpoint error.
+fn with_throttle(mut err: Error, observed: Option<Throttle>) -> Error {
+    if let (
+        Error::TokenEndpoint {
+            status,
+            retry_after,
+            ..
+        },
+        Some((seen, wait)),
+    ) = (&mut err, observed)
+    {
+        status.get_or_insert(seen);
+        *retry_after = wait;
+    }
+    err
 }
 
 /// An RFC 6749 §5.2 error body.
@@ -878,6 +950,7 @@ where
                 CoreErrorResponseType::InvalidGrant => Error::InvalidGrant { description },
                 other => Error::TokenEndpoint {
                     status: None,
+                    retry_after: None,
                     error: sanitize_provider_text(other.as_ref()),
                     description,
                 },
@@ -886,11 +959,13 @@ where
         RequestTokenError::Request(inner) => network(inner),
         RequestTokenError::Parse(_, _) => Error::TokenEndpoint {
             status: None,
+            retry_after: None,
             error: "unreadable_response".to_owned(),
             description: None,
         },
         RequestTokenError::Other(_) => Error::TokenEndpoint {
             status: None,
+            retry_after: None,
             error: "unexpected_response".to_owned(),
             description: None,
         },

@@ -139,6 +139,9 @@ pub enum Error {
     TokenEndpoint {
         /// HTTP status if known.
         status: Option<u16>,
+        /// How long the provider asked us to wait (`Retry-After` of a 429 or 503), capped at
+        /// [`crate::MAX_RETRY_AFTER`].
+        retry_after: Option<std::time::Duration>,
         /// The OAuth `error` code (sanitized) or a short word for non-OAuth failures.
         error: String,
         /// The provider's `error_description`, sanitized and truncated.
@@ -266,6 +269,14 @@ impl Error {
             Self::NotSupported(_) => ErrorCode::NotSupported,
             Self::Network(_) => ErrorCode::Network,
             Self::Loopback(..) => ErrorCode::Loopback,
+        }
+    }
+
+    /// The wait the provider asked for (`Retry-After` of a 429/503 token response), if any.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::TokenEndpoint { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 

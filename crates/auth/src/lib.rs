@@ -18,7 +18,7 @@ pub use callback::{
 };
 pub use client::{
     AuthClient, AuthConfig, Clock, LoginStart, ManualClock, PendingInfo, SignedIn, SystemClock,
-    TokenSet, UserInfo,
+    TokenSet, UserInfo, MAX_RETRY_AFTER,
 };
 pub use error::{Error, ErrorCode, IdTokenProblem, Result};
 pub use loopback::LoopbackListener;

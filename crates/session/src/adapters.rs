@@ -19,9 +19,8 @@ pub const REFRESH_TOKEN_ENTRY: &str = "refresh_token";
 
 /// [`TokenEndpoint`] backed by confab-auth (refresh with ID-token validation, RFC 7009
 /// revocation, RP-initiated logout).
-///
-/// Limitation: confab-auth does not expose a 429's `Retry-After` header yet, so a 429 arrives
-/// here as a plain transient failure and is retried with jittered backoff only.
+/// A 429/503's `Retry-After` (exposed by confab-auth) is passed on, so the manager waits at
+/// least that long.
 #[derive(Clone)]
 pub struct AuthEndpoint {
     client: Arc<AuthClient>,
@@ -57,7 +56,7 @@ pub fn classify(err: &confab_auth::Error) -> EndpointError {
     match err {
         confab_auth::Error::InvalidGrant { .. } => EndpointError::InvalidGrant,
         e if e.is_transient() => EndpointError::Transient {
-            retry_after: None,
+            retry_after: e.retry_after(),
             reason: e.to_string(),
         },
         e => EndpointError::Fatal(e.to_string()),
