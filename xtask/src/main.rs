@@ -4,6 +4,7 @@
 //! `sudo apt-get install ...` line is printed; `npm ci` for the test peers; a Python venv for
 //! centrifuge-python; `tauri-driver` into `target/tools`), so they work on a fresh machine.
 
+mod bundle;
 mod setup;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,12 @@ enum Cmd {
     },
     /// Formatting and clippy with warnings as errors.
     Lint,
+    /// Build the app and its Debian package with the pinned Tauri CLI; print paths and sizes.
+    Bundle {
+        /// Package a debug build (it keeps the test hook the package install test needs).
+        #[arg(long)]
+        debug: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +50,7 @@ fn main() -> ExitCode {
         Cmd::Demo => demo(),
         Cmd::Test { args } => test(&args),
         Cmd::Lint => lint(),
+        Cmd::Bundle { debug } => bundle::run(debug).map(|_| ()),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,6 +96,8 @@ fn test(args: &[String]) -> Result<()> {
     setup::run(setup::Purpose::Test)?;
     // The E2E tests launch the real app binary and the reference server binary.
     run_cmd(cargo().args(["build", "-p", "confab-app", "-p", "confab-server", "--bins"]))?;
+    // The package install test (tests/tests/deb_install.rs) installs this .deb of that binary.
+    let deb = bundle::run(true)?.deb;
     let mut cmd = if has_display() {
         cargo()
     } else {
@@ -98,8 +108,10 @@ fn test(args: &[String]) -> Result<()> {
             .arg(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         c
     };
-    cmd.args(["test", "--workspace", "--no-fail-fast"]).args(args);
+    cmd.args(["test", "--workspace", "--no-fail-fast"])
+        .args(args);
     cmd.env("CONFAB_TOOLS_DIR", setup::tools_dir());
+    cmd.env("CONFAB_DEB", deb);
     run_cmd(&mut cmd)
 }
 

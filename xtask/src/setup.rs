@@ -43,6 +43,8 @@ const APT_TEST: &[&str] = &[
     "gnome-keyring",
     "python3",
     "python3-venv",
+    // `gio open` delivers links in the package install test (xdg-open's fallback on GNOME).
+    "libglib2.0-bin",
 ];
 
 /// Oldest Node.js major version the test identity provider (oidc-provider 9) runs on here.
@@ -64,8 +66,32 @@ pub(crate) fn run(purpose: Purpose) -> Result<()> {
         npm_ci("tests/peers")?;
         python_venv()?;
         tauri_driver()?;
+        tauri_cli()?;
     }
     Ok(())
+}
+
+/// The Tauri CLI pinned in `xtask/package.json` (npm ships the prebuilt binary), for bundling.
+pub(crate) fn tauri_cli() -> Result<()> {
+    npm_ci("xtask")
+        .context("installing the pinned Tauri CLI (npm ci in xtask/; needs Node.js and npm)")?;
+    let cli = tauri_cli_path();
+    if !cli.exists() {
+        bail!(
+            "npm ci in xtask/ did not install the Tauri CLI at {}",
+            cli.display()
+        );
+    }
+    Ok(())
+}
+
+/// Where `npm ci` in `xtask/` puts the Tauri CLI.
+pub(crate) fn tauri_cli_path() -> PathBuf {
+    root()
+        .join("xtask")
+        .join("node_modules")
+        .join(".bin")
+        .join("tauri")
 }
 
 fn installed(pkg: &str) -> bool {
@@ -162,11 +188,12 @@ fn npm_ci(dir: &str) -> Result<()> {
     if fresh {
         return Ok(());
     }
-    run_cmd(
-        Command::new("npm")
-            .current_dir(&dir)
-            .args(["ci", "--no-audit", "--no-fund", "--engine-strict=false"]),
-    )
+    run_cmd(Command::new("npm").current_dir(&dir).args([
+        "ci",
+        "--no-audit",
+        "--no-fund",
+        "--engine-strict=false",
+    ]))
 }
 
 /// A virtualenv with centrifuge-python for the protocol conformance tests.
@@ -189,7 +216,14 @@ fn python_venv() -> Result<()> {
     }
     run_cmd(
         Command::new(&py)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(&req),
     )?;
     std::fs::copy(&req, &stamp).context("recording installed requirements")?;
@@ -204,7 +238,13 @@ fn tauri_driver() -> Result<()> {
     }
     run_cmd(
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["install", "--locked", "--quiet", "tauri-driver", "--version"])
+            .args([
+                "install",
+                "--locked",
+                "--quiet",
+                "tauri-driver",
+                "--version",
+            ])
             .arg(format!("={TAURI_DRIVER_VERSION}"))
             .arg("--root")
             .arg(tools_dir()),
