@@ -88,6 +88,52 @@ impl Outbox {
         })
     }
 
+    /// Removes several acknowledged messages in one transaction.
+    pub fn remove_many(&self, ids: &[Uuid]) -> Result<()> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+            for id in ids {
+                stmt.execute(params![id.to_string()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Starts a background thread that removes acknowledged messages in batches, so the relay's
+    /// task never waits for a disk sync on an acknowledgement. A removal lost in a crash only
+    /// means the message is published once more after restart, which the server deduplicates.
+    pub(crate) fn remover(&self) -> Remover {
+        let (tx, rx) = std::sync::mpsc::channel::<Uuid>();
+        let outbox = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("confab-outbox".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter());
+                    if let Err(e) = outbox.remove_many(&batch) {
+                        tracing::warn!(error = %e, n = batch.len(), "cannot remove acknowledged messages from the outbox");
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => Remover {
+                tx: Some(tx),
+                outbox: self.clone(),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "no outbox thread; removing acknowledged messages inline");
+                Remover {
+                    tx: None,
+                    outbox: self.clone(),
+                }
+            }
+        }
+    }
+
     /// Marks a message as failed permanently (kept for a retry).
     pub fn mark_failed(&self, id: Uuid, reason: &str) -> Result<bool> {
         self.with(|c| {
@@ -130,6 +176,23 @@ impl Outbox {
             let rows = stmt.query_map([], row_to_item)?;
             rows.collect()
         })
+    }
+}
+
+/// Sends acknowledged message ids to the outbox thread (or removes them inline without one).
+pub(crate) struct Remover {
+    tx: Option<std::sync::mpsc::Sender<Uuid>>,
+    outbox: Outbox,
+}
+
+impl Remover {
+    pub(crate) fn remove(&self, id: Uuid) -> Result<()> {
+        if let Some(tx) = &self.tx {
+            if tx.send(id).is_ok() {
+                return Ok(());
+            }
+        }
+        self.outbox.remove(id).map(|_| ())
     }
 }
 

@@ -10,6 +10,7 @@ use confab_protocol::{
     RefreshRequest, Reply, RpcRequest, StreamPosition, SubscribeRequest, Token,
 };
 use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -18,7 +19,7 @@ use uuid::Uuid;
 use crate::config::RelayConfig;
 use crate::error::{Error, Result};
 use crate::events::{ChatEntry, ConnectionState, Event, RoomPage, SendState};
-use crate::outbox::{Outbox, OutboxItem};
+use crate::outbox::{Outbox, OutboxItem, Remover};
 use crate::outlet::Outlet;
 use crate::token::{TokenError, TokenSource};
 use crate::transport::{Connection, Connector, Inbound};
@@ -106,6 +107,7 @@ pub(crate) struct Core {
     source: Arc<dyn TokenSource>,
     connector: Arc<dyn Connector>,
     outbox: Outbox,
+    remover: Remover,
     outlet: Outlet,
     rooms: BTreeMap<String, Room>,
     /// Pending (not in flight, not failed) outbox messages by send order.
@@ -124,6 +126,8 @@ pub(crate) struct Core {
     ping_window: Option<Duration>,
     answer_pings: bool,
     publish_retry_at: Option<Instant>,
+    stale_checked: Instant,
+    last_seen: Instant,
     end: Option<End>,
     internal_tx: mpsc::UnboundedSender<Internal>,
     internal_rx: mpsc::UnboundedReceiver<Internal>,
@@ -154,7 +158,7 @@ fn server_error(e: &ErrorReply) -> Error {
 }
 
 fn entry(room: &str, p: &Publication) -> Option<ChatEntry> {
-    let m: ChatMessage = serde_json::from_value(p.data.clone()).ok()?;
+    let m = ChatMessage::deserialize(&p.data).ok()?;
     Some(ChatEntry {
         room: room.to_owned(),
         offset: p.offset,
@@ -183,6 +187,7 @@ impl Core {
             config,
             source,
             connector,
+            remover: outbox.remover(),
             outbox,
             outlet,
             rooms: BTreeMap::new(),
@@ -200,6 +205,8 @@ impl Core {
             ping_window: None,
             answer_pings: false,
             publish_retry_at: None,
+            stale_checked: Instant::now(),
+            last_seen: Instant::now(),
             end: None,
             internal_tx,
             internal_rx,
@@ -394,7 +401,8 @@ impl Core {
         self.answer_pings = result.pong;
         self.ping_window = (result.ping > 0)
             .then(|| Duration::from_secs(u64::from(result.ping)) + self.config.ping_grace);
-        self.dead_at = self.ping_window.map(|w| Instant::now() + w);
+        self.last_seen = Instant::now();
+        self.dead_at = self.ping_window.map(|w| self.last_seen + w);
         self.schedule_refresh(result.expires, result.ttl);
         self.state(ConnectionState::Connected);
         let rooms: Vec<String> = self.rooms.keys().cloned().collect();
@@ -406,6 +414,10 @@ impl Core {
         }
         self.flush_outbox();
         let mut changes: Option<watch::Receiver<u64>> = self.source.changes();
+        // One timer for the connection, moved only when the next deadline changes.
+        let far = Instant::now() + Duration::from_secs(86_400);
+        let sleep = tokio::time::sleep_until(far);
+        tokio::pin!(sleep);
         loop {
             if let Err(e) = self.write(&mut conn).await {
                 return End::Transport(e);
@@ -414,7 +426,10 @@ impl Core {
                 let _ = conn.sink.close().await;
                 return end;
             }
-            let timer = self.next_timer();
+            let timer = self.next_timer().unwrap_or(far);
+            if sleep.deadline() != timer {
+                sleep.as_mut().reset(timer);
+            }
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
                     None => self.end = Some(End::Shutdown(None)),
@@ -445,7 +460,7 @@ impl Core {
                         changes = None;
                     }
                 }
-                () = tokio::time::sleep_until(timer) => self.on_timer(),
+                () = &mut sleep => self.on_timer(),
             }
         }
     }
@@ -462,22 +477,27 @@ impl Core {
         conn.sink.flush().await.map_err(|e| e.0)
     }
 
-    fn next_timer(&self) -> Instant {
-        let far = Instant::now() + Duration::from_secs(3600);
-        let stale = (!self.outlet.stale_rooms.is_empty()).then(|| Instant::now() + STALE_CHECK);
+    fn next_timer(&self) -> Option<Instant> {
+        let stale = (!self.outlet.stale_rooms.is_empty()).then(|| self.stale_checked + STALE_CHECK);
         [self.refresh_at, self.dead_at, self.publish_retry_at, stale]
             .into_iter()
             .flatten()
             .min()
-            .unwrap_or(far)
     }
 
     fn on_timer(&mut self) {
         let now = Instant::now();
-        if self.dead_at.is_some_and(|t| t <= now) {
-            self.error("transport", "no ping from the server in time");
-            self.end = Some(End::Dead);
-            return;
+        self.stale_checked = now;
+        if let (Some(t), Some(window)) = (self.dead_at, self.ping_window) {
+            if t <= now {
+                let due = self.last_seen + window;
+                if due <= now {
+                    self.error("transport", "no ping from the server in time");
+                    self.end = Some(End::Dead);
+                    return;
+                }
+                self.dead_at = Some(due);
+            }
         }
         if self.refresh_at.is_some_and(|t| t <= now) {
             self.refresh_at = None;
@@ -930,9 +950,8 @@ impl Core {
     // ---------------------------------------------------------------- frames
 
     fn on_frame(&mut self, text: &str) {
-        if let Some(w) = self.ping_window {
-            self.dead_at = Some(Instant::now() + w);
-        }
+        // Lazy watchdog: only the timestamp moves here; the timer re-arms itself from it.
+        self.last_seen = Instant::now();
         let replies = match decode_replies(text.as_bytes(), self.config.max_frame_bytes) {
             Ok(r) => r,
             Err(e) => {
@@ -1064,7 +1083,7 @@ impl Core {
         };
         match (reply.error, reply.publish) {
             (None, Some(res)) => {
-                if let Err(e) = self.outbox.remove(id) {
+                if let Err(e) = self.remover.remove(id) {
                     // It stays in the outbox file and is re-published (and deduplicated by the
                     // server) after a restart; nothing is lost.
                     self.error("outbox", format!("cannot remove acknowledged message: {e}"));

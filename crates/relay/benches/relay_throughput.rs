@@ -1,0 +1,356 @@
+//! Chat relay benchmark (plain `harness = false`): `cargo bench -p confab-relay`.
+//!
+//! 1. Receive throughput. N chat publications are published to the real confab-server and read
+//!    back from its store, then encoded as the server's push frames (one publication per frame)
+//!    and replayed at full speed by a local WebSocket feeder to, one at a time: a bare
+//!    tokio-tungstenite read loop (counts push frames, no JSON parsing: the ceiling), confab-relay
+//!    (decode, dedupe, `Message` events read by a consumer) and the official JS SDK (`centrifuge`
+//!    on Node, from tests/peers). The feeder starts streaming after the subscribe reply, or for
+//!    confab-relay after the history reply that follows it (the relay loads the room's page
+//!    before it applies live publications).
+//! 2. Delivery latency between two relay clients through confab-server at 1,000 messages/s:
+//!    from `send()` on one client (which includes the durable outbox write) to the `Message`
+//!    event on the other.
+//!
+//! Needs node and `npm ci` in tests/idp and tests/peers. Prints Markdown rows.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use confab_protocol::{encode_frame, Push, Reply};
+use confab_relay::{Event, RelayConfig, RelayHandle, StaticToken};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+const N: usize = 20_000;
+
+fn peers_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers")
+}
+
+/// Replays `frames` to each client after its subscribe (or, for confab-relay, history) reply.
+async fn feeder(frames: Arc<Vec<String>>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind feeder");
+    let url = format!(
+        "ws://{}/connection/websocket",
+        listener.local_addr().expect("addr")
+    );
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let frames = frames.clone();
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                let (mut sink, mut stream) = ws.split();
+                let mut is_relay = false;
+                while let Some(Ok(msg)) = stream.next().await {
+                    let Message::Text(text) = msg else { continue };
+                    for line in text.as_str().lines() {
+                        let Ok(cmd) = serde_json::from_str::<Value>(line) else {
+                            continue;
+                        };
+                        let id = cmd["id"].as_u64().unwrap_or(0);
+                        let mut blast = false;
+                        let reply = if cmd.get("connect").is_some() {
+                            is_relay = cmd["connect"]["name"] == "confab-relay";
+                            format!(
+                                r#"{{"id":{id},"connect":{{"client":"feeder","version":"bench"}}}}"#
+                            )
+                        } else if cmd.get("subscribe").is_some() {
+                            blast = !is_relay;
+                            format!(
+                                r#"{{"id":{id},"subscribe":{{"recoverable":true,"positioned":true,"epoch":"bench"}}}}"#
+                            )
+                        } else if cmd.get("history").is_some() {
+                            blast = is_relay;
+                            format!(r#"{{"id":{id},"history":{{"epoch":"bench"}}}}"#)
+                        } else {
+                            continue;
+                        };
+                        if sink.send(Message::text(reply)).await.is_err() {
+                            return;
+                        }
+                        if blast {
+                            for f in frames.iter() {
+                                if sink.feed(Message::text(f.clone())).await.is_err() {
+                                    return;
+                                }
+                            }
+                            if sink.flush().await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+async fn bare_loop(url: &str) -> Duration {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("bare connect");
+    let start = Instant::now();
+    ws.send(Message::text(
+        r#"{"id":1,"connect":{"token":"bench","name":"bare"}}
+{"id":2,"subscribe":{"channel":"room:bench"}}"#,
+    ))
+    .await
+    .expect("send");
+    let mut seen = 0;
+    while let Some(Ok(msg)) = ws.next().await {
+        if let Message::Text(t) = msg {
+            seen += t
+                .as_str()
+                .lines()
+                .filter(|l| l.starts_with(r#"{"push""#))
+                .count();
+            if seen >= N {
+                break;
+            }
+        }
+    }
+    start.elapsed()
+}
+
+async fn relay_client(url: &str, dir: &std::path::Path) -> Duration {
+    let config = RelayConfig::builder(url, dir.join("bench-outbox.db"))
+        .event_capacity(4096)
+        .build();
+    let (relay, mut events) = RelayHandle::start(
+        config,
+        Arc::new(StaticToken::new(confab_protocol::Token::new("bench"))),
+    )
+    .expect("relay starts");
+    let start = Instant::now();
+    let r = relay.clone();
+    tokio::spawn(async move { r.open_room("bench").await });
+    let mut seen = 0;
+    while let Some(ev) = events.recv().await {
+        if let Event::Message(_) = ev {
+            seen += 1;
+            if seen >= N {
+                break;
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    relay.shutdown().await;
+    elapsed
+}
+
+async fn js_client(url: &str) -> Option<Duration> {
+    let node = std::env::var("CONFAB_NODE").unwrap_or_else(|_| "node".into());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/js_receiver.cjs");
+    let out = tokio::process::Command::new(node)
+        .arg(script)
+        .env("PEERS_DIR", peers_dir())
+        .env("URL", url)
+        .env("COUNT", N.to_string())
+        .output()
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ms: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ELAPSED_MS "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(ms))
+}
+
+fn rate(d: Duration) -> f64 {
+    N as f64 / d.as_secs_f64()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(300)).await;
+    let server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
+
+    // Publish N messages through two relay clients' worth of real traffic (alice sends).
+    let alice = Client::start(
+        relay_config(&server.url(), &dir.path().join("alice.db")),
+        IdpTokens::login(idp.clone(), "alice").await,
+    );
+    let bob = Client::start(
+        relay_config(&server.url(), &dir.path().join("bob.db")),
+        IdpTokens::login(idp.clone(), "bob").await,
+    );
+    alice.wait_connected(Duration::from_secs(30)).await;
+    bob.wait_connected(Duration::from_secs(30)).await;
+    alice
+        .relay
+        .create_room("Bench", Some("bench"))
+        .await
+        .expect("create room");
+    bob.relay.join_room("bench").await.expect("join");
+    alice.relay.open_room("bench").await.expect("open");
+
+    // --- Part 2 first (the room is empty): latency at 1,000 messages/s.
+    let (lat_tx, mut lat_rx) = tokio::sync::mpsc::unbounded_channel::<(Uuid, Instant)>();
+    let (bob_relay, mut bob_events) = RelayHandle::start(
+        relay_config(&server.url(), &dir.path().join("bob2.db")),
+        IdpTokens::login(idp.clone(), "bob").await,
+    )
+    .expect("bob2");
+    bob_relay.open_room("bench").await.expect("bob opens");
+    let receiver = tokio::spawn(async move {
+        let mut got: HashMap<Uuid, Instant> = HashMap::new();
+        while let Some(ev) = bob_events.recv().await {
+            if let Event::Message(m) = ev {
+                got.insert(m.id, Instant::now());
+                if got.len() >= 5_000 {
+                    break;
+                }
+            }
+        }
+        got
+    });
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    for i in 0..5_000 {
+        tick.tick().await;
+        let t = Instant::now();
+        let id = alice
+            .relay
+            .send("bench", &format!("lat {i}"))
+            .await
+            .expect("send");
+        let _ = lat_tx.send((id, t));
+    }
+    drop(lat_tx);
+    let got = tokio::time::timeout(Duration::from_secs(120), receiver)
+        .await
+        .expect("all latency messages arrive")
+        .expect("receiver task");
+    let mut lats = Vec::new();
+    while let Some((id, t)) = lat_rx.recv().await {
+        if let Some(r) = got.get(&id) {
+            lats.push(r.duration_since(t));
+        }
+    }
+    lats.sort();
+    let p = |q: f64| lats[((lats.len() as f64 - 1.0) * q) as usize];
+
+    // --- Part 1: frames of the server's history, replayed.
+    let history = {
+        let store =
+            confab_server::store::Store::open(&server.db(), 1_000_000).expect("open server store");
+        let mut pubs = store
+            .read("room:bench", None, false, u64::MAX / 2)
+            .expect("read");
+        // Top up to N with more real traffic if needed.
+        while pubs.len() < N {
+            let missing = N - pubs.len();
+            for i in 0..missing {
+                alice
+                    .relay
+                    .send("bench", &format!("tp {i}"))
+                    .await
+                    .expect("send");
+            }
+            let db = server.db();
+            wait_until(
+                "the server stored N messages",
+                Duration::from_secs(300),
+                || history_of(&db, "bench").len() >= N,
+            )
+            .await;
+            pubs = store
+                .read("room:bench", None, false, u64::MAX / 2)
+                .expect("read");
+        }
+        pubs.truncate(N);
+        pubs
+    };
+    let frames: Vec<String> = history
+        .into_iter()
+        .map(|p| {
+            encode_frame(&[Reply::push(Push {
+                channel: "room:bench".into(),
+                publication: Some(p),
+                ..Push::default()
+            })])
+            .expect("encode")
+        })
+        .collect();
+    let bytes: usize = frames.iter().map(String::len).sum();
+    let url = feeder(Arc::new(frames)).await;
+
+    let mut bare = Vec::new();
+    let mut relay = Vec::new();
+    let mut js = Vec::new();
+    for round in 0..3 {
+        bare.push(bare_loop(&url).await);
+        let d = dir.path().join(format!("r{round}"));
+        std::fs::create_dir_all(&d).expect("dir");
+        relay.push(relay_client(&url, &d).await);
+        if let Some(d) = js_client(&url).await {
+            js.push(d);
+        }
+    }
+    let (bare, relay) = (median(bare), median(relay));
+    println!(
+        "receive throughput, {N} publications ({:.1} MB of frames), median of 3:",
+        bytes as f64 / 1e6
+    );
+    println!("| receiver | publications/s | relative to bare loop |");
+    println!("|---|---|---|");
+    println!(
+        "| bare tokio-tungstenite read loop | {:.0} | 100% |",
+        rate(bare)
+    );
+    println!(
+        "| confab-relay (decode, dedupe, events) | {:.0} | {:.0}% |",
+        rate(relay),
+        100.0 * rate(relay) / rate(bare)
+    );
+    if js.is_empty() {
+        println!("| centrifuge-js (Node) | not run (node or tests/peers/node_modules missing) | |");
+    } else {
+        let js = median(js);
+        println!(
+            "| centrifuge-js (Node) | {:.0} | {:.0}% (relay = {:.1}x JS) |",
+            rate(js),
+            100.0 * rate(js) / rate(bare),
+            rate(relay) / rate(js)
+        );
+    }
+    println!();
+    println!(
+        "delivery latency, relay -> confab-server -> relay, 5,000 messages at 1,000/s ({} delivered):",
+        lats.len()
+    );
+    println!("| p50 | p90 | p99 | max |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+        p(0.5).as_secs_f64() * 1e3,
+        p(0.9).as_secs_f64() * 1e3,
+        p(0.99).as_secs_f64() * 1e3,
+        p(1.0).as_secs_f64() * 1e3
+    );
+    drop(bob);
+}
