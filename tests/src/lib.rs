@@ -564,6 +564,19 @@ impl AppUnderTest {
         }
     }
 
+    /// A command running in the app's desktop session: its temp HOME, XDG dirs and session bus
+    /// (like `xdg-open` started by a browser next to the app). stdin is closed; killed on drop.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        for var in CONFAB_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
     /// Saves a screenshot of the window to `artifacts/e2e/<name>.png` and returns its path.
     /// Waits a second first: WebKit under Xvfb may otherwise capture the previous frame.
     pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
