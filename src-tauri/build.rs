@@ -13,6 +13,9 @@ const COMMANDS: &[&str] = &[
     "cancel_sign_in",
     "open_browser_again",
     "current_user",
+    "unlock_vault",
+    "reset_vault",
+    "sign_out",
 ];
 
 fn main() {

@@ -4,6 +4,9 @@
 const tauri = window.__TAURI__;
 
 const screens = {
+  busy: document.getElementById('screen-busy'),
+  unlock: document.getElementById('screen-unlock'),
+  vaultBroken: document.getElementById('screen-vault-broken'),
   signIn: document.getElementById('screen-sign-in'),
   waiting: document.getElementById('screen-waiting'),
   error: document.getElementById('screen-error'),
@@ -22,6 +25,14 @@ const HINTS = {
   'network': 'Check your network connection, then try again.',
   'config': 'Fix the configuration file, then restart Confab.',
   'browser': 'Confab could not open your web browser.',
+  'vault-locked': 'Unlock Confab with your passphrase first.',
+};
+
+/** Why the sign-in screen is shown, in plain words. */
+const SIGNED_OUT = {
+  'cancelled': ['Sign-in cancelled.', ''],
+  'signed-out': ['Signed out.', 'You signed out.'],
+  'session-ended': ['Your session ended, please sign in again.', 'Your session ended, please sign in again.'],
 };
 
 let countdownTimer = null;
@@ -32,7 +43,41 @@ let current = 'none';
 function show(name) {
   for (const [key, node] of Object.entries(screens)) node.hidden = key !== name;
   el('topbar').hidden = name !== 'signedIn';
+  if (name !== 'signedIn') closeMenu();
   current = name;
+}
+
+function closeMenu() {
+  el('user-menu').hidden = true;
+  el('user-menu-button').setAttribute('aria-expanded', 'false');
+}
+
+function toggleMenu() {
+  const open = el('user-menu').hidden;
+  el('user-menu').hidden = !open;
+  el('user-menu-button').setAttribute('aria-expanded', String(open));
+  if (open) el('sign-out').focus();
+}
+
+function showUnlock(firstRun) {
+  el('unlock-form').dataset.firstRun = String(firstRun);
+  el('unlock-title').textContent = firstRun ? 'Choose a passphrase' : 'Unlock Confab';
+  el('unlock-lead').textContent = firstRun
+    ? 'This device has no keychain Confab can use. Choose a passphrase to protect your sign-in here.'
+    : 'Enter the passphrase that protects your sign-in on this device.';
+  el('unlock').textContent = firstRun ? 'Save passphrase' : 'Unlock';
+  el('confirm-row').hidden = !firstRun;
+  el('forgot-passphrase').hidden = firstRun;
+  el('passphrase-confirm').required = firstRun;
+  el('unlock-error').textContent = '';
+  clearPassphrase();
+  show('unlock');
+  el('passphrase').focus();
+}
+
+function clearPassphrase() {
+  el('passphrase').value = '';
+  el('passphrase-confirm').value = '';
 }
 
 function announce(text) {
@@ -66,7 +111,7 @@ function initials(name) {
 }
 
 function setBusy(busy) {
-  for (const id of ['sign-in', 'try-again', 'open-again']) el(id).disabled = busy;
+  for (const id of ['sign-in', 'try-again', 'open-again', 'unlock', 'reset-yes', 'sign-out']) el(id).disabled = busy;
 }
 
 /** A message from the core as a sentence: capital first letter, final full stop. */
@@ -81,13 +126,44 @@ function sentence(text) {
 function onEvent(event) {
   setBusy(false);
   switch (event.type) {
-    case 'signed-out':
+    case 'starting':
+      el('busy-title').textContent = 'Starting Confab…';
+      show('busy');
+      break;
+    case 'vault-locked':
+      showUnlock(event.first_run);
+      announce(event.first_run ? 'Choose a passphrase.' : 'Enter your passphrase.');
+      break;
+    case 'vault-broken':
+      el('vault-error').textContent = sentence(event.message);
+      el('vault-error').dataset.code = event.code;
+      el('reset-ask').hidden = false;
+      el('reset-confirm').hidden = true;
+      show('vaultBroken');
+      announce(`Confab can't open your saved sign-in. ${sentence(event.message)}`);
+      el('reset-vault').focus();
+      break;
+    case 'restoring':
+      el('busy-title').textContent = event.name ? `Signing in as ${event.name}…` : 'Signing you in…';
+      show('busy');
+      announce('Signing you in…');
+      break;
+    case 'session-retrying':
+      announce('Reconnecting to your account provider…');
+      break;
+    case 'session-refreshed':
+      if (el('status').textContent.startsWith('Reconnecting')) announce('Connected.');
+      break;
+    case 'signed-out': {
       stopCountdown();
       show('signIn');
-      if (event.reason === 'cancelled') announce('Sign-in cancelled.');
-      else if (event.reason === 'signed-out') announce('Signed out.');
+      const [status, notice] = SIGNED_OUT[event.reason] || ['', ''];
+      el('sign-in-notice').textContent = notice;
+      el('sign-in-notice').dataset.reason = event.reason;
+      if (status) announce(status);
       el('sign-in').focus();
       break;
+    }
     case 'sign-in-pending':
       show('waiting');
       startCountdown(event.deadline);
@@ -103,6 +179,7 @@ function onEvent(event) {
       el('avatar').textContent = initials(name);
       el('home-name').textContent = name;
       el('home-issuer').textContent = `Account provider: ${user.issuer}`;
+      el('menu-account').textContent = user.email ? `${name} · ${user.email}` : name;
       show('signedIn');
       announce(`Signed in as ${name}.`);
       break;
@@ -140,6 +217,48 @@ async function call(command, args) {
   }
 }
 
+/** Sends the passphrase straight to the core; the fields are cleared at once, never kept. */
+async function unlock(event) {
+  event.preventDefault();
+  const firstRun = el('unlock-form').dataset.firstRun === 'true';
+  const passphrase = el('passphrase').value;
+  const confirmation = firstRun ? el('passphrase-confirm').value : null;
+  clearPassphrase();
+  if (!passphrase) {
+    el('unlock-error').textContent = 'Enter a passphrase.';
+    el('passphrase').focus();
+    return;
+  }
+  if (firstRun && passphrase !== confirmation) {
+    el('unlock-error').textContent = 'The two passphrases are not the same. Try again.';
+    el('passphrase').focus();
+    return;
+  }
+  el('unlock-error').textContent = '';
+  setBusy(true);
+  announce(firstRun ? 'Creating your vault…' : 'Unlocking…');
+  try {
+    await tauri.core.invoke('unlock_vault', { passphrase, confirmation });
+  } catch (err) {
+    const message = err && err.message ? err.message : String(err);
+    el('unlock-error').textContent = err && err.code === 'wrong-passphrase'
+      ? 'That passphrase is not right. Try again.'
+      : sentence(message);
+    el('unlock-error').dataset.code = (err && err.code) || 'internal';
+    if (current === 'unlock') el('passphrase').focus();
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function signOut() {
+  closeMenu();
+  setBusy(true);
+  announce('Signing out…');
+  await call('sign_out');
+  setBusy(false);
+}
+
 async function signIn() {
   setBusy(true);
   announce('Opening your browser…');
@@ -154,6 +273,37 @@ function wire() {
     await call('open_browser_again');
   });
   el('cancel').addEventListener('click', () => call('cancel_sign_in'));
+  el('unlock-form').addEventListener('submit', unlock);
+  el('user-menu-button').addEventListener('click', toggleMenu);
+  el('sign-out').addEventListener('click', signOut);
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeMenu(); });
+  el('forgot-passphrase').addEventListener('click', () => {
+    clearPassphrase();
+    onEvent({
+      type: 'vault-broken',
+      code: 'forgot-passphrase',
+      message: 'Without its passphrase the saved sign-in on this device cannot be opened',
+    });
+  });
+  el('reset-vault').addEventListener('click', () => {
+    el('reset-ask').hidden = true;
+    el('reset-confirm').hidden = false;
+    el('reset-no').focus();
+  });
+  el('reset-no').addEventListener('click', () => {
+    if (el('vault-error').dataset.code === 'forgot-passphrase') {
+      showUnlock(false);
+      return;
+    }
+    el('reset-confirm').hidden = true;
+    el('reset-ask').hidden = false;
+    el('reset-vault').focus();
+  });
+  el('reset-yes').addEventListener('click', async () => {
+    setBusy(true);
+    await call('reset_vault');
+    setBusy(false);
+  });
 }
 
 async function start() {
@@ -166,7 +316,7 @@ async function start() {
   channel.onmessage = onEvent;
   // The core answers a subscription with the current state, so a reload shows the right screen.
   await call('subscribe_events', { channel });
-  if (current === 'none') show('signIn');
+  if (current === 'none') show('busy');
 }
 
 start();

@@ -15,6 +15,21 @@ pub enum Error {
     /// The system browser could not be opened.
     #[error("could not open your web browser ({0})")]
     Browser(String),
+    /// The vault failed (corrupt, keychain, I/O, ...). Never carries key material.
+    #[error(transparent)]
+    Vault(#[from] confab_vault::Error),
+    /// The passphrase does not open the vault; the user may try again.
+    #[error("that passphrase is not right")]
+    WrongPassphrase,
+    /// The passphrase and its confirmation differ (first run).
+    #[error("the two passphrases are not the same")]
+    PassphraseMismatch,
+    /// The vault is not open yet, so nothing can be stored.
+    #[error("unlock Confab first")]
+    VaultLocked,
+    /// The token lifecycle failed (store, endpoint, session ended).
+    #[error(transparent)]
+    Session(#[from] confab_session::Error),
 }
 
 impl Error {
@@ -27,7 +42,27 @@ impl Error {
                 .unwrap_or_else(|| "auth".to_owned()),
             Self::Config(_) => "config".to_owned(),
             Self::Browser(_) => "browser".to_owned(),
+            Self::Vault(e) => vault_code(e).to_owned(),
+            Self::WrongPassphrase => "wrong-passphrase".to_owned(),
+            Self::PassphraseMismatch => "passphrase-mismatch".to_owned(),
+            Self::VaultLocked => "vault-locked".to_owned(),
+            Self::Session(confab_session::Error::SignedOut(_)) => "session-ended".to_owned(),
+            Self::Session(_) => "session".to_owned(),
         }
+    }
+}
+
+/// The UI's code for a vault error.
+fn vault_code(e: &confab_vault::Error) -> &'static str {
+    use confab_vault::Error as V;
+    match e {
+        V::WrongKey => "wrong-key",
+        V::Corrupt { .. } => "vault-corrupt",
+        V::KeySourceMismatch { .. } => "key-source-mismatch",
+        V::KeychainUnavailable(_) => "keychain-unavailable",
+        V::KeyMissing | V::KeyMalformed => "key-missing",
+        V::EmptyPassphrase => "empty-passphrase",
+        _ => "vault",
     }
 }
 
@@ -71,5 +106,28 @@ mod tests {
             2,
             "nothing but code and message crosses IPC"
         );
+    }
+
+    #[test]
+    fn vault_errors_have_codes_the_unlock_and_reset_screens_use() {
+        let codes = [
+            (Error::WrongPassphrase, "wrong-passphrase"),
+            (Error::PassphraseMismatch, "passphrase-mismatch"),
+            (
+                Error::from(confab_vault::Error::EmptyPassphrase),
+                "empty-passphrase",
+            ),
+            (Error::from(confab_vault::Error::WrongKey), "wrong-key"),
+            (
+                Error::from(confab_vault::Error::Corrupt {
+                    path: "vault.stronghold".into(),
+                    reason: "truncated".into(),
+                }),
+                "vault-corrupt",
+            ),
+        ];
+        for (e, code) in codes {
+            assert_eq!(e.code(), code, "{e} has the code the UI branches on");
+        }
     }
 }

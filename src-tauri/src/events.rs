@@ -23,6 +23,16 @@ impl From<&confab_auth::UserInfo> for UserView {
     }
 }
 
+impl From<&confab_session::User> for UserView {
+    fn from(u: &confab_session::User) -> Self {
+        Self {
+            name: u.name.clone(),
+            email: u.email.clone(),
+            issuer: u.issuer.clone(),
+        }
+    }
+}
+
 /// One event for the UI, serialized as `{ "type": "sign-in-pending", ... }`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -48,8 +58,40 @@ pub enum UiEvent {
     },
     /// Not signed in (at start, after cancel or sign-out).
     SignedOut {
-        /// `not-signed-in`, `cancelled` or `signed-out`.
+        /// `not-signed-in`, `cancelled`, `signed-out` or `session-ended` (the identity provider
+        /// ended the session: "Your session ended, please sign in again").
         reason: &'static str,
+    },
+    /// The app is starting: opening the vault.
+    Starting,
+    /// The vault needs a passphrase (no keychain, or the passphrase was chosen).
+    VaultLocked {
+        /// No vault exists yet: the user chooses a passphrase (with confirmation).
+        first_run: bool,
+    },
+    /// The vault cannot be opened (wrong key, corrupt snapshot, ...): offer a reset.
+    VaultBroken {
+        /// Stable error code (kebab-case).
+        code: String,
+        /// What went wrong, in plain words.
+        message: String,
+    },
+    /// Signing in silently with the stored session (no browser).
+    Restoring {
+        /// The remembered display name, if any.
+        name: Option<String>,
+    },
+    /// A new access token is in use (not recorded as the status).
+    SessionRefreshed {
+        /// Its expiry, in milliseconds since the Unix epoch.
+        expires_at: u64,
+    },
+    /// Renewing the session failed for now and will be retried (not recorded as the status).
+    SessionRetrying {
+        /// 1 for the first retry.
+        attempt: u32,
+        /// When the next attempt happens, in milliseconds since the Unix epoch.
+        next_try: u64,
     },
 }
 
@@ -61,6 +103,32 @@ impl UiEvent {
             message: e.to_string(),
         }
     }
+
+    /// The UI event for a session event, if the UI shows it. `None` for events the flow
+    /// handles itself (signed-in, signed-out).
+    pub fn from_session_progress(event: &confab_session::SessionEvent) -> Option<Self> {
+        match event {
+            confab_session::SessionEvent::Refreshed { expires_at } => {
+                Some(Self::SessionRefreshed {
+                    expires_at: unix_millis(*expires_at),
+                })
+            }
+            confab_session::SessionEvent::Retrying { attempt, next_try } => {
+                Some(Self::SessionRetrying {
+                    attempt: *attempt,
+                    next_try: unix_millis(*next_try),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn unix_millis(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -98,6 +166,38 @@ mod tests {
             .unwrap(),
             json!({"type": "signed-out", "reason": "cancelled"}),
             "signed-out carries its reason"
+        );
+    }
+
+    #[test]
+    fn vault_and_session_events_have_the_shape_the_ui_reads() {
+        assert_eq!(
+            serde_json::to_value(UiEvent::VaultLocked { first_run: true }).unwrap(),
+            json!({"type": "vault-locked", "first_run": true}),
+            "the unlock screen knows whether to ask for a new passphrase"
+        );
+        assert_eq!(
+            serde_json::to_value(UiEvent::Restoring { name: None }).unwrap(),
+            json!({"type": "restoring", "name": null}),
+            "restoring carries only the remembered name"
+        );
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
+        let retry = confab_session::SessionEvent::Retrying {
+            attempt: 2,
+            next_try: at,
+        };
+        assert_eq!(
+            serde_json::to_value(UiEvent::from_session_progress(&retry)).unwrap(),
+            json!({"type": "session-retrying", "attempt": 2, "next_try": 1_700_000_000_123u64}),
+            "a retry is forwarded with its attempt and next try (Unix ms), and nothing else"
+        );
+        let signed_out = confab_session::SessionEvent::SignedOut {
+            reason: confab_session::SignOutReason::SessionEnded,
+        };
+        assert_eq!(
+            UiEvent::from_session_progress(&signed_out),
+            None,
+            "sign-in state changes are handled by the flow, not forwarded as progress"
         );
     }
 

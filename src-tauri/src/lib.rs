@@ -3,6 +3,7 @@
 //! Plugin order matters: single-instance first (desktop), so a second process started by a
 //! deep link hands its URL to this one and exits before anything else initializes.
 
+pub mod account;
 mod commands;
 #[cfg(desktop)]
 mod desktop;
@@ -17,7 +18,7 @@ mod test_hooks;
 use std::sync::Arc;
 
 use confab_config::AppConfig;
-use tauri::{AppHandle, Manager, Runtime};
+use tauri::{AppHandle, Manager, Runtime, WindowEvent};
 use tauri_plugin_deep_link::DeepLinkExt;
 use tauri_plugin_opener::OpenerExt;
 use url::Url;
@@ -27,7 +28,7 @@ use desktop as platform;
 #[cfg(mobile)]
 use mobile as platform;
 
-use crate::signin::{BrowserOpener, RedirectPlan, SignInFlow};
+use crate::signin::{AppPaths, BrowserOpener, RedirectPlan, SignInFlow};
 
 /// File name of the Stronghold password salt in the data dir (used by the vault layer).
 const STRONGHOLD_SALT_FILE: &str = "stronghold-salt.txt";
@@ -47,12 +48,24 @@ pub fn run() {
             setup(app.handle())?;
             Ok(())
         })
+        .on_window_event(|window, event| {
+            // Back in focus (often after resume from sleep): the session re-checks its refresh
+            // schedule against the wall clock at once (cheap when nothing is due).
+            if let WindowEvent::Focused(true) = event {
+                if let Some(flow) = window.try_state::<Arc<SignInFlow>>() {
+                    flow.notify_resume();
+                }
+            }
+        })
         .invoke_handler(tauri::generate_handler![
             commands::subscribe_events,
             commands::sign_in,
             commands::cancel_sign_in,
             commands::open_browser_again,
             commands::current_user,
+            commands::unlock_vault,
+            commands::reset_vault,
+            commands::sign_out,
         ])
         .run(tauri::generate_context!("tauri.conf.json"));
     if let Err(e) = result {
@@ -89,8 +102,13 @@ fn setup<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn std::error::Error
         Err(_) => RedirectPlan::Scheme,
     };
     tracing::info!(?plan, "redirect plan");
-    let flow = SignInFlow::new(config, plan, browser_opener(app));
+    let log_dir = app.path().app_log_dir()?;
+    let paths = AppPaths { data_dir, log_dir };
+    let flow = SignInFlow::new(config, paths, plan, browser_opener(app));
     app.manage(flow.clone());
+    // Vault open (keychain or passphrase prompt), then silent restore, off the main thread.
+    let starting = flow.clone();
+    tauri::async_runtime::spawn(async move { starting.open_vault().await });
 
     let on_url = flow.clone();
     app.deep_link().on_open_url(move |event| {
@@ -108,7 +126,12 @@ fn setup<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn std::error::Error
 }
 
 /// Hands a redirect URL to the flow. The URL carries an authorization code: never log it.
+/// The provider's return from RP-initiated logout (`<scheme>:/oauth/logout`) needs nothing.
 fn deliver(flow: &Arc<SignInFlow>, url: Url) {
+    if url.path() == "/oauth/logout" {
+        tracing::info!("back from the provider's logout page");
+        return;
+    }
     let flow = flow.clone();
     tauri::async_runtime::spawn(async move { flow.complete(url.as_str()).await });
 }

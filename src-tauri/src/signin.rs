@@ -1,19 +1,43 @@
 //! `SignInFlow`: drives one sign-in at a time — opens the browser, waits for the redirect (deep
 //! link or loopback), completes it with confab-auth, and reports progress to the UI.
 //!
-//! Tokens stay here, in Rust memory, until the session layer takes them over; the UI only ever
-//! receives [`UiEvent`]s.
+//! It also owns the vault (opened at start, with the keychain key or a passphrase the user types)
+//! and the session (`confab_session::TokenManager`, which keeps the refresh token in the vault):
+//! silent restore at start, hand-over after a browser sign-in, sign-out.
+//!
+//! Tokens never leave Rust: the UI only ever receives [`UiEvent`]s.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
-use confab_auth::{AuthClient, AuthConfig, LoopbackListener, RedirectTarget, TokenSet};
-use confab_config::AppConfig;
+use confab_auth::{AuthClient, AuthConfig, LoopbackListener, RedirectTarget};
+use confab_config::{AppConfig, VaultKeyMode};
+use confab_session::{
+    adapters, AuthEndpoint, AuthLog, SessionEvent, SignOutReason, TokenManager, VaultSlot,
+};
+use confab_vault::{AccountId, KeySource, SecretString, StrongholdStore};
 use tauri::async_runtime::JoinHandle;
+use tokio::sync::broadcast;
 use url::Url;
 
+use crate::account::{self, LastAccount};
 use crate::error::{Error, Result};
-use crate::events::{UiEvent, UserView};
+use crate::events::{unix_millis, UiEvent, UserView};
+
+/// File name of the vault snapshot in the data dir.
+pub const VAULT_FILE: &str = "vault.stronghold";
+/// File name of the auth event log (JSON lines, no secrets) in the log dir.
+pub const AUTH_LOG_FILE: &str = "auth.jsonl";
+
+/// Where the flow keeps its files.
+#[derive(Debug, Clone)]
+pub struct AppPaths {
+    /// Data dir (vault, remembered account).
+    pub data_dir: PathBuf,
+    /// Log dir (auth event log).
+    pub log_dir: PathBuf,
+}
 
 /// How the redirect comes back to this app, decided once at start (see `desktop.rs`/`mobile.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +57,7 @@ pub type Subscriber = Box<dyn Fn(UiEvent) -> bool + Send + Sync>;
 /// The app's sign-in state machine, managed by Tauri and shared by all commands.
 pub struct SignInFlow {
     config: std::result::Result<AppConfig, String>,
+    paths: AppPaths,
     plan: RedirectPlan,
     open_browser: BrowserOpener,
     /// Discovered lazily (the provider may be down at start); a failed discovery is retried.
@@ -49,25 +74,29 @@ struct State {
     /// The timeout timer and loopback listener of the current attempt.
     tasks: Vec<JoinHandle<()>>,
     user: Option<UserView>,
-    /// Held in memory only until the vault/session layer lands. Never serialized, never logged.
-    tokens: Option<TokenSet>,
+    /// The open vault (None while locked, opening or broken).
+    vault: Option<Arc<StrongholdStore>>,
+    /// The running session; it holds the tokens (never serialized, never logged).
+    session: Option<TokenManager>,
+    /// Increases with every session started or ended; events of older sessions are ignored.
+    session_gen: u64,
 }
 
 impl SignInFlow {
     /// A flow for `config` (or the config error to show), redirecting per `plan`.
     pub fn new(
         config: std::result::Result<AppConfig, String>,
+        paths: AppPaths,
         plan: RedirectPlan,
         open_browser: BrowserOpener,
     ) -> Arc<Self> {
         let view = match &config {
-            Ok(_) => UiEvent::SignedOut {
-                reason: "not-signed-in",
-            },
+            Ok(_) => UiEvent::Starting,
             Err(message) => UiEvent::failed(&Error::Config(message.clone())),
         };
         Arc::new(Self {
             config,
+            paths,
             plan,
             open_browser,
             client: tokio::sync::Mutex::new(None),
@@ -76,7 +105,9 @@ impl SignInFlow {
                 attempt: 0,
                 tasks: Vec::new(),
                 user: None,
-                tokens: None,
+                vault: None,
+                session: None,
+                session_gen: 0,
             }),
             subscribers: Mutex::new(Vec::new()),
         })
@@ -102,6 +133,11 @@ impl SignInFlow {
     /// Records `event` as the current status and sends it to every subscriber.
     fn publish(&self, event: UiEvent) {
         self.state().view = event.clone();
+        self.notify(event);
+    }
+
+    /// Sends `event` to every subscriber without making it the status (progress notes).
+    fn notify(&self, event: UiEvent) {
         self.subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -149,6 +185,9 @@ impl SignInFlow {
     }
 
     async fn start(self: &Arc<Self>) -> Result<()> {
+        if self.state().vault.is_none() {
+            return Err(Error::VaultLocked);
+        }
         let client = self.client().await?;
         let config = self.config.as_ref().map_err(|m| Error::Config(m.clone()))?;
         let attempt = {
@@ -205,7 +244,7 @@ impl SignInFlow {
             st.tasks = tasks;
         }
         self.publish(UiEvent::SignInPending {
-            deadline: unix_millis(deadline),
+            deadline: deadline_millis(deadline),
             redirect,
         });
         Ok(())
@@ -226,7 +265,7 @@ impl SignInFlow {
     }
 
     /// Handles a redirect delivered by the OS (deep link) or the loopback listener.
-    pub async fn complete(&self, callback_url: &str) {
+    pub async fn complete(self: &Arc<Self>, callback_url: &str) {
         let client = self.client.lock().await.clone();
         let signed_in_already = self.state().user.is_some();
         let Some(client) = client else {
@@ -238,15 +277,25 @@ impl SignInFlow {
         };
         match client.complete(callback_url).await {
             Ok(signed_in) => {
-                let user = UserView::from(&signed_in.user);
-                {
+                // The timer and listener of this attempt end here. This may run inside the
+                // listener task itself, so abort them only after the last await below.
+                let tasks: Vec<_> = {
                     let mut st = self.state();
-                    st.tasks.drain(..).for_each(|t| t.abort());
-                    st.user = Some(user.clone());
-                    st.tokens = Some(signed_in.tokens);
+                    st.attempt += 1;
+                    st.tasks.drain(..).collect()
+                };
+                let (user, tokens) = adapters::handoff(&signed_in);
+                drop(signed_in);
+                let started = self
+                    .start_session(client, user.clone(), |b| b.sign_in(user, tokens))
+                    .await;
+                match started {
+                    Ok(()) => tracing::info!("signed in"),
+                    Err(e) => {
+                        self.fail(e);
+                    }
                 }
-                tracing::info!("signed in");
-                self.publish(UiEvent::SignedIn { user });
+                tasks.into_iter().for_each(|t| t.abort());
             }
             Err(e) => {
                 if client.pending().is_none() {
@@ -281,16 +330,305 @@ impl SignInFlow {
         was_pending
     }
 
-    /// Whether tokens are held (for diagnostics; never exposes them).
-    pub fn has_tokens(&self) -> bool {
-        self.state().tokens.is_some()
+    /// Whether a session is running (for diagnostics; never exposes a token).
+    pub fn has_session(&self) -> bool {
+        self.state().session.is_some()
+    }
+
+    fn vault_path(&self) -> PathBuf {
+        self.paths.data_dir.join(VAULT_FILE)
+    }
+
+    /// Opens the vault at start (off the main thread): with the keychain key unless the config
+    /// forces a passphrase; when the keychain is unreachable or the vault is passphrase-protected,
+    /// asks for the passphrase. Then restores the last session, if any.
+    pub async fn open_vault(self: &Arc<Self>) {
+        let Ok(config) = &self.config else { return };
+        let path = self.vault_path();
+        let first_run = !StrongholdStore::exists(&path);
+        if config.vault_key == VaultKeyMode::Passphrase {
+            self.publish(UiEvent::VaultLocked { first_run });
+            return;
+        }
+        match open_blocking(path, KeySource::keychain()).await {
+            Ok(store) => self.vault_opened(store).await,
+            Err(confab_vault::Error::KeychainUnavailable(reason)) => {
+                tracing::warn!("OS keychain unavailable, asking for a passphrase: {reason}");
+                self.publish(UiEvent::VaultLocked { first_run });
+            }
+            Err(confab_vault::Error::KeySourceMismatch {
+                expected: "passphrase",
+                ..
+            }) => self.publish(UiEvent::VaultLocked { first_run: false }),
+            Err(e) => self.vault_broken(&e.into()),
+        }
+    }
+
+    /// Unlocks (or, on first run, creates) the vault with a passphrase. The passphrase is
+    /// zeroized when the key source is dropped; it is never stored, logged or sent back.
+    pub async fn unlock(
+        self: &Arc<Self>,
+        passphrase: SecretString,
+        confirmation: Option<SecretString>,
+    ) -> Result<()> {
+        if self.state().vault.is_some() {
+            return Ok(());
+        }
+        let path = self.vault_path();
+        if !StrongholdStore::exists(&path) {
+            let same = confirmation
+                .as_ref()
+                .is_some_and(|c| c.expose_secret() == passphrase.expose_secret());
+            if !same {
+                return Err(Error::PassphraseMismatch);
+            }
+        }
+        drop(confirmation);
+        match open_blocking(path, KeySource::passphrase(passphrase)).await {
+            Ok(store) => {
+                self.vault_opened(store).await;
+                Ok(())
+            }
+            Err(confab_vault::Error::WrongKey) => {
+                tracing::info!("vault unlock: wrong passphrase");
+                Err(Error::WrongPassphrase)
+            }
+            Err(e @ confab_vault::Error::EmptyPassphrase) => Err(e.into()),
+            Err(e) => {
+                let e = Error::from(e);
+                self.vault_broken(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// "Reset vault and sign in again" (the UI asked for confirmation): ends any session, moves
+    /// the vault files aside (never deletes them) and starts with a fresh vault.
+    pub async fn reset_vault(self: &Arc<Self>) -> Result<()> {
+        {
+            let mut st = self.state();
+            st.session_gen += 1;
+            st.session = None;
+            st.user = None;
+            st.vault = None;
+        }
+        account::forget(&self.paths.data_dir);
+        let path = self.vault_path();
+        let moved = tokio::task::spawn_blocking(move || StrongholdStore::reset(path))
+            .await
+            .map_err(|e| Error::Vault(confab_vault::Error::Stronghold(e.to_string())))??;
+        tracing::warn!(moved_aside = ?moved, "vault reset by the user");
+        self.publish(UiEvent::Starting);
+        self.open_vault().await;
+        Ok(())
+    }
+
+    fn vault_broken(&self, e: &Error) {
+        tracing::error!(code = %e.code(), "the vault cannot be opened: {e}");
+        self.publish(UiEvent::VaultBroken {
+            code: e.code(),
+            message: e.to_string(),
+        });
+    }
+
+    /// The vault is open: restore the remembered session, or show the sign-in screen.
+    async fn vault_opened(self: &Arc<Self>, store: StrongholdStore) {
+        self.state().vault = Some(Arc::new(store));
+        tracing::info!("vault opened");
+        let Some(last) = account::load(&self.paths.data_dir) else {
+            // Keep what happened meanwhile on screen (e.g. a stale redirect that launched us).
+            let starting = matches!(
+                self.state().view,
+                UiEvent::Starting | UiEvent::VaultLocked { .. }
+            );
+            if starting {
+                self.publish(UiEvent::SignedOut {
+                    reason: "not-signed-in",
+                });
+            }
+            return;
+        };
+        self.publish(UiEvent::Restoring {
+            name: last.name.clone(),
+        });
+        let restored = async {
+            let client = self.client().await?;
+            let user = confab_session::User::from(&last);
+            self.start_session(client, user.clone(), |b| b.restore(user))
+                .await
+        }
+        .await;
+        match restored {
+            Ok(()) => {
+                // Offline at start: the session is kept and retried; show who is signed in.
+                if self.state().user.is_none() {
+                    let user = UserView::from(&confab_session::User::from(&last));
+                    self.state().user = Some(user.clone());
+                    self.publish(UiEvent::SignedIn { user });
+                }
+            }
+            Err(Error::Session(confab_session::Error::SignedOut(reason))) => {
+                account::forget(&self.paths.data_dir);
+                self.publish(UiEvent::SignedOut {
+                    reason: reason_code(&reason),
+                });
+            }
+            Err(e) => {
+                self.fail(e);
+            }
+        }
+    }
+
+    /// Builds a token manager for `user` and starts it with `start` (restore or sign-in
+    /// hand-over), forwarding its events to the UI.
+    async fn start_session<F, Fut>(
+        self: &Arc<Self>,
+        client: Arc<AuthClient>,
+        user: confab_session::User,
+        start: F,
+    ) -> Result<()>
+    where
+        F: FnOnce(confab_session::TokenManagerBuilder) -> Fut,
+        Fut: std::future::Future<Output = confab_session::Result<TokenManager>>,
+    {
+        let vault = self.state().vault.clone().ok_or(Error::VaultLocked)?;
+        let config = self.config.as_ref().map_err(|m| Error::Config(m.clone()))?;
+        let post_logout = Url::parse(&format!("{}:/oauth/logout", config.redirect_scheme)).ok();
+        let endpoint = Arc::new(AuthEndpoint::new(client, post_logout));
+        let slot = Arc::new(VaultSlot::new(
+            vault,
+            AccountId::new(user.issuer.clone(), user.subject.clone()),
+        ));
+        let (events, rx) = broadcast::channel(64);
+        let mut builder = TokenManager::builder(endpoint, slot).events(events);
+        match AuthLog::open(self.paths.log_dir.join(AUTH_LOG_FILE)) {
+            Ok(log) => builder = builder.auth_log(log),
+            Err(e) => tracing::warn!("auth event log unavailable: {e}"),
+        }
+        let gen = {
+            let mut st = self.state();
+            st.session_gen += 1;
+            st.session = None;
+            st.session_gen
+        };
+        self.forward_session_events(gen, rx);
+        let manager = start(builder).await?;
+        let mut st = self.state();
+        if st.session_gen == gen {
+            st.session = Some(manager);
+        }
+        Ok(())
+    }
+
+    fn forward_session_events(
+        self: &Arc<Self>,
+        gen: u64,
+        mut rx: broadcast::Receiver<SessionEvent>,
+    ) {
+        let this = Arc::clone(self);
+        tauri::async_runtime::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => this.on_session_event(gen, event),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+
+    fn on_session_event(&self, gen: u64, event: SessionEvent) {
+        if self.state().session_gen != gen {
+            return; // a session that was replaced or signed out
+        }
+        match &event {
+            SessionEvent::SignedIn { user } => {
+                if let Err(e) = account::save(&self.paths.data_dir, &LastAccount::from(user)) {
+                    tracing::warn!("could not remember the account: {e}");
+                }
+                let view = UserView::from(user);
+                self.state().user = Some(view.clone());
+                self.publish(UiEvent::SignedIn { user: view });
+            }
+            SessionEvent::SignedOut { reason } => {
+                {
+                    let mut st = self.state();
+                    st.session_gen += 1;
+                    st.session = None;
+                    st.user = None;
+                }
+                account::forget(&self.paths.data_dir);
+                tracing::info!(reason = reason.code(), "session ended");
+                self.publish(UiEvent::SignedOut {
+                    reason: reason_code(reason),
+                });
+            }
+            other => {
+                if let Some(ui) = UiEvent::from_session_progress(other) {
+                    self.notify(ui);
+                }
+            }
+        }
+    }
+
+    /// Signs out: revokes the refresh token, wipes it from the vault and memory, forgets the
+    /// account, and opens the provider's logout page in the system browser.
+    pub async fn sign_out(self: &Arc<Self>) -> Result<()> {
+        let session = {
+            let mut st = self.state();
+            st.session_gen += 1;
+            st.user = None;
+            st.session.take()
+        };
+        account::forget(&self.paths.data_dir);
+        let result = match session {
+            Some(manager) => manager.sign_out().await,
+            None => Ok(None),
+        };
+        self.publish(UiEvent::SignedOut {
+            reason: "signed-out",
+        });
+        tracing::info!("signed out");
+        if let Ok(Some(url)) = &result {
+            if let Err(e) = (self.open_browser)(url) {
+                tracing::warn!("could not open the logout page: {e}");
+            }
+        }
+        result.map(|_| ()).map_err(Error::from)
+    }
+
+    /// The OS reported resume or the window came back: re-check the refresh schedule now.
+    pub fn notify_resume(&self) {
+        if let Some(session) = self.state().session.as_ref() {
+            session.notify_resume();
+        }
+    }
+}
+
+/// Runs a vault open (Argon2id / Stronghold: blocking, CPU-heavy) on the blocking pool.
+async fn open_blocking(
+    path: PathBuf,
+    source: KeySource,
+) -> std::result::Result<StrongholdStore, confab_vault::Error> {
+    tokio::task::spawn_blocking(move || StrongholdStore::open_or_create(path, &source))
+        .await
+        .unwrap_or_else(|e| {
+            Err(confab_vault::Error::Stronghold(format!(
+                "vault task failed: {e}"
+            )))
+        })
+}
+
+/// The UI's reason code for a session end.
+fn reason_code(reason: &SignOutReason) -> &'static str {
+    match reason {
+        SignOutReason::UserRequested => "signed-out",
+        SignOutReason::SessionEnded => "session-ended",
+        SignOutReason::NoStoredSession => "not-signed-in",
     }
 }
 
 /// Wall-clock milliseconds of a monotonic deadline, for the UI's countdown.
-fn unix_millis(deadline: Instant) -> u64 {
-    let wall = SystemTime::now() + deadline.saturating_duration_since(Instant::now());
-    wall.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+fn deadline_millis(deadline: Instant) -> u64 {
+    unix_millis(SystemTime::now() + deadline.saturating_duration_since(Instant::now()))
 }

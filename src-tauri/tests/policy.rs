@@ -56,8 +56,11 @@ fn capability_grants_only_confabs_commands() {
             "allow-cancel-sign-in",
             "allow-current-user",
             "allow-open-browser-again",
+            "allow-reset-vault",
             "allow-sign-in",
+            "allow-sign-out",
             "allow-subscribe-events",
+            "allow-unlock-vault",
         ],
         "the webview gets Confab's own commands and nothing else (no stronghold, store, opener, deep-link)"
     );

@@ -51,6 +51,7 @@ const CONFAB_VARS: &[&str] = &[
     "CONFAB_LOGIN_TIMEOUT_SECS",
     "CONFAB_LOGIN_HINT",
     "CONFAB_TEST_OPEN_URL_FILE",
+    "CONFAB_VAULT_KEY",
 ];
 
 /// The repository root (this package lives in `tests/`).
@@ -102,6 +103,8 @@ pub fn app_binary() -> Result<PathBuf> {
         "tauri.conf.json",
         "crates/auth/src",
         "crates/config/src",
+        "crates/vault/src",
+        "crates/session/src",
     ] {
         if let Some((file, time)) = newest(&root.join(source)) {
             if time > built {
@@ -304,8 +307,10 @@ pub struct AppUnderTest {
     env: Vec<(OsString, OsString)>,
     url_file: PathBuf,
     log: PathBuf,
-    // Drop order: the driver (and with it the app) before the bus, the temp HOME last.
+    // Drop order: the driver (and with it the app) before the keyring and the bus, the temp
+    // HOME last.
     _driver: ProcessGroup,
+    _keyring: ProcessGroup,
     _bus: ProcessGroup,
     home: tempfile::TempDir,
 }
@@ -314,11 +319,6 @@ impl AppUnderTest {
     /// Starts a session bus, tauri-driver and the app (through a WebDriver session) against
     /// `issuer`, with HOME and XDG dirs in a fresh temp dir.
     pub async fn launch(issuer: &Url, options: AppOptions) -> Result<Self> {
-        require_display()?;
-        let app = app_binary()?;
-        let driver = tauri_driver()?;
-        let native = webkit_webdriver()?;
-
         let home = tempfile::Builder::new()
             .prefix("confab-e2e-")
             .tempdir()
@@ -326,11 +326,28 @@ impl AppUnderTest {
                 what: "creating a temp HOME".into(),
                 source,
             })?;
+        Self::launch_in(issuer, options, home).await
+    }
+
+    /// Like [`AppUnderTest::launch`], in an existing temp HOME (from [`AppUnderTest::quit`]):
+    /// the app starts again with the same data, config, log and keyring files, as after a
+    /// restart of the computer (fresh session bus and keyring daemon).
+    pub async fn launch_in(
+        issuer: &Url,
+        options: AppOptions,
+        home: tempfile::TempDir,
+    ) -> Result<Self> {
+        require_display()?;
+        let app = app_binary()?;
+        let driver = tauri_driver()?;
+        let native = webkit_webdriver()?;
+
         let h = home.path();
         let log = h.join("driver-and-app.log");
         let url_file = h.join("authorize-url.txt");
 
         let (bus, address) = start_session_bus(h).await?;
+        let keyring = start_secret_service(h, &address).await?;
 
         let mut env: Vec<(OsString, OsString)> = vec![
             ("HOME".into(), h.into()),
@@ -413,9 +430,38 @@ impl AppUnderTest {
             url_file,
             log,
             _driver: driver,
+            _keyring: keyring,
             _bus: bus,
             home,
         })
+    }
+
+    /// Ends the WebDriver session (which quits the app), stops the driver, keyring and bus, and
+    /// hands back the temp HOME so the app can be started again in it ([`AppUnderTest::launch_in`]).
+    pub async fn quit(self) -> Result<tempfile::TempDir> {
+        let Self {
+            client,
+            _driver,
+            _keyring,
+            _bus,
+            home,
+            ..
+        } = self;
+        client.close().await?;
+        drop(_driver);
+        drop(_keyring);
+        drop(_bus);
+        Ok(home)
+    }
+
+    /// The app's data dir (`CONFAB_DATA_DIR`): vault, remembered account.
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.path().join("data")
+    }
+
+    /// The file the debug-build test hook writes browser URLs to (sign-in and logout).
+    pub fn opened_url_file(&self) -> &Path {
+        &self.url_file
     }
 
     /// The temp HOME of this run.
@@ -443,6 +489,29 @@ impl AppUnderTest {
             if Instant::now() >= deadline {
                 return Err(timeout(
                     &format!("{css} to be clickable"),
+                    UI_TIMEOUT,
+                    &self.log,
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Replaces the value of the input matching `css` (once displayed) with `text`, typed as
+    /// key presses.
+    pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
+        let deadline = Instant::now() + UI_TIMEOUT;
+        loop {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                if el.is_displayed().await.unwrap_or(false) {
+                    el.clear().await?;
+                    el.send_keys(text).await?;
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(timeout(
+                    &format!("{css} to accept text"),
                     UI_TIMEOUT,
                     &self.log,
                 ));
@@ -659,6 +728,107 @@ async fn start_session_bus(home: &Path) -> Result<(ProcessGroup, String)> {
         _ => return Err(Error::Other("dbus-daemon did not print its address".into())),
     };
     Ok((bus, address))
+}
+
+/// Starts `gnome-keyring-daemon`'s Secret Service on the private bus, with a throwaway login
+/// keyring in `home` (password fixed, so a restart in the same HOME unlocks the same keyring),
+/// and waits until its default collection answers: the app's default vault key source is the
+/// OS keychain. Needs the Debian package gnome-keyring.
+async fn start_secret_service(home: &Path, bus: &str) -> Result<ProcessGroup> {
+    let program = find_on_path("gnome-keyring-daemon").ok_or_else(|| Error::Missing {
+        what: "gnome-keyring-daemon",
+        path: "PATH".into(),
+        hint: "install the Debian package gnome-keyring (cargo xtask test does this)",
+    })?;
+    let runtime = home.join("run");
+    std::fs::create_dir_all(&runtime)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700))
+        })
+        .map_err(|source| Error::Io {
+            what: "creating the keyring runtime dir".into(),
+            source,
+        })?;
+    let mut cmd = Command::new(program);
+    cmd.args(["--foreground", "--unlock", "--components=secrets"])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .env("HOME", home)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut keyring = ProcessGroup::spawn(cmd, "gnome-keyring-daemon")?;
+    // --unlock reads the login keyring password from stdin until EOF (and creates the keyring).
+    if let Some(mut stdin) = keyring.child.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        stdin
+            .write_all(b"confab-e2e-keyring")
+            .await
+            .map_err(|source| Error::Io {
+                what: "unlocking the test keyring".into(),
+                source,
+            })?;
+    }
+    let deadline = Instant::now() + SESSION_TIMEOUT;
+    loop {
+        let probe = Command::new("dbus-send")
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.secrets",
+                "/org/freedesktop/secrets",
+                "org.freedesktop.Secret.Service.ReadAlias",
+                "string:default",
+            ])
+            .env("DBUS_SESSION_BUS_ADDRESS", bus)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .await;
+        if let Ok(out) = probe {
+            if String::from_utf8_lossy(&out.stdout).contains("/collection/") {
+                return Ok(keyring);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Other(
+                "gnome-keyring-daemon's Secret Service did not come up on the test bus".into(),
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Every regular file under `root` whose bytes contain `needle`.
+pub fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue;
+                };
+                if !needle.is_empty() && bytes.windows(needle.len()).any(|w| w == needle) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
 }
 
 /// Long runs of token characters in `text` (40+ of `A-Za-z0-9-_.`), which is what JWTs, opaque
