@@ -123,3 +123,48 @@ pub struct RoomInfo {
     #[serde(default)]
     pub member: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_serialize_in_the_shape_the_ui_reads() {
+        let id = Uuid::nil();
+        let v = serde_json::to_value(Event::MessageState {
+            id,
+            room: "r".into(),
+            state: SendState::Sent { offset: 7 },
+        })
+        .expect("serializable");
+        assert_eq!(
+            v,
+            json!({"type": "message_state", "id": id, "room": "r", "state": "sent", "offset": 7}),
+            "message states are flat objects tagged by type and state"
+        );
+        let v = serde_json::to_value(Event::ConnectionState(ConnectionState::Reconnecting {
+            in_secs: 3,
+        }))
+        .expect("serializable");
+        assert_eq!(
+            v,
+            json!({"type": "connection_state", "state": "reconnecting", "in_secs": 3}),
+            "connection states carry the seconds until the next try"
+        );
+        let v = serde_json::to_value(Event::Message(ChatEntry {
+            room: "r".into(),
+            offset: 1,
+            id,
+            author: "alice".into(),
+            text: "hi".into(),
+            ts: 5,
+        }))
+        .expect("serializable");
+        assert_eq!(
+            v,
+            json!({"type": "message", "room": "r", "offset": 1, "id": id, "author": "alice", "text": "hi", "ts": 5}),
+            "messages carry only what the UI shows"
+        );
+    }
+}

@@ -99,6 +99,7 @@ enum End {
     Protocol(String),
     Dead,
     TokenRejected,
+    SignedOut,
     Shutdown(Option<oneshot::Sender<()>>),
 }
 
@@ -343,6 +344,11 @@ impl Core {
                         use_rejected = true;
                     }
                 }
+                End::SignedOut => {
+                    self.state(ConnectionState::SignedOut);
+                    stopped = true;
+                    continue;
+                }
                 End::TokenRejected => use_rejected = true,
                 End::Transport(why) => tracing::info!(error = %why, "connection lost"),
                 End::Dead => tracing::info!("connection dead: no server ping"),
@@ -525,10 +531,11 @@ impl Core {
 
     fn schedule_refresh(&mut self, expires: bool, ttl: u32) {
         self.refresh_at = (expires && ttl > 0).then(|| {
-            // Refresh at 3/4 of the remaining lifetime: early enough for a slow token source,
-            // late enough that the session layer has usually refreshed already.
+            // Refresh at half the remaining lifetime, like the session layer: a slow token
+            // source still has half the lifetime. If the source returns the same token, the
+            // server's next ttl is shorter and the timer simply fires again sooner (floor 250 ms).
             let ttl_ms = u64::from(ttl) * 1000;
-            Instant::now() + Duration::from_millis((ttl_ms * 3 / 4).max(250))
+            Instant::now() + Duration::from_millis((ttl_ms / 2).max(250))
         });
     }
 
@@ -560,11 +567,7 @@ impl Core {
             }
             Internal::RefreshToken(Err(TokenError::SignedOut)) => {
                 self.refresh_in_flight = false;
-                self.end = Some(End::Closed {
-                    code: None,
-                    reason: "signed out".into(),
-                });
-                self.state(ConnectionState::SignedOut);
+                self.end = Some(End::SignedOut);
             }
             Internal::RefreshToken(Err(TokenError::Unavailable(why))) => {
                 self.refresh_in_flight = false;
