@@ -1,0 +1,63 @@
+//! E2E: the default vault path (key in the OS keychain — gnome-keyring on the test bus). After a
+//! sign-in, a restart in the same HOME shows the signed-in user without asking anything and
+//! without the browser: the IdP sees a refresh, not a new authorization or code exchange.
+
+use confab_e2e::{AppOptions, AppUnderTest, SCHEME_REDIRECT};
+use confab_testkit::{headless_login, Idp, IdpOptions};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_a_stored_session_signs_in_silently() {
+    confab_e2e::require_display().expect("the E2E tests need an X display");
+    let idp = Idp::start(IdpOptions::default())
+        .await
+        .expect("the test IdP starts (run `npm ci` in tests/idp; cargo xtask test does this)");
+
+    let app = AppUnderTest::launch(&idp.issuer(), AppOptions::default())
+        .await
+        .expect("the app starts under WebDriver");
+    app.click("#sign-in").await.expect("Sign in is clickable");
+    let authorize = app
+        .wait_for_authorize_url(None)
+        .await
+        .expect("Sign in opens the authorization URL");
+    let callback = headless_login(&authorize, SCHEME_REDIRECT)
+        .await
+        .expect("the IdP logs alice in");
+    app.deliver_redirect(callback.as_str())
+        .await
+        .expect("the redirect reaches the app");
+    app.wait_for_text("#signed-in-as", "Signed in as Alice Example")
+        .await
+        .expect("sign-in completes");
+    let home = app.quit().await.expect("the app quits");
+    let before = idp.stats().await.expect("stats");
+
+    let app = AppUnderTest::launch_in(&idp.issuer(), AppOptions::default(), home)
+        .await
+        .expect("the app starts again in the same HOME");
+    app.wait_for_text("#signed-in-as", "Signed in as Alice Example")
+        .await
+        .expect("the restart shows the signed-in user without the browser");
+    app.screenshot("restored-after-restart")
+        .await
+        .expect("screenshot");
+    let after = idp.stats().await.expect("stats");
+    assert_eq!(
+        after.authorization_requests, before.authorization_requests,
+        "the restart never sent the user to the authorization endpoint"
+    );
+    assert_eq!(
+        after.authorization_code_requests, before.authorization_code_requests,
+        "the restart exchanged no authorization code"
+    );
+    assert!(
+        after.refresh_requests > before.refresh_requests,
+        "the session was restored with a refresh-token request"
+    );
+    let page = app.page_contents().await.expect("read the page");
+    assert!(
+        !page.contains("eyJ"),
+        "no token reaches the webview after a restore"
+    );
+    app.close().await.expect("the session ends");
+}
