@@ -56,6 +56,9 @@ pub fn run() {
                     flow.notify_resume();
                 }
             }
+            // Mobile: resume from the background (see mobile.rs).
+            #[cfg(mobile)]
+            mobile::on_window_event(window, event);
         })
         .invoke_handler(tauri::generate_handler![
             commands::subscribe_events,
