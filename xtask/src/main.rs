@@ -3,6 +3,7 @@
 //! Both install what is missing first (Debian packages when run as root, otherwise the exact
 //! `sudo apt-get install ...` line is printed; `npm ci` for the test peers; a Python venv for
 //! centrifuge-python; `tauri-driver` into `target/tools`), so they work on a fresh machine.
+//! `cargo xtask bundle [--debug]` builds the app and its Debian package (see bundle.rs).
 
 mod bundle;
 mod setup;
@@ -112,7 +113,48 @@ fn test(args: &[String]) -> Result<()> {
         .args(args);
     cmd.env("CONFAB_TOOLS_DIR", setup::tools_dir());
     cmd.env("CONFAB_DEB", deb);
-    run_cmd(&mut cmd)
+    run_tests_with_summary(&mut cmd)
+}
+
+/// Runs `cargo test`, passing its output through, and closes with one line totalling every test
+/// binary's `test result:` line (cargo's own last line is usually an empty doc-test run).
+fn run_tests_with_summary(cmd: &mut Command) -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: $ {shown}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start {shown}"))?;
+    let out = child.stdout.take().context("cargo test: no stdout")?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    let stdout = std::io::stdout();
+    for line in BufReader::new(out).lines() {
+        let line = line.context("reading cargo test output")?;
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count_before(rest, " passed");
+            failed += count_before(rest, " failed");
+            ignored += count_before(rest, " ignored");
+        }
+        let _ = writeln!(stdout.lock(), "{line}");
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    println!("tests: {passed} passed, {failed} failed, {ignored} skipped");
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    if passed == 0 {
+        bail!("cargo test ran no test");
+    }
+    Ok(())
+}
+
+/// The number just before `label` in a `test result:` line (`ok. 3 passed; 0 failed; ...`).
+fn count_before(s: &str, label: &str) -> u64 {
+    s.find(label)
+        .and_then(|i| s[..i].rsplit(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn lint() -> Result<()> {
