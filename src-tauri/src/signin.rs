@@ -180,7 +180,20 @@ impl SignInFlow {
     }
 
     /// Starts a sign-in (replacing any pending one): opens the browser and waits for the redirect.
+    ///
+    /// With a remembered account whose restore failed for a transient reason (no session is
+    /// running), this first retries the silent restore instead of opening the browser.
     pub async fn sign_in(self: &Arc<Self>) -> Result<()> {
+        let retry_restore = {
+            let st = self.state();
+            st.vault.is_some() && st.session.is_none()
+        };
+        if retry_restore {
+            if let Some(last) = account::load(&self.paths.data_dir) {
+                self.restore(last).await;
+                return Ok(());
+            }
+        }
         self.start().await.map_err(|e| self.fail(e))
     }
 
@@ -448,6 +461,13 @@ impl SignInFlow {
             }
             return;
         };
+        self.restore(last).await;
+    }
+
+    /// Silent restore of the remembered account (no browser). A refusal by the provider shows
+    /// the sign-in screen with the reason and forgets the account; any other failure (provider
+    /// unreachable at discovery) shows the error and keeps it, so "Try again" restores again.
+    async fn restore(self: &Arc<Self>, last: LastAccount) {
         self.publish(UiEvent::Restoring {
             name: last.name.clone(),
         });
