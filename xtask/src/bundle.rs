@@ -36,15 +36,27 @@ pub(crate) struct Bundle {
 
 /// Builds the app and its `.deb` (release unless `debug`), prints paths and sizes.
 pub(crate) fn run(debug: bool) -> Result<Bundle> {
-    setup::tauri_cli()?;
-    let profile = if debug { "debug" } else { "release" };
-    let started = SystemTime::now();
     if debug {
         run_cmd(cargo().args(["build", "-p", "confab-app", "--bin", BINARY_NAME]))?;
-        run_cmd(tauri().args(["bundle", "--debug", "--bundles", "deb", "--ci"]))?;
-    } else {
-        run_cmd(tauri().args(["build", "--bundles", "deb", "--ci"]))?;
+        return package_debug_build();
     }
+    setup::tauri_cli()?;
+    let started = SystemTime::now();
+    run_cmd(tauri().args(["build", "--bundles", "deb", "--ci"]))?;
+    finish("release", started)
+}
+
+/// Packages the debug binary that is already built (`cargo xtask test` has just built it with
+/// the other binaries; building it alone again could unify features differently and recompile).
+pub(crate) fn package_debug_build() -> Result<Bundle> {
+    setup::tauri_cli()?;
+    let started = SystemTime::now();
+    run_cmd(tauri().args(["bundle", "--debug", "--bundles", "deb", "--ci"]))?;
+    finish("debug", started)
+}
+
+/// Checks that the CLI wrote the binary and the package now; prints paths and sizes.
+fn finish(profile: &str, started: SystemTime) -> Result<Bundle> {
     let target = root().join("target").join(profile);
     let bundle = Bundle {
         binary: target.join(BINARY_NAME),
@@ -54,22 +66,19 @@ pub(crate) fn run(debug: bool) -> Result<Bundle> {
             deb_arch()?
         )),
     };
-    for (what, path) in [("binary", &bundle.binary), ("package", &bundle.deb)] {
-        let modified = path
-            .metadata()
-            .and_then(|m| m.modified())
-            .with_context(|| {
-                format!(
-                    "the Tauri CLI did not produce the {what} {}",
-                    path.display()
-                )
-            })?;
-        if modified < started {
-            bail!(
-                "the {what} {} is older than this build: the Tauri CLI wrote somewhere else",
-                path.display()
-            );
-        }
+    if !bundle.binary.is_file() {
+        bail!("the app binary {} is missing", bundle.binary.display());
+    }
+    let written = bundle
+        .deb
+        .metadata()
+        .and_then(|m| m.modified())
+        .with_context(|| format!("the Tauri CLI did not produce {}", bundle.deb.display()))?;
+    if written < started {
+        bail!(
+            "{} is older than this run: the Tauri CLI wrote its package somewhere else",
+            bundle.deb.display()
+        );
     }
     eprintln!("xtask: {profile} build of Confab:");
     eprintln!("    binary   {}", describe(&bundle.binary)?);

@@ -98,7 +98,7 @@ fn test(args: &[String]) -> Result<()> {
     // The E2E tests launch the real app binary and the reference server binary.
     run_cmd(cargo().args(["build", "-p", "confab-app", "-p", "confab-server", "--bins"]))?;
     // The package install test (tests/tests/deb_install.rs) installs this .deb of that binary.
-    let deb = bundle::run(true)?.deb;
+    let deb = bundle::package_debug_build()?.deb;
     let mut cmd = if has_display() {
         cargo()
     } else {
