@@ -326,9 +326,9 @@ async fn sign_in_with_the_installed_app() {
         .await
         .expect("the IdP logs alice in and redirects to the app's scheme");
 
-    // The handler now: the app registers the scheme for itself at start (deep-link
-    // `register_all()`: `confab-handler.desktop` in the user's data dir, `Exec="/usr/bin/confab" %u`),
-    // which takes precedence over the package's entry for this user.
+    // The installed app must not register a per-user handler of its own (its quoted
+    // `Exec="/usr/bin/confab" %u` defeats bookworm's xdg-open): the package's entry stays the
+    // scheme's handler after the app has started.
     let handler = app
         .command("xdg-mime")
         .args(["query", "default", SCHEME_MIME])
@@ -336,6 +336,10 @@ async fn sign_in_with_the_installed_app() {
         .await
         .expect("xdg-mime runs");
     let handler = String::from_utf8_lossy(&handler.stdout).trim().to_owned();
+    assert_eq!(
+        handler, DESKTOP_ENTRY,
+        "after the installed app has started, the package's desktop entry still handles the scheme"
+    );
     let opened = tokio::time::timeout(
         UI_TIMEOUT,
         app.command("xdg-open").arg(callback.as_str()).output(),
@@ -343,40 +347,12 @@ async fn sign_in_with_the_installed_app() {
     .await
     .expect("xdg-open returns once the second process has handed the link over")
     .expect("xdg-open runs (Debian package xdg-utils)");
-    if opened.status.success() {
-        eprintln!("xdg-open delivered the link through {handler}");
-    } else {
-        // Known: bookworm's xdg-open (xdg-utils 1.1.3, no desktop environment detected) cannot
-        // run an Exec line whose program is quoted, as in the runtime-registered entry. With the
-        // package's own entry (`Exec=confab %u`) it must work, so only that case is excused.
-        assert_eq!(
-            handler,
-            format!("{PACKAGE}-handler.desktop"),
-            "xdg-open must deliver the link through the package's desktop entry: {} {}",
-            opened.status,
-            String::from_utf8_lossy(&opened.stderr)
-        );
-        eprintln!(
-            "xdg-open could not run {handler} (quoted Exec, xdg-utils 1.1.3: {}); delivering with `gio open` \
-             as desktop environments do",
-            opened.status
-        );
-        let gio = tokio::time::timeout(
-            UI_TIMEOUT,
-            app.command("gio")
-                .args(["open", callback.as_str()])
-                .output(),
-        )
-        .await
-        .expect("gio open returns")
-        .expect("gio runs (Debian package libglib2.0-bin)");
-        assert!(
-            gio.status.success(),
-            "gio open hands the link to the registered handler: {} {}",
-            gio.status,
-            String::from_utf8_lossy(&gio.stderr)
-        );
-    }
+    assert!(
+        opened.status.success(),
+        "xdg-open delivers the link through the package's desktop entry: {} {}",
+        opened.status,
+        String::from_utf8_lossy(&opened.stderr)
+    );
 
     let header = app
         .wait_for_text("#signed-in-as", "Signed in as Alice Example")
