@@ -61,9 +61,9 @@ pub(crate) fn tools_dir() -> PathBuf {
 pub(crate) fn run(purpose: Purpose) -> Result<()> {
     apt(purpose)?;
     node()?;
-    npm_ci("tests/idp")?;
+    npm_ci("tests/idp", NpmMode::Ci)?;
     if purpose == Purpose::Test {
-        npm_ci("tests/peers")?;
+        npm_ci("tests/peers", NpmMode::Ci)?;
         python_venv()?;
         tauri_driver()?;
         tauri_cli()?;
@@ -73,8 +73,12 @@ pub(crate) fn run(purpose: Purpose) -> Result<()> {
 
 /// The Tauri CLI pinned in `xtask/package.json` (npm ships the prebuilt binary), for bundling.
 pub(crate) fn tauri_cli() -> Result<()> {
-    npm_ci("xtask")
-        .context("installing the pinned Tauri CLI (npm ci in xtask/; needs Node.js and npm)")?;
+    // `npm install`, not `npm ci`: npm records only this platform's prebuilt CLI package in the
+    // lockfile and `npm ci` then calls the lockfile out of sync; `npm install` honours the pinned
+    // versions in the lockfile as they are (and leaves it unchanged).
+    npm_ci("xtask", NpmMode::Install).context(
+        "installing the pinned Tauri CLI (npm install in xtask/; needs Node.js and npm)",
+    )?;
     let cli = tauri_cli_path();
     if !cli.exists() {
         bail!(
@@ -170,8 +174,17 @@ fn node() -> Result<()> {
     Ok(())
 }
 
-/// `npm ci` when the lockfile is newer than the installed tree (or nothing is installed).
-fn npm_ci(dir: &str) -> Result<()> {
+/// How to install a folder's npm packages.
+#[derive(Clone, Copy)]
+enum NpmMode {
+    /// `npm ci`: exactly the lockfile.
+    Ci,
+    /// `npm install`: the lockfile's pinned versions, tolerating platform-only entries.
+    Install,
+}
+
+/// Installs with `npm` when the lockfile is newer than the installed tree (or nothing is installed).
+fn npm_ci(dir: &str, mode: NpmMode) -> Result<()> {
     let dir = root().join(dir);
     let lock = dir.join("package-lock.json");
     if !lock.exists() {
@@ -188,8 +201,12 @@ fn npm_ci(dir: &str) -> Result<()> {
     if fresh {
         return Ok(());
     }
+    let verb = match mode {
+        NpmMode::Ci => "ci",
+        NpmMode::Install => "install",
+    };
     run_cmd(Command::new("npm").current_dir(&dir).args([
-        "ci",
+        verb,
         "--no-audit",
         "--no-fund",
         "--engine-strict=false",
