@@ -578,6 +578,19 @@ impl AppUnderTest {
         }
     }
 
+    /// The whole deep-link sign-in as alice (auto-mode IdP): clicks Sign in, completes the IdP
+    /// login headlessly, delivers the redirect as a second process and waits until the window
+    /// shows "Signed in as Alice Example". Tests that check these steps one by one spell them out.
+    pub async fn sign_in_as_alice(&self) -> Result<()> {
+        self.click("#sign-in").await?;
+        let authorize = self.wait_for_authorize_url(None).await?;
+        let callback = confab_testkit::headless_login(&authorize, SCHEME_REDIRECT).await?;
+        self.deliver_redirect(callback.as_str()).await?;
+        self.wait_for_text("#signed-in-as", "Signed in as Alice Example")
+            .await?;
+        Ok(())
+    }
+
     /// Waits for the authorization URL the app "opened in the browser" (the debug-build test
     /// hook writes it to a file), different from `previous` if given.
     pub async fn wait_for_authorize_url(&self, previous: Option<&Url>) -> Result<Url> {

@@ -2,8 +2,8 @@
 //! sign-in, a restart in the same HOME shows the signed-in user without asking anything and
 //! without the browser: the IdP sees a refresh, not a new authorization or code exchange.
 
-use confab_e2e::{AppOptions, AppUnderTest, SCHEME_REDIRECT};
-use confab_testkit::{headless_login, Idp, IdpOptions};
+use confab_e2e::{AppOptions, AppUnderTest};
+use confab_testkit::{Idp, IdpOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_a_stored_session_signs_in_silently() {
@@ -15,20 +15,9 @@ async fn restart_with_a_stored_session_signs_in_silently() {
     let app = AppUnderTest::launch(&idp.issuer(), AppOptions::default())
         .await
         .expect("the app starts under WebDriver");
-    app.click("#sign-in").await.expect("Sign in is clickable");
-    let authorize = app
-        .wait_for_authorize_url(None)
+    app.sign_in_as_alice()
         .await
-        .expect("Sign in opens the authorization URL");
-    let callback = headless_login(&authorize, SCHEME_REDIRECT)
-        .await
-        .expect("the IdP logs alice in");
-    app.deliver_redirect(callback.as_str())
-        .await
-        .expect("the redirect reaches the app");
-    app.wait_for_text("#signed-in-as", "Signed in as Alice Example")
-        .await
-        .expect("sign-in completes");
+        .expect("signing in through the browser and the deep link completes");
     let home = app.quit().await.expect("the app quits");
     let before = idp.stats().await.expect("stats");
 

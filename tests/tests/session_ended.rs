@@ -2,8 +2,8 @@
 //! next start tries the silent restore, is refused, and shows the sign-in screen with the
 //! reason — no browser, no stale "signed in" — and forgets the account.
 
-use confab_e2e::{AppOptions, AppUnderTest, SCHEME_REDIRECT};
-use confab_testkit::{headless_login, Idp, IdpOptions};
+use confab_e2e::{AppOptions, AppUnderTest};
+use confab_testkit::{Idp, IdpOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_refused_by_the_provider_shows_why() {
@@ -15,20 +15,9 @@ async fn restore_refused_by_the_provider_shows_why() {
     let app = AppUnderTest::launch(&idp.issuer(), AppOptions::default())
         .await
         .expect("the app starts under WebDriver");
-    app.click("#sign-in").await.expect("Sign in is clickable");
-    let authorize = app
-        .wait_for_authorize_url(None)
+    app.sign_in_as_alice()
         .await
-        .expect("Sign in opens the authorization URL");
-    let callback = headless_login(&authorize, SCHEME_REDIRECT)
-        .await
-        .expect("the IdP logs alice in");
-    app.deliver_redirect(callback.as_str())
-        .await
-        .expect("the redirect reaches the app");
-    app.wait_for_text("#signed-in-as", "Signed in as Alice Example")
-        .await
-        .expect("sign-in completes");
+        .expect("signing in through the browser and the deep link completes");
     let data_dir = app.data_dir();
     let home = app.quit().await.expect("the app quits");
     assert!(
