@@ -1,5 +1,8 @@
 // Confab UI: renders what the Rust core reports and asks it to do things. It never sees a token:
 // the core sends only what is displayed (user name, email, status, errors in plain words).
+// The chat screen (rooms, history, composer) lives in chat.js.
+
+import { startChat, resetChat, chatShown, closeChatDialog } from './chat.js';
 
 const tauri = window.__TAURI__;
 
@@ -10,7 +13,7 @@ const screens = {
   signIn: document.getElementById('screen-sign-in'),
   waiting: document.getElementById('screen-waiting'),
   error: document.getElementById('screen-error'),
-  signedIn: document.getElementById('screen-signed-in'),
+  chat: document.getElementById('screen-chat'),
 };
 const el = (id) => document.getElementById(id);
 
@@ -42,21 +45,54 @@ let current = 'none';
 
 function show(name) {
   for (const [key, node] of Object.entries(screens)) node.hidden = key !== name;
-  el('topbar').hidden = name !== 'signedIn';
-  if (name !== 'signedIn') closeMenu();
+  el('topbar').hidden = name !== 'chat';
+  document.body.dataset.screen = name;
+  if (name !== 'chat') {
+    closeMenu();
+    closeChatDialog();
+  }
   current = name;
 }
 
-function closeMenu() {
+function closeMenu(returnFocus = false) {
+  if (el('user-menu').hidden) return;
   el('user-menu').hidden = true;
   el('user-menu-button').setAttribute('aria-expanded', 'false');
+  if (returnFocus) el('user-menu-button').focus();
+}
+
+function menuItems() {
+  return [...el('user-menu').querySelectorAll('[role^="menuitem"]')].filter((b) => !b.hidden && !b.disabled);
 }
 
 function toggleMenu() {
   const open = el('user-menu').hidden;
   el('user-menu').hidden = !open;
   el('user-menu-button').setAttribute('aria-expanded', String(open));
-  if (open) el('sign-out').focus();
+  if (open) (menuItems()[0] || el('sign-out')).focus();
+}
+
+/** Menu keyboard: arrows and Home/End move between items, Escape/Tab close it. */
+function onMenuKey(e) {
+  const items = menuItems();
+  const i = items.indexOf(document.activeElement);
+  let next = null;
+  if (e.key === 'ArrowDown') next = items[(i + 1) % items.length];
+  else if (e.key === 'ArrowUp') next = items[(i - 1 + items.length) % items.length];
+  else if (e.key === 'Home') next = items[0];
+  else if (e.key === 'End') next = items[items.length - 1];
+  else if (e.key === 'Escape') {
+    e.stopPropagation();
+    closeMenu(true);
+    return;
+  } else if (e.key === 'Tab') {
+    closeMenu();
+    return;
+  }
+  if (next) {
+    e.preventDefault();
+    next.focus();
+  }
 }
 
 function showUnlock(firstRun) {
@@ -156,6 +192,7 @@ function onEvent(event) {
       break;
     case 'signed-out': {
       stopCountdown();
+      resetChat();
       show('signIn');
       const [status, notice] = SIGNED_OUT[event.reason] || ['', ''];
       el('sign-in-notice').textContent = notice;
@@ -177,10 +214,9 @@ function onEvent(event) {
       el('signed-in-as').textContent = `Signed in as ${name}`;
       el('signed-in-email').textContent = user.email || '';
       el('avatar').textContent = initials(name);
-      el('home-name').textContent = name;
-      el('home-issuer').textContent = `Account provider: ${user.issuer}`;
       el('menu-account').textContent = user.email ? `${name} · ${user.email}` : name;
-      show('signedIn');
+      show('chat');
+      chatShown();
       announce(`Signed in as ${name}.`);
       break;
     }
@@ -276,7 +312,12 @@ function wire() {
   el('unlock-form').addEventListener('submit', unlock);
   el('user-menu-button').addEventListener('click', toggleMenu);
   el('sign-out').addEventListener('click', signOut);
-  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeMenu(); });
+  el('user-menu').addEventListener('keydown', onMenuKey);
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeMenu(true); });
+  // A click anywhere outside the menu closes it.
+  document.addEventListener('pointerdown', (e) => {
+    if (!el('user-menu').hidden && !e.target.closest('.menu-wrap')) closeMenu();
+  });
   el('forgot-passphrase').addEventListener('click', () => {
     clearPassphrase();
     onEvent({
@@ -317,6 +358,8 @@ async function start() {
   // The core answers a subscription with the current state, so a reload shows the right screen.
   await call('subscribe_events', { channel });
   if (current === 'none') show('busy');
+  // Chat events come on their own channel; the core sends a session event once signed in.
+  await startChat(tauri.core);
 }
 
 start();
