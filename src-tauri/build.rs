@@ -16,6 +16,18 @@ const COMMANDS: &[&str] = &[
     "unlock_vault",
     "reset_vault",
     "sign_out",
+    "subscribe_chat",
+    "list_rooms",
+    "create_room",
+    "join_room",
+    "open_room",
+    "load_older",
+    "send_message",
+    "retry_message",
+    "save_draft",
+    "mark_read",
+    "set_notifications",
+    "open_link",
 ];
 
 fn main() {

@@ -30,6 +30,24 @@ pub enum Error {
     /// The token lifecycle failed (store, endpoint, session ended).
     #[error(transparent)]
     Session(#[from] confab_session::Error),
+    /// The chat relay refused or failed a request (invalid text, server error, timeout, ...).
+    #[error(transparent)]
+    Chat(#[from] confab_relay::Error),
+    /// A chat command needs a signed-in user.
+    #[error("sign in first")]
+    NotSignedIn,
+    /// A room name is empty or longer than the server allows.
+    #[error("a room name must be 1 to {max} characters")]
+    InvalidRoomName {
+        /// Longest name in characters.
+        max: usize,
+    },
+    /// A link that is not a plain http(s) URL was not opened.
+    #[error("only web links (http or https) can be opened")]
+    UnsafeLink,
+    /// Saving the app's own (non-secret) state failed.
+    #[error("could not save: {0}")]
+    Storage(String),
 }
 
 impl Error {
@@ -48,6 +66,11 @@ impl Error {
             Self::VaultLocked => "vault-locked".to_owned(),
             Self::Session(confab_session::Error::SignedOut(_)) => "session-ended".to_owned(),
             Self::Session(_) => "session".to_owned(),
+            Self::Chat(e) => chat_code(e).to_owned(),
+            Self::NotSignedIn => "not-signed-in".to_owned(),
+            Self::InvalidRoomName { .. } => "invalid-room-name".to_owned(),
+            Self::UnsafeLink => "unsafe-link".to_owned(),
+            Self::Storage(_) => "storage".to_owned(),
         }
     }
 }
@@ -63,6 +86,23 @@ fn vault_code(e: &confab_vault::Error) -> &'static str {
         V::KeyMissing | V::KeyMalformed => "key-missing",
         V::EmptyPassphrase => "empty-passphrase",
         _ => "vault",
+    }
+}
+
+/// The UI's code for a relay error.
+fn chat_code(e: &confab_relay::Error) -> &'static str {
+    use confab_relay::Error as R;
+    match e {
+        R::InvalidText { .. } => "invalid-text",
+        R::InvalidRoom => "invalid-room",
+        R::UnknownMessage => "unknown-message",
+        R::Timeout => "timeout",
+        R::Stopped => "not-signed-in",
+        R::ConnectionLost => "connection-lost",
+        R::RoomNotOpen => "room-not-open",
+        R::Server { .. } => "server",
+        R::Outbox(_) | R::Join(_) => "outbox",
+        R::Protocol(_) => "protocol",
     }
 }
 

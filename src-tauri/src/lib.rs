@@ -4,6 +4,7 @@
 //! deep link hands its URL to this one and exits before anything else initializes.
 
 pub mod account;
+pub mod chat;
 mod commands;
 #[cfg(desktop)]
 mod desktop;
@@ -11,6 +12,8 @@ pub mod error;
 pub mod events;
 #[cfg(mobile)]
 mod mobile;
+pub mod prefs;
+pub mod rooms;
 pub mod signin;
 #[cfg(debug_assertions)]
 mod test_hooks;
@@ -28,6 +31,7 @@ use desktop as platform;
 #[cfg(mobile)]
 use mobile as platform;
 
+use crate::chat::ChatHub;
 use crate::signin::{AppPaths, BrowserOpener, RedirectPlan, SignInFlow};
 
 /// File name of the Stronghold password salt in the data dir (used by the vault layer).
@@ -44,6 +48,7 @@ pub fn run() {
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_store::Builder::new().build())
+        .plugin(tauri_plugin_notification::init())
         .setup(|app| {
             setup(app.handle())?;
             Ok(())
@@ -54,6 +59,18 @@ pub fn run() {
             if let WindowEvent::Focused(true) = event {
                 if let Some(flow) = window.try_state::<Arc<SignInFlow>>() {
                     flow.notify_resume();
+                }
+            }
+            if let Some(hub) = window.try_state::<Arc<ChatHub>>() {
+                match event {
+                    WindowEvent::Focused(focused) => hub.set_focused(*focused),
+                    WindowEvent::Resized(size) => {
+                        if let Ok(scale) = window.scale_factor() {
+                            let logical = size.to_logical::<f64>(scale);
+                            hub.remember_window_size(logical.width, logical.height);
+                        }
+                    }
+                    _ => {}
                 }
             }
             // Mobile: resume from the background (see mobile.rs).
@@ -69,6 +86,18 @@ pub fn run() {
             commands::unlock_vault,
             commands::reset_vault,
             commands::sign_out,
+            chat::subscribe_chat,
+            chat::list_rooms,
+            chat::create_room,
+            chat::join_room,
+            chat::open_room,
+            chat::load_older,
+            chat::send_message,
+            chat::retry_message,
+            chat::save_draft,
+            chat::mark_read,
+            chat::set_notifications,
+            chat::open_link,
         ])
         .run(tauri::generate_context!("tauri.conf.json"));
     if let Err(e) = result {
@@ -88,7 +117,7 @@ fn init_tracing() {
         .try_init();
 }
 
-fn setup<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn std::error::Error>> {
+fn setup(app: &AppHandle) -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = confab_config::data_dir(app.path().app_data_dir()?);
     std::fs::create_dir_all(&data_dir)?;
     // Registered for the Rust vault layer; the webview has no stronghold permission.
@@ -107,7 +136,20 @@ fn setup<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn std::error::Error
     tracing::info!(?plan, "redirect plan");
     let log_dir = app.path().app_log_dir()?;
     let paths = AppPaths { data_dir, log_dir };
+    let chat_url = config
+        .as_ref()
+        .map(|c| c.chat_url.to_string())
+        .map_err(Clone::clone);
+    let hub = ChatHub::new(
+        app.clone(),
+        paths.data_dir.clone(),
+        chat_url,
+        browser_opener(app),
+    );
+    restore_window_size(app, &hub);
     let flow = SignInFlow::new(config, paths, plan, browser_opener(app));
+    flow.set_observer(hub.clone());
+    app.manage(hub);
     app.manage(flow.clone());
     // Vault open (keychain or passphrase prompt), then silent restore, off the main thread.
     let starting = flow.clone();
@@ -126,6 +168,18 @@ fn setup<R: Runtime>(app: &AppHandle<R>) -> Result<(), Box<dyn std::error::Error
         }
     }
     Ok(())
+}
+
+/// Gives the main window the size it had when the app last ran.
+fn restore_window_size(app: &AppHandle, hub: &ChatHub) {
+    let (Some((width, height)), Some(window)) =
+        (hub.saved_window_size(), app.get_webview_window("main"))
+    else {
+        return;
+    };
+    if let Err(e) = window.set_size(tauri::LogicalSize::new(width, height)) {
+        tracing::warn!("could not restore the window size: {e}");
+    }
 }
 
 /// Hands a redirect URL to the flow. The URL carries an authorization code: never log it.

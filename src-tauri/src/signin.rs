@@ -54,6 +54,15 @@ pub type BrowserOpener = Arc<dyn Fn(&Url) -> std::result::Result<(), String> + S
 /// Receives UI events; returns `false` when the receiver is gone (then it is dropped).
 pub type Subscriber = Box<dyn Fn(UiEvent) -> bool + Send + Sync>;
 
+/// Told when a session starts (sign-in or restore) and ends (sign-out, session ended, vault
+/// reset). The chat hub uses it to run the relay for the signed-in user.
+pub trait SessionObserver: Send + Sync {
+    /// A session for `user` is running; `manager` hands out its access tokens.
+    fn session_started(self: Arc<Self>, manager: &TokenManager, user: &confab_session::User);
+    /// The session ended.
+    fn session_ended(self: Arc<Self>);
+}
+
 /// The app's sign-in state machine, managed by Tauri and shared by all commands.
 pub struct SignInFlow {
     config: std::result::Result<AppConfig, String>,
@@ -64,6 +73,7 @@ pub struct SignInFlow {
     client: tokio::sync::Mutex<Option<Arc<AuthClient>>>,
     state: Mutex<State>,
     subscribers: Mutex<Vec<Subscriber>>,
+    observer: std::sync::OnceLock<Arc<dyn SessionObserver>>,
 }
 
 struct State {
@@ -110,7 +120,21 @@ impl SignInFlow {
                 session_gen: 0,
             }),
             subscribers: Mutex::new(Vec::new()),
+            observer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the observer of session starts and ends (once, at setup).
+    pub fn set_observer(&self, observer: Arc<dyn SessionObserver>) {
+        if self.observer.set(observer).is_err() {
+            tracing::warn!("a session observer was already set");
+        }
+    }
+
+    fn session_ended(&self) {
+        if let Some(o) = self.observer.get() {
+            Arc::clone(o).session_ended();
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -426,6 +450,7 @@ impl SignInFlow {
             st.vault = None;
         }
         account::forget(&self.paths.data_dir);
+        self.session_ended();
         let path = self.vault_path();
         let moved = tokio::task::spawn_blocking(move || StrongholdStore::reset(path))
             .await
@@ -533,9 +558,18 @@ impl SignInFlow {
         };
         self.forward_session_events(gen, rx);
         let manager = start(builder).await?;
-        let mut st = self.state();
-        if st.session_gen == gen {
-            st.session = Some(manager);
+        let current = {
+            let mut st = self.state();
+            let current = st.session_gen == gen;
+            if current {
+                st.session = Some(manager.clone());
+            }
+            current
+        };
+        if current {
+            if let Some(o) = self.observer.get() {
+                Arc::clone(o).session_started(&manager, &user);
+            }
         }
         Ok(())
     }
@@ -578,6 +612,7 @@ impl SignInFlow {
                     st.user = None;
                 }
                 account::forget(&self.paths.data_dir);
+                self.session_ended();
                 tracing::info!(reason = reason.code(), "session ended");
                 self.publish(UiEvent::SignedOut {
                     reason: reason_code(reason),
@@ -601,6 +636,7 @@ impl SignInFlow {
             st.session.take()
         };
         account::forget(&self.paths.data_dir);
+        self.session_ended();
         let result = match session {
             Some(manager) => manager.sign_out().await,
             None => Ok(None),

@@ -6,6 +6,10 @@
 //! browser: it reads the URL, completes the login over HTTP and delivers the redirect the way the
 //! OS does. The URL holds only public request parameters (state, PKCE challenge, nonce), never
 //! a verifier or token.
+//!
+//! `CONFAB_TEST_NOTIFY_FILE=<path>`: desktop notifications are appended to `<path>` as JSON
+//! lines `{"title", "body"}` instead of being shown (the test display has no notification
+//! daemon).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,4 +33,24 @@ pub fn browser_opener_from_env() -> Option<BrowserOpener> {
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| format!("test hook could not write {}: {e}", path.display()))
     }))
+}
+
+/// Environment variable naming the file that receives notifications.
+pub const TEST_NOTIFY_FILE: &str = "CONFAB_TEST_NOTIFY_FILE";
+
+/// Appends a notification to the [`TEST_NOTIFY_FILE`] file; false when the hook is not set.
+pub fn record_notification(title: &str, body: &str) -> bool {
+    let Some(path) = std::env::var_os(TEST_NOTIFY_FILE) else {
+        return false;
+    };
+    let line = serde_json::json!({ "title": title, "body": body }).to_string() + "\n";
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    if let Err(e) = written {
+        tracing::warn!("test hook could not record a notification: {e}");
+    }
+    true
 }

@@ -54,15 +54,27 @@ fn capability_grants_only_confabs_commands() {
         permissions,
         [
             "allow-cancel-sign-in",
+            "allow-create-room",
             "allow-current-user",
+            "allow-join-room",
+            "allow-list-rooms",
+            "allow-load-older",
+            "allow-mark-read",
             "allow-open-browser-again",
+            "allow-open-link",
+            "allow-open-room",
             "allow-reset-vault",
+            "allow-retry-message",
+            "allow-save-draft",
+            "allow-send-message",
+            "allow-set-notifications",
             "allow-sign-in",
             "allow-sign-out",
+            "allow-subscribe-chat",
             "allow-subscribe-events",
             "allow-unlock-vault",
         ],
-        "the webview gets Confab's own commands and nothing else (no stronghold, store, opener, deep-link)"
+        "the webview gets Confab's own commands and nothing else (no stronghold, store, notification, opener, deep-link)"
     );
     assert_eq!(
         cap["windows"],
@@ -103,18 +115,31 @@ fn ui_has_no_inline_code() {
             "no inline event handlers ({handler})"
         );
     }
-    let js = read("ui/app.js");
-    for forbidden in [
-        "eval(",
-        "new Function",
-        "innerHTML",
-        "localStorage",
-        "sessionStorage",
-    ] {
-        assert!(
-            !js.contains(forbidden),
-            "ui/app.js must not use {forbidden} (no eval, no HTML injection, nothing persisted in the webview)"
-        );
+    let scripts: Vec<PathBuf> = std::fs::read_dir(root().join("ui"))
+        .expect("ui/ exists")
+        .map(|e| e.expect("readable ui/ entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "js"))
+        .collect();
+    assert!(!scripts.is_empty(), "the UI has scripts to check");
+    for script in scripts {
+        let js = std::fs::read_to_string(&script).expect("readable script");
+        for forbidden in [
+            "eval(",
+            "new Function",
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "localStorage",
+            "sessionStorage",
+            "indexedDB",
+        ] {
+            assert!(
+                !js.contains(forbidden),
+                "{} must not use {forbidden} (no eval, no HTML injection, nothing persisted in the webview)",
+                script.display()
+            );
+        }
     }
 }
 

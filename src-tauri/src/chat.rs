@@ -1,0 +1,880 @@
+//! Chat in the app: runs the relay (`confab-relay`) for the signed-in session and relays its
+//! events to the UI over Tauri channels (ordered), keeping the room list with unread counts,
+//! drafts, read positions and the last open room. The contract with the UI is
+//! `docs/chat-ui.md`. Nothing secret crosses it: the relay gets its access tokens straight from
+//! the session's token manager, in Rust.
+//!
+//! Per account (a directory under `chat/` in the data dir named by a UUIDv5 of issuer and
+//! subject) there is the relay's outbox (`outbox.sqlite3`) and the UI state
+//! (`ui-state.json`, tauri-plugin-store). Keeping them per account means a message one user
+//! queued is never published under another user's identity, and signing back in as the same
+//! user delivers what was still queued.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use confab_relay::session::SessionTokens;
+use confab_relay::{
+    ChatEntry, ConnectionState, Event, OutboxItem, RelayConfig, RelayHandle, SendState,
+};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tauri::ipc::Channel;
+use tauri::{AppHandle, State};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::prefs::Prefs;
+use crate::rooms::{RoomBook, RoomView};
+use crate::signin::{BrowserOpener, SessionObserver};
+
+/// Directory in the data dir holding one sub-directory per account.
+pub const CHAT_DIR: &str = "chat";
+/// The relay's outbox file in an account's directory.
+pub const OUTBOX_FILE: &str = "outbox.sqlite3";
+/// The UI state store in an account's directory.
+pub const UI_STATE_FILE: &str = "ui-state.json";
+/// App-wide settings store in the data dir (notifications, window size).
+pub const SETTINGS_FILE: &str = "settings.json";
+/// Longest room name (the server's limit).
+pub const MAX_ROOM_NAME_CHARS: usize = 100;
+/// Longest notification body in characters.
+const NOTIFICATION_BODY_CHARS: usize = 180;
+/// Namespace of the account directory names (UUIDv5 of `issuer \n subject`).
+const ACCOUNT_NAMESPACE: Uuid = Uuid::from_u128(0x6c0f_8d5e_3b1a_4c55_9a57_0e3c_c0fa_b0a1);
+
+/// A message as the UI gets it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    /// The message.
+    #[serde(flatten)]
+    pub entry: ChatEntry,
+    /// Written by the signed-in user.
+    pub own: bool,
+    /// When the core received it (Unix µs; the UI latency benchmark reads it).
+    pub at_us: u64,
+}
+
+/// What the UI gets on the chat channel (see docs/chat-ui.md).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatEvent {
+    /// Chat is available for `me`.
+    Session {
+        /// The user's id (the `author` of their messages).
+        me: String,
+        /// The room to open, if any.
+        last_room: Option<String>,
+        /// Desktop notifications on.
+        notifications: bool,
+    },
+    /// The room list changed.
+    Rooms {
+        /// Member rooms first, then the others.
+        rooms: Vec<RoomView>,
+    },
+    /// A new message.
+    Message(MessageView),
+    /// A sent message changed state.
+    MessageState {
+        /// Client message id.
+        id: Uuid,
+        /// Room id.
+        room: String,
+        /// The new state.
+        #[serde(flatten)]
+        state: SendState,
+    },
+    /// Replace the view of a room.
+    RoomReset {
+        /// Room id.
+        room: String,
+        /// Latest page, oldest first.
+        messages: Vec<MessageView>,
+        /// Older messages exist.
+        has_older: bool,
+        /// The room's unsent outbox items, oldest first.
+        unsent: Vec<OutboxItem>,
+    },
+    /// For the connection line.
+    ConnectionState(ConnectionState),
+    /// Something the user may want to know.
+    Error {
+        /// Short kind.
+        kind: String,
+        /// Plain words.
+        message: String,
+    },
+}
+
+/// What `open_room` returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenedRoom {
+    /// Room id.
+    pub room: String,
+    /// The saved draft ("" when none).
+    pub draft: String,
+    /// Offset of the last message the user has read (0 when none).
+    pub read_offset: u64,
+}
+
+/// A page of older messages.
+#[derive(Debug, Clone, Serialize)]
+pub struct OlderPage {
+    /// Room id.
+    pub room: String,
+    /// Oldest first.
+    pub messages: Vec<MessageView>,
+    /// Even older messages exist.
+    pub has_older: bool,
+}
+
+/// The running chat of the signed-in user.
+#[derive(Clone)]
+struct Live {
+    me: String,
+    relay: RelayHandle,
+    prefs: Arc<Prefs<tauri::Wry>>,
+}
+
+struct Inner {
+    /// Increases with every session started or ended; stale tasks check it.
+    gen: u64,
+    live: Option<Live>,
+    rooms: RoomBook,
+    /// Rooms the relay has been asked to subscribe in this session.
+    opened: std::collections::BTreeSet<String>,
+    connection: ConnectionState,
+}
+
+/// The app's chat state, managed by Tauri.
+pub struct ChatHub {
+    app: AppHandle,
+    data_dir: PathBuf,
+    chat_url: std::result::Result<String, String>,
+    open_browser: BrowserOpener,
+    settings: Option<Arc<Prefs<tauri::Wry>>>,
+    focused: AtomicBool,
+    window_save_pending: AtomicBool,
+    inner: Mutex<Inner>,
+    subscribers: Mutex<Vec<Channel<ChatEvent>>>,
+}
+
+impl ChatHub {
+    /// A hub for the app; `chat_url` is the configured server (or the configuration error);
+    /// links from messages open with `open_browser`.
+    pub fn new(
+        app: AppHandle,
+        data_dir: PathBuf,
+        chat_url: std::result::Result<String, String>,
+        open_browser: BrowserOpener,
+    ) -> Arc<Self> {
+        let settings = match Prefs::open(&app, data_dir.join(SETTINGS_FILE)) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(e) => {
+                tracing::warn!("settings unavailable: {e}");
+                None
+            }
+        };
+        Arc::new(Self {
+            app,
+            data_dir,
+            chat_url,
+            open_browser,
+            settings,
+            focused: AtomicBool::new(true),
+            window_save_pending: AtomicBool::new(false),
+            inner: Mutex::new(Inner {
+                gen: 0,
+                live: None,
+                rooms: RoomBook::default(),
+                opened: Default::default(),
+                connection: ConnectionState::SignedOut,
+            }),
+            subscribers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn st(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn live(&self) -> Result<Live> {
+        self.st().live.clone().ok_or(Error::NotSignedIn)
+    }
+
+    fn is_current(&self, gen: u64) -> bool {
+        self.st().gen == gen
+    }
+
+    fn emit(&self, event: ChatEvent) {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|c| c.send(event.clone()).is_ok());
+    }
+
+    fn emit_rooms(&self) {
+        let rooms = self.st().rooms.views();
+        self.emit(ChatEvent::Rooms { rooms });
+    }
+
+    fn notifications_enabled(&self) -> bool {
+        self.settings
+            .as_ref()
+            .and_then(|s| s.get("notifications"))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true)
+    }
+
+    fn session_event(&self, live: &Live) -> ChatEvent {
+        ChatEvent::Session {
+            me: live.me.clone(),
+            last_room: live.prefs.get_str("last_room"),
+            notifications: self.notifications_enabled(),
+        }
+    }
+
+    /// Adds a UI channel and sends it the current state.
+    pub fn subscribe(&self, channel: Channel<ChatEvent>) {
+        let (live, rooms, connection) = {
+            let st = self.st();
+            (st.live.clone(), st.rooms.views(), st.connection.clone())
+        };
+        let mut first = Vec::new();
+        if let Some(live) = &live {
+            first.push(self.session_event(live));
+        }
+        first.push(ChatEvent::Rooms { rooms });
+        first.push(ChatEvent::ConnectionState(connection));
+        if first.into_iter().all(|e| channel.send(e).is_ok()) {
+            self.subscribers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(channel);
+        }
+    }
+
+    /// The window gained or lost focus. Focus back is also a hint that the device may have
+    /// resumed: the relay skips its pending reconnect delay.
+    pub fn set_focused(&self, focused: bool) {
+        self.focused.store(focused, Ordering::Relaxed);
+        if focused {
+            if let Some(live) = self.st().live.clone() {
+                live.relay.notify_network_up();
+            }
+        }
+    }
+
+    /// The saved window size (logical pixels), if any.
+    pub fn saved_window_size(&self) -> Option<(f64, f64)> {
+        let s = self.settings.as_ref()?;
+        let w = s.get_in("window", "width")?.as_f64()?;
+        let h = s.get_in("window", "height")?.as_f64()?;
+        (w >= 200.0 && h >= 200.0 && w <= 20_000.0 && h <= 20_000.0).then_some((w, h))
+    }
+
+    /// The window was resized to `width`×`height` logical pixels: saved half a second after
+    /// the last change.
+    pub fn remember_window_size(self: &Arc<Self>, width: f64, height: f64) {
+        let Some(settings) = self.settings.clone() else {
+            return;
+        };
+        settings.set("window", json!({ "width": width, "height": height }));
+        if self.window_save_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = Arc::clone(self);
+        tauri::async_runtime::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            this.window_save_pending.store(false, Ordering::Release);
+            if let Err(e) = persist(settings).await {
+                tracing::warn!("could not save the window size: {e}");
+            }
+        });
+    }
+
+    fn account_dir(&self, user: &confab_session::User) -> PathBuf {
+        let key = Uuid::new_v5(
+            &ACCOUNT_NAMESPACE,
+            format!("{}\n{}", user.issuer, user.subject).as_bytes(),
+        );
+        self.data_dir.join(CHAT_DIR).join(key.to_string())
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        manager: &confab_session::TokenManager,
+        user: &confab_session::User,
+    ) -> Result<()> {
+        let url = self.chat_url.clone().map_err(Error::Config)?;
+        let dir = self.account_dir(user);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Storage(e.to_string()))?;
+        let prefs = Arc::new(Prefs::open(&self.app, dir.join(UI_STATE_FILE))?);
+        let config = RelayConfig::builder(url, dir.join(OUTBOX_FILE))
+            .client_name("confab-app")
+            .build();
+        let (relay, events) =
+            RelayHandle::start(config, Arc::new(SessionTokens::new(manager.clone())))?;
+        let live = Live {
+            me: user.subject.clone(),
+            relay,
+            prefs,
+        };
+        let (gen, old) = {
+            let mut st = self.st();
+            st.gen += 1;
+            st.rooms = RoomBook::default();
+            st.opened.clear();
+            st.connection = ConnectionState::Connecting;
+            (st.gen, st.live.replace(live.clone()))
+        };
+        if let Some(old) = old {
+            tauri::async_runtime::spawn(async move { old.relay.shutdown().await });
+        }
+        tracing::info!("chat started");
+        self.emit(self.session_event(&live));
+        self.emit(ChatEvent::ConnectionState(ConnectionState::Connecting));
+        let this = Arc::clone(self);
+        tauri::async_runtime::spawn(async move { this.pump(gen, events).await });
+        let this = Arc::clone(self);
+        tauri::async_runtime::spawn(async move { this.bootstrap(gen, live).await });
+        Ok(())
+    }
+
+    /// Forwards relay events to the UI in order, keeping the unread counts.
+    async fn pump(self: Arc<Self>, gen: u64, mut events: mpsc::Receiver<Event>) {
+        while let Some(event) = events.recv().await {
+            let at_us = unix_micros(SystemTime::now());
+            if !self.is_current(gen) {
+                break;
+            }
+            self.on_relay_event(event, at_us);
+        }
+    }
+
+    fn on_relay_event(&self, event: Event, at_us: u64) {
+        match event {
+            Event::Message(entry) => {
+                let (own, changed, room_name) = {
+                    let mut st = self.st();
+                    let own = st.live.as_ref().is_some_and(|l| l.me == entry.author);
+                    let changed = st.rooms.on_message(&entry.room, entry.offset, own);
+                    let name = st.rooms.name(&entry.room).map(str::to_owned);
+                    (own, changed, name)
+                };
+                if should_notify(
+                    own,
+                    self.focused.load(Ordering::Relaxed),
+                    self.notifications_enabled(),
+                ) {
+                    let room = room_name.unwrap_or_else(|| entry.room.clone());
+                    self.show_notification(&format!("{} in {room}", entry.author), &entry.text);
+                }
+                self.emit(ChatEvent::Message(MessageView { entry, own, at_us }));
+                if changed {
+                    self.emit_rooms();
+                }
+            }
+            Event::RoomReset {
+                room,
+                messages,
+                has_older,
+                unsent,
+            } => {
+                let me = self.st().live.as_ref().map(|l| l.me.clone());
+                let messages = views(messages, me.as_deref(), at_us);
+                let page: Vec<(u64, bool)> =
+                    messages.iter().map(|m| (m.entry.offset, m.own)).collect();
+                let changed = self.st().rooms.on_reset(&room, &page, has_older);
+                self.emit(ChatEvent::RoomReset {
+                    room,
+                    messages,
+                    has_older,
+                    unsent,
+                });
+                if changed {
+                    self.emit_rooms();
+                }
+            }
+            Event::MessageState { id, room, state } => {
+                self.emit(ChatEvent::MessageState { id, room, state });
+            }
+            Event::ConnectionState(state) => {
+                self.st().connection = state.clone();
+                self.emit(ChatEvent::ConnectionState(state));
+            }
+            Event::Error { kind, message } => {
+                self.emit(ChatEvent::Error { kind, message });
+            }
+        }
+    }
+
+    /// Loads the room list (waiting for the connection) and subscribes every member room, so
+    /// unread counts and notifications cover rooms that are not open.
+    async fn bootstrap(self: Arc<Self>, gen: u64, live: Live) {
+        loop {
+            if !self.is_current(gen) {
+                return;
+            }
+            match live.relay.list_rooms().await {
+                Ok(list) => {
+                    self.take_list(list, &live);
+                    self.subscribe_members(gen, &live).await;
+                    return;
+                }
+                // Offline: the request waited for the connection and gave up; ask again.
+                Err(confab_relay::Error::Timeout | confab_relay::Error::ConnectionLost) => {}
+                Err(confab_relay::Error::Stopped) => return,
+                Err(e) => {
+                    tracing::warn!("could not load the room list: {e}");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    }
+
+    fn take_list(&self, list: Vec<confab_relay::RoomInfo>, live: &Live) {
+        self.st()
+            .rooms
+            .set_list(list.into_iter().map(|r| (r.id, r.name, r.member)), |id| {
+                read_position(&live.prefs, id)
+            });
+        self.emit_rooms();
+    }
+
+    async fn subscribe_members(&self, gen: u64, live: &Live) {
+        let todo: Vec<String> = {
+            let mut st = self.st();
+            let members = st.rooms.member_rooms();
+            members
+                .into_iter()
+                .filter(|r| st.opened.insert(r.clone()))
+                .collect()
+        };
+        for room in todo {
+            if !self.is_current(gen) {
+                return;
+            }
+            if let Err(e) = live.relay.open_room(&room).await {
+                tracing::warn!(room, "could not subscribe: {e}");
+                self.st().opened.remove(&room);
+            }
+        }
+    }
+
+    fn show_notification(&self, title: &str, text: &str) {
+        let body = truncate_chars(text, NOTIFICATION_BODY_CHARS);
+        #[cfg(debug_assertions)]
+        if crate::test_hooks::record_notification(title, &body) {
+            return;
+        }
+        use tauri_plugin_notification::NotificationExt;
+        if let Err(e) = self
+            .app
+            .notification()
+            .builder()
+            .title(title)
+            .body(body)
+            .show()
+        {
+            tracing::warn!("could not show a notification: {e}");
+        }
+    }
+
+    async fn joined(&self, info: confab_relay::RoomInfo, live: &Live) -> Result<RoomView> {
+        let read = read_position(&live.prefs, &info.id);
+        let gen = {
+            let mut st = self.st();
+            st.rooms.upsert(&info.id, &info.name, true, read);
+            st.gen
+        };
+        self.emit_rooms();
+        self.subscribe_members(gen, live).await;
+        self.st().rooms.view(&info.id).ok_or(Error::NotSignedIn)
+    }
+}
+
+impl SessionObserver for ChatHub {
+    fn session_started(
+        self: Arc<Self>,
+        manager: &confab_session::TokenManager,
+        user: &confab_session::User,
+    ) {
+        if let Err(e) = self.start(manager, user) {
+            tracing::error!("chat could not start: {e}");
+            self.emit(ChatEvent::Error {
+                kind: e.code(),
+                message: e.to_string(),
+            });
+        }
+    }
+
+    fn session_ended(self: Arc<Self>) {
+        let old = {
+            let mut st = self.st();
+            st.gen += 1;
+            st.rooms = RoomBook::default();
+            st.opened.clear();
+            st.connection = ConnectionState::SignedOut;
+            st.live.take()
+        };
+        if let Some(old) = old {
+            tauri::async_runtime::spawn(async move { old.relay.shutdown().await });
+            tracing::info!("chat stopped");
+        }
+        self.emit(ChatEvent::ConnectionState(ConnectionState::SignedOut));
+        self.emit_rooms();
+    }
+}
+
+/// Whether a new message gets a desktop notification: someone else's, while the window is not
+/// focused, with notifications on.
+pub fn should_notify(own: bool, focused: bool, enabled: bool) -> bool {
+    !own && !focused && enabled
+}
+
+/// Only plain web links are opened: `http`/`https` with a host, nothing else (`javascript:`,
+/// `file:`, `data:`, custom schemes ...).
+pub fn safe_link(text: &str) -> Result<url::Url> {
+    let url = url::Url::parse(text.trim()).map_err(|_| Error::UnsafeLink)?;
+    let web =
+        matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty());
+    if web && url.username().is_empty() && url.password().is_none() {
+        Ok(url)
+    } else {
+        Err(Error::UnsafeLink)
+    }
+}
+
+fn views(messages: Vec<ChatEntry>, me: Option<&str>, at_us: u64) -> Vec<MessageView> {
+    messages
+        .into_iter()
+        .map(|entry| MessageView {
+            own: me.is_some_and(|me| me == entry.author),
+            entry,
+            at_us,
+        })
+        .collect()
+}
+
+fn read_position(prefs: &Prefs<tauri::Wry>, room: &str) -> u64 {
+    prefs
+        .get_in("read", room)
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0)
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().take(max).collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+fn unix_micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Writes a store on the blocking pool.
+async fn persist(prefs: Arc<Prefs<tauri::Wry>>) -> Result<()> {
+    tokio::task::spawn_blocking(move || prefs.persist())
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?
+}
+
+fn valid_room_id(room: &str) -> Result<()> {
+    let ok = (1..=64).contains(&room.len())
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Chat(confab_relay::Error::InvalidRoom))
+    }
+}
+
+// ---- commands (see docs/chat-ui.md) ----
+
+type Hub<'a> = State<'a, Arc<ChatHub>>;
+
+/// Streams chat events to this window, starting with the current state.
+#[tauri::command]
+pub(crate) fn subscribe_chat(hub: Hub<'_>, channel: Channel<ChatEvent>) {
+    hub.subscribe(channel);
+}
+
+/// The room list (from the server), with unread counts.
+#[tauri::command]
+pub(crate) async fn list_rooms(hub: Hub<'_>) -> Result<Vec<RoomView>> {
+    let live = hub.live()?;
+    let list = live.relay.list_rooms().await?;
+    hub.take_list(list, &live);
+    let gen = hub.st().gen;
+    hub.subscribe_members(gen, &live).await;
+    Ok(hub.st().rooms.views())
+}
+
+/// Creates a room named `name`; the user becomes a member.
+#[tauri::command]
+pub(crate) async fn create_room(hub: Hub<'_>, name: String) -> Result<RoomView> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_ROOM_NAME_CHARS {
+        return Err(Error::InvalidRoomName {
+            max: MAX_ROOM_NAME_CHARS,
+        });
+    }
+    let live = hub.live()?;
+    let info = live.relay.create_room(name, None).await?;
+    hub.joined(info, &live).await
+}
+
+/// Joins the room `id`.
+#[tauri::command]
+pub(crate) async fn join_room(hub: Hub<'_>, id: String) -> Result<RoomView> {
+    valid_room_id(&id)?;
+    let live = hub.live()?;
+    let info = live.relay.join_room(&id).await?;
+    hub.joined(info, &live).await
+}
+
+/// Opens a room: remembers it as the last room and returns its draft and read position; its
+/// latest page follows as a `room_reset` event (when connected).
+#[tauri::command]
+pub(crate) async fn open_room(hub: Hub<'_>, room: String) -> Result<OpenedRoom> {
+    valid_room_id(&room)?;
+    let live = hub.live()?;
+    live.prefs.set("last_room", json!(room));
+    persist(live.prefs.clone()).await?;
+    let relay = live.relay.clone();
+    let target = room.clone();
+    let (gen, first) = {
+        let mut st = hub.st();
+        (st.gen, st.opened.insert(room.clone()))
+    };
+    let this = Arc::clone(hub.inner());
+    // In the background: offline, the relay subscribes when it connects.
+    tauri::async_runtime::spawn(async move {
+        match relay.open_room(&target).await {
+            Ok(_) | Err(confab_relay::Error::Timeout) => {}
+            Err(e) => {
+                if first && this.is_current(gen) {
+                    this.st().opened.remove(&target);
+                }
+                this.emit(ChatEvent::Error {
+                    kind: "open-room".to_owned(),
+                    message: format!("could not open the room: {e}"),
+                });
+            }
+        }
+    });
+    let draft = live
+        .prefs
+        .get_in("drafts", &room)
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let read_offset = hub
+        .st()
+        .rooms
+        .read_position(&room)
+        .max(read_position(&live.prefs, &room));
+    Ok(OpenedRoom {
+        room,
+        draft,
+        read_offset,
+    })
+}
+
+/// The page of messages before `before_offset` in an open room.
+#[tauri::command]
+pub(crate) async fn load_older(
+    hub: Hub<'_>,
+    room: String,
+    before_offset: u64,
+) -> Result<OlderPage> {
+    let live = hub.live()?;
+    let page = live.relay.load_older(&room, before_offset).await?;
+    let at_us = unix_micros(SystemTime::now());
+    Ok(OlderPage {
+        room: page.room,
+        messages: views(page.messages, Some(&live.me), at_us),
+        has_older: page.has_older,
+    })
+}
+
+/// Sends a message (durable in the outbox when this returns) and clears the room's draft.
+#[tauri::command]
+pub(crate) async fn send_message(hub: Hub<'_>, room: String, text: String) -> Result<String> {
+    let live = hub.live()?;
+    let id = live.relay.send(&room, &text).await?;
+    live.prefs.set_in("drafts", &room, None);
+    if let Err(e) = persist(live.prefs.clone()).await {
+        tracing::warn!("could not clear the draft: {e}");
+    }
+    Ok(id.to_string())
+}
+
+/// Publishes a failed message again.
+#[tauri::command]
+pub(crate) async fn retry_message(hub: Hub<'_>, id: String) -> Result<()> {
+    let id = Uuid::parse_str(&id).map_err(|_| Error::Chat(confab_relay::Error::UnknownMessage))?;
+    let live = hub.live()?;
+    live.relay.retry(id).await?;
+    Ok(())
+}
+
+/// Saves the composer's draft for `room` (durable when this returns; "" removes it).
+#[tauri::command]
+pub(crate) async fn save_draft(hub: Hub<'_>, room: String, text: String) -> Result<()> {
+    valid_room_id(&room)?;
+    if text.chars().count() > confab_relay::MAX_TEXT_CHARS * 2 {
+        return Err(Error::Chat(confab_relay::Error::InvalidText {
+            max: confab_relay::MAX_TEXT_CHARS,
+        }));
+    }
+    let live = hub.live()?;
+    let value = (!text.is_empty()).then_some(Value::String(text));
+    live.prefs.set_in("drafts", &room, value);
+    persist(live.prefs).await
+}
+
+/// The user has seen `room` up to `offset` (the read position only moves forward).
+#[tauri::command]
+pub(crate) async fn mark_read(hub: Hub<'_>, room: String, offset: u64) -> Result<()> {
+    valid_room_id(&room)?;
+    let live = hub.live()?;
+    let moved = hub.st().rooms.mark_read(&room, offset);
+    if let Some(read) = moved {
+        hub.emit_rooms();
+        live.prefs.set_in("read", &room, Some(json!(read)));
+        persist(live.prefs).await?;
+    }
+    Ok(())
+}
+
+/// Turns desktop notifications on or off.
+#[tauri::command]
+pub(crate) async fn set_notifications(hub: Hub<'_>, enabled: bool) -> Result<()> {
+    let settings = hub
+        .settings
+        .clone()
+        .ok_or_else(|| Error::Storage("settings are unavailable".to_owned()))?;
+    settings.set("notifications", json!(enabled));
+    persist(settings).await
+}
+
+/// Opens a web link from a message in the system browser (http and https only).
+#[tauri::command]
+pub(crate) fn open_link(hub: Hub<'_>, url: String) -> Result<()> {
+    let url = safe_link(&url)?;
+    (hub.open_browser)(&url).map_err(Error::Browser)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_web_links_are_opened() {
+        for ok in ["https://example.com/a?b=c", "http://127.0.0.1:8080/x"] {
+            assert!(
+                safe_link(ok).is_ok(),
+                "{ok} is a web link and may be opened"
+            );
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "JAVASCRIPT:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "file:///etc/passwd",
+            "dev.confab.chat:/oauth/callback?code=x",
+            "https://user:pw@example.com/",
+            "not a url",
+        ] {
+            assert!(
+                matches!(safe_link(bad), Err(Error::UnsafeLink)),
+                "{bad} must not be opened"
+            );
+        }
+    }
+
+    #[test]
+    fn notifications_only_for_others_while_unfocused_and_enabled() {
+        assert!(
+            should_notify(false, false, true),
+            "someone else's message while away"
+        );
+        assert!(
+            !should_notify(true, false, true),
+            "never for the user's own message"
+        );
+        assert!(
+            !should_notify(false, true, true),
+            "not while the window has focus"
+        );
+        assert!(!should_notify(false, false, false), "not when turned off");
+    }
+
+    #[test]
+    fn events_have_the_shape_the_ui_reads() {
+        let entry = ChatEntry {
+            room: "general".into(),
+            offset: 7,
+            id: Uuid::nil(),
+            author: "bob".into(),
+            text: "<img src=x onerror=alert(1)>".into(),
+            ts: 5,
+        };
+        let v = serde_json::to_value(ChatEvent::Message(MessageView {
+            entry,
+            own: false,
+            at_us: 9,
+        }))
+        .expect("serializable");
+        assert_eq!(
+            v,
+            json!({"type": "message", "room": "general", "offset": 7, "id": Uuid::nil(),
+                   "author": "bob", "text": "<img src=x onerror=alert(1)>", "ts": 5,
+                   "own": false, "at_us": 9}),
+            "message events are flat, carry the text verbatim and nothing secret"
+        );
+        let v = serde_json::to_value(ChatEvent::ConnectionState(ConnectionState::Reconnecting {
+            in_secs: 3,
+        }))
+        .expect("serializable");
+        assert_eq!(
+            v,
+            json!({"type": "connection_state", "state": "reconnecting", "in_secs": 3}),
+            "connection states keep the relay's shape"
+        );
+    }
+
+    #[test]
+    fn long_notification_text_is_cut_with_an_ellipsis() {
+        assert_eq!(
+            truncate_chars("héllo", 10),
+            "héllo",
+            "short text stays whole"
+        );
+        assert_eq!(
+            truncate_chars("héllo", 2),
+            "hé…",
+            "long text is cut on a character"
+        );
+    }
+
+    #[test]
+    fn room_ids_are_checked_before_reaching_the_relay() {
+        assert!(valid_room_id("general").is_ok(), "plain ids pass");
+        for bad in ["", "a b", "../x", &"x".repeat(65)] {
+            assert!(valid_room_id(bad).is_err(), "{bad:?} is refused");
+        }
+    }
+}
