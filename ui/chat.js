@@ -308,15 +308,20 @@ function renderRooms() {
     badge.className = 'room-avatar';
     badge.setAttribute('aria-hidden', 'true');
     badge.textContent = '#';
+    // The ellipsis sits on a wrapper: WebDriver reports an element with overflow:hidden itself
+    // as not displayed, and the tests read .room-name.
+    const label = document.createElement('span');
+    label.className = 'room-label';
     const name = document.createElement('span');
     name.className = 'room-name';
     name.textContent = room.name;
+    label.append(name);
     const unread = document.createElement('span');
     unread.className = 'unread';
     unread.textContent = unreadText(room);
     unread.hidden = !room.unread;
     button.setAttribute('aria-label', room.unread ? `${room.name}, ${unreadText(room)} unread` : room.name);
-    button.append(badge, name, unread);
+    button.append(badge, label, unread);
     li.append(button);
     return li;
   });
@@ -484,12 +489,14 @@ function buildItems() {
   };
   for (const msg of view.delivered) add(msg);
   for (const msg of view.unsent) add(msg);
+  items.push({ key: 'tail', kind: 'tail', sig: 'tail' });
   return items;
 }
 
 /** A height guess for rows not measured yet. */
 function estimate(item, width) {
   if (item.kind === 'day') return 44;
+  if (item.kind === 'tail') return 14;
   if (item.kind !== 'msg') return item.kind === 'start' ? 120 : 48;
   const perLine = Math.max(20, Math.floor((Math.min(width, 900) * 0.62) / 8));
   let lines = 0;
@@ -500,6 +507,11 @@ function estimate(item, width) {
 function renderItem(item) {
   if (item.kind === 'msg') return renderMessage(item);
   const row = document.createElement('div');
+  if (item.kind === 'tail') {
+    row.className = 'history-tail';
+    row.setAttribute('aria-hidden', 'true');
+    return row;
+  }
   if (item.kind === 'day') {
     row.className = 'day-sep';
     row.setAttribute('role', 'separator');
@@ -761,7 +773,11 @@ function announce(text) {
   if (liveFrame) return;
   liveFrame = requestAnimationFrame(() => {
     liveFrame = 0;
-    $('live').textContent = liveText;
+    const live = $('live');
+    live.textContent = liveText;
+    // Mirrored in attributes: WebDriver reads no text from a visually hidden element.
+    live.dataset.text = liveText;
+    live.dataset.count = String(Number(live.dataset.count || 0) + 1);
   });
 }
 
@@ -797,15 +813,18 @@ function renderJoinList() {
     badge.className = 'room-avatar';
     badge.setAttribute('aria-hidden', 'true');
     badge.textContent = '#';
+    const label = document.createElement('span');
+    label.className = 'room-label';
     const name = document.createElement('span');
     name.className = 'join-name';
     name.textContent = room.name;
+    label.append(name);
     const action = document.createElement('span');
     action.className = 'join-action';
     action.setAttribute('aria-hidden', 'true');
     action.textContent = 'Join';
     button.setAttribute('aria-label', `Join ${room.name}`);
-    button.append(badge, name, action);
+    button.append(badge, label, action);
     li.append(button);
     return li;
   });
