@@ -12,6 +12,7 @@
 //!
 //! Screenshots go to `artifacts/e2e/` at the repository root.
 
+pub mod chat;
 pub mod error;
 
 use std::ffi::OsString;
@@ -24,6 +25,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use url::Url;
 
+pub use chat::{server_binary, ChatServer, MsgRow, Sweep};
 pub use error::{Error, Result};
 
 /// How long the app may take to show a state after an action (software rendering, 2 cores).
@@ -105,6 +107,8 @@ pub fn app_binary() -> Result<PathBuf> {
         "crates/config/src",
         "crates/vault/src",
         "crates/session/src",
+        "crates/relay/src",
+        "crates/protocol/src",
     ] {
         if let Some((file, time)) = newest(&root.join(source)) {
             if time > built {
@@ -286,6 +290,8 @@ pub struct AppOptions {
     pub extra_env: Vec<(String, String)>,
     /// Command-line arguments of the app (e.g. a redirect URL that "launched" it).
     pub args: Vec<String>,
+    /// `CONFAB_CHAT_URL`: the chat server ([`ChatServer::url`]); unset = the app's default.
+    pub chat_url: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -295,6 +301,7 @@ impl Default for AppOptions {
             login_hint: "alice".into(),
             extra_env: Vec::new(),
             args: Vec::new(),
+            chat_url: None,
         }
     }
 }
@@ -365,6 +372,9 @@ impl AppUnderTest {
             // No accessibility bus (it would be activated on our private bus otherwise).
             ("NO_AT_BRIDGE".into(), "1".into()),
         ];
+        if let Some(url) = options.chat_url {
+            env.push(("CONFAB_CHAT_URL".into(), url.into()));
+        }
         env.extend(
             options
                 .extra_env
@@ -582,13 +592,23 @@ impl AppUnderTest {
     /// login headlessly, delivers the redirect as a second process and waits until the window
     /// shows "Signed in as Alice Example". Tests that check these steps one by one spell them out.
     pub async fn sign_in_as_alice(&self) -> Result<()> {
+        self.sign_in_as("alice").await.map(|_| ())
+    }
+
+    /// [`AppUnderTest::sign_in_as_alice`] for any test user of the IdP (`alice`, `bob`): the
+    /// authorization URL the app opened gets `login_hint=<user>`, and the window must then show
+    /// "Signed in as <Name> Example". Returns the authorization URL the app opened.
+    pub async fn sign_in_as(&self, user: &str) -> Result<Url> {
         self.click("#sign-in").await?;
         let authorize = self.wait_for_authorize_url(None).await?;
-        let callback = confab_testkit::headless_login(&authorize, SCHEME_REDIRECT).await?;
+        let callback = confab_testkit::headless_login_as(&authorize, user, SCHEME_REDIRECT).await?;
         self.deliver_redirect(callback.as_str()).await?;
-        self.wait_for_text("#signed-in-as", "Signed in as Alice Example")
-            .await?;
-        Ok(())
+        self.wait_for_text(
+            "#signed-in-as",
+            &format!("Signed in as {}", display_name(user)),
+        )
+        .await?;
+        Ok(authorize)
     }
 
     /// Waits for the authorization URL the app "opened in the browser" (the debug-build test
@@ -813,6 +833,15 @@ async fn start_secret_service(home: &Path, bus: &str) -> Result<ProcessGroup> {
             ));
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The display name the test IdP gives `user` (`alice` → "Alice Example").
+pub fn display_name(user: &str) -> String {
+    let mut chars = user.chars();
+    match chars.next() {
+        Some(first) => format!("{}{} Example", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
     }
 }
 
