@@ -2,22 +2,27 @@
 //! pushes, sends pings, enforces expiry and limits.
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use confab_protocol::{
     decode_commands, room_id, ChatMessage, ClientInfo, Command, ConnectRequest, ConnectResult,
     Disconnect, Empty, ErrorCode, ErrorReply, FrameError, HistoryRequest, HistoryResult, Incoming,
-    PresenceResult, PresenceStatsResult, PublishRequest, PublishResult, Push, RefreshRequest,
-    RefreshResult, Reply, Request, SubscribeRequest, SubscribeResult,
+    PresenceResult, PresenceStatsResult, PublishRequest, RefreshRequest, RefreshResult, Reply,
+    Request, SubscribeRequest, SubscribeResult,
 };
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, watch};
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::auth::{unix_now, unix_now_ms, AuthError};
 use crate::hub::Line;
+use crate::writer::{Job, PublishJob, SubscribeJob};
 use crate::AppState;
 
 /// Server version reported in connect results.
@@ -65,10 +70,34 @@ impl RateLimiter {
     }
 }
 
+/// A publish reply that arrives once the writer has committed the publication.
+struct Acked {
+    id: u32,
+    rx: oneshot::Receiver<Reply>,
+}
+
+impl Future for Acked {
+    type Output = Reply;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply> {
+        let id = self.id;
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| err(id, ErrorCode::INTERNAL)))
+    }
+}
+
+/// How long a server-side disconnect waits for publishes already handed to the writer, so
+/// their acknowledgements still reach the client before the close frame.
+const SETTLE_ON_CLOSE: Duration = Duration::from_secs(2);
+
 struct Conn {
     state: AppState,
     client: String,
     session: Option<Session>,
+    /// Publishes handed to the writer, in command order. Consecutive publishes are pipelined
+    /// (the writer commits them together); any other command first waits for these.
+    inflight: FuturesOrdered<Acked>,
     subs: HashSet<String>,
     limiter: RateLimiter,
     connect_deadline: Instant,
@@ -102,6 +131,7 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, client: String) {
     let mut conn = Conn {
         client: client.clone(),
         session: None,
+        inflight: FuturesOrdered::new(),
         subs: HashSet::new(),
         limiter: RateLimiter::new(state.config.commands_per_second),
         connect_deadline: Instant::now() + Duration::from_secs(state.config.connect_timeout_secs),
@@ -143,6 +173,15 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, client: String) {
                     }
                 }
             }
+            Some(first) = conn.inflight.next(), if !conn.inflight.is_empty() => {
+                let mut replies = vec![first];
+                while let Some(Some(r)) = conn.inflight.next().now_or_never() {
+                    replies.push(r);
+                }
+                if write_replies(&mut sink, &replies, conn.state.config.max_frame_bytes).await.is_err() {
+                    break None;
+                }
+            }
             Some(line) = rx.recv() => {
                 let mut lines = vec![line];
                 while lines.len() < 256 {
@@ -171,6 +210,14 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, client: String) {
     state.hub.close(&client);
     if let Some(d) = disconnect {
         tracing::info!(code = d.code, reason = d.reason, "disconnecting");
+        if !conn.inflight.is_empty() {
+            let max = conn.state.config.max_frame_bytes;
+            let _ = tokio::time::timeout(SETTLE_ON_CLOSE, async {
+                let replies: Vec<Reply> = conn.inflight.by_ref().collect().await;
+                write_replies(&mut sink, &replies, max).await
+            })
+            .await;
+        }
         close(&mut sink, &mut stream, d).await;
     } else {
         tracing::debug!("connection closed by client");
@@ -309,7 +356,7 @@ impl Conn {
         self.pong_deadline = None;
         let mut replies = Vec::new();
         for cmd in commands {
-            match self.handle_command(cmd).await {
+            match self.handle_command(cmd, &mut replies).await {
                 Ok(Some(r)) => replies.push(r),
                 Ok(None) => {}
                 Err(d) => return Err((replies, d)),
@@ -318,7 +365,20 @@ impl Conn {
         Ok(replies)
     }
 
-    async fn handle_command(&mut self, cmd: Command) -> Outcome<Option<Reply>> {
+    /// Waits for the pipelined publishes and appends their replies (command order).
+    async fn settle_inflight(&mut self, replies: &mut Vec<Reply>) {
+        while let Some(r) = self.inflight.next().await {
+            replies.push(r);
+        }
+    }
+
+    /// Handles one command. A publish is handed to the writer and answered later (through
+    /// `inflight`); every other command first waits for earlier publishes, so it sees them.
+    async fn handle_command(
+        &mut self,
+        cmd: Command,
+        replies: &mut Vec<Reply>,
+    ) -> Outcome<Option<Reply>> {
         let incoming = cmd.into_incoming().map_err(|e| {
             tracing::info!(error = %e, "invalid command");
             Disconnect::BAD_REQUEST
@@ -327,6 +387,9 @@ impl Conn {
             Incoming::Pong => return Ok(None),
             Incoming::Request { id, request } => (id, request),
         };
+        if !matches!(request, Request::Publish(_)) {
+            self.settle_inflight(replies).await;
+        }
         if !self.limiter.allow() {
             return Ok((id != 0).then(|| {
                 err_msg(
@@ -362,7 +425,7 @@ impl Conn {
                     ..Reply::default()
                 }
             }
-            Request::Publish(req) => self.publish(id, req).await,
+            Request::Publish(req) => return Ok(self.publish(id, req).await),
             Request::History(req) => self.history(id, req).await,
             Request::Presence(req) => match self.check_room_access(&req.channel).await {
                 Err(code) => err(id, code),
@@ -572,28 +635,35 @@ impl Conn {
         if let Err(code) = self.check_room_access(&req.channel).await {
             return err(id, code);
         }
-        let lock = self.state.hub.channel_lock(&req.channel);
-        let _ordered = lock.lock().await;
-        let store = self.state.store.clone();
-        let channel = req.channel.clone();
-        let (recover, epoch, offset) = (req.recover, req.epoch.clone(), req.offset);
-        let res = tokio::task::spawn_blocking(move || -> crate::Result<_> {
-            let top = store.top(&channel)?;
-            let mut recovered = false;
-            let mut pubs = Vec::new();
-            if recover && epoch == top.epoch && offset <= top.offset {
-                let missed = top.offset - offset;
-                let contiguous = missed == 0 || offset + 1 >= top.oldest;
-                if contiguous {
-                    pubs = store.read(&channel, Some(offset), false, missed)?;
-                    recovered = true;
-                }
-            }
-            Ok((top, recovered, pubs))
-        })
-        .await;
+        let info = self
+            .session
+            .as_ref()
+            .map(|s| s.info.clone())
+            .unwrap_or_default();
+        // Through the writer: the snapshot and the registration happen between two commits.
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Subscribe(SubscribeJob {
+            channel: req.channel.clone(),
+            client: self.client.clone(),
+            info,
+            join_leave: req.join_leave,
+            recover: req.recover,
+            epoch: req.epoch.clone(),
+            offset: req.offset,
+            reply: tx,
+        });
+        let res = match self.state.writer.submit(job).await {
+            Ok(()) => rx
+                .await
+                .map_err(|_| "the writer dropped the job".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
         let (top, recovered, publications) = match res {
-            Ok(Ok(v)) => v,
+            Ok(Ok(Some(v))) => v,
+            Ok(Ok(None)) => {
+                tracing::debug!("subscribe finished after the connection closed");
+                return err(id, ErrorCode::INTERNAL);
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "storage error");
                 return err(id, ErrorCode::INTERNAL);
@@ -603,14 +673,6 @@ impl Conn {
                 return err(id, ErrorCode::INTERNAL);
             }
         };
-        let info = self
-            .session
-            .as_ref()
-            .map(|s| s.info.clone())
-            .unwrap_or_default();
-        self.state
-            .hub
-            .subscribe(&req.channel, &self.client, info, req.join_leave);
         self.subs.insert(req.channel.clone());
         Reply {
             id,
@@ -628,70 +690,42 @@ impl Conn {
         }
     }
 
-    async fn publish(&mut self, id: u32, req: PublishRequest) -> Reply {
-        if let Err(code) = self.check_room_access(&req.channel).await {
-            return err(id, code);
-        }
-        let Ok(mut msg) = serde_json::from_value::<ChatMessage>(req.data) else {
-            return err_msg(
-                id,
-                ErrorCode::BAD_REQUEST,
-                "bad request: data must be a chat message {id, text, ts}",
-            );
+    /// Hands a publish to the writer. `Some` is an immediate error reply; `None` means the
+    /// reply follows through `inflight` once the publication is durable (or refused).
+    async fn publish(&mut self, id: u32, req: PublishRequest) -> Option<Reply> {
+        let Some(room) = room_id(&req.channel).map(str::to_owned) else {
+            return Some(err(id, ErrorCode::UNKNOWN_CHANNEL));
         };
-        msg.author = self.user().to_owned();
-        let data = match serde_json::to_value(&msg) {
-            Ok(v) => v,
-            Err(_) => return err(id, ErrorCode::INTERNAL),
-        };
+        let user = self.user().to_owned();
+        // Invalid data is answered by the writer after the access check (103 before 107).
+        let message = serde_json::from_value::<ChatMessage>(req.data)
+            .ok()
+            .map(|mut m| {
+                m.author.clone_from(&user);
+                m
+            });
         let info = self
             .session
             .as_ref()
             .map(|s| s.info.clone())
             .unwrap_or_default();
-        let lock = self.state.hub.channel_lock(&req.channel);
-        let _ordered = lock.lock().await;
-        let store = self.state.store.clone();
-        let channel = req.channel.clone();
-        let msg_id = msg.id.to_string();
-        let res = tokio::task::spawn_blocking(move || {
-            store.append(&channel, Some(&msg_id), &data, &info, unix_now_ms())
-        })
-        .await;
-        let appended = match res {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "storage error");
-                return err(id, ErrorCode::INTERNAL);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "storage task failed");
-                return err(id, ErrorCode::INTERNAL);
-            }
-        };
-        if !appended.duplicate {
-            self.state.hub.broadcast(
-                &req.channel,
-                &Reply::push(Push {
-                    channel: req.channel.clone(),
-                    publication: Some(appended.publication.clone()),
-                    ..Push::default()
-                }),
-            );
-        } else {
-            tracing::debug!(
-                offset = appended.publication.offset,
-                "duplicate publish acknowledged"
-            );
-        }
-        Reply {
+        let (tx, rx) = oneshot::channel();
+        let job = Job::Publish(PublishJob {
             id,
-            publish: Some(PublishResult {
-                offset: appended.publication.offset,
-                epoch: appended.epoch,
-            }),
-            ..Reply::default()
+            channel: req.channel,
+            room,
+            user,
+            info,
+            message,
+            time: unix_now_ms(),
+            reply: tx,
+        });
+        if let Err(e) = self.state.writer.submit(job).await {
+            tracing::error!(error = %e, "storage task failed");
+            return Some(err(id, ErrorCode::INTERNAL));
         }
+        self.inflight.push_back(Acked { id, rx });
+        None
     }
 
     async fn history(&mut self, id: u32, req: HistoryRequest) -> Reply {

@@ -40,7 +40,6 @@ pub enum Admission {
 /// Shared registry. All methods are short and never await while holding the lock.
 pub struct Hub {
     inner: Mutex<Inner>,
-    channel_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     max_total: usize,
     max_per_user: usize,
     shutting_down: AtomicBool,
@@ -56,7 +55,6 @@ impl Hub {
     pub fn new(max_total: usize, max_per_user: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
-            channel_locks: Mutex::new(HashMap::new()),
             max_total,
             max_per_user,
             shutting_down: AtomicBool::new(false),
@@ -135,14 +133,16 @@ impl Hub {
         self.lock().sockets.len()
     }
 
-    /// The lock that orders publications (and subscriptions) in one channel.
-    pub fn channel_lock(&self, channel: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.channel_locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.entry(channel.to_owned()).or_default().clone()
-    }
-
-    /// Adds a subscriber and tells others who asked for join/leave pushes.
-    pub fn subscribe(&self, channel: &str, client: &str, info: ClientInfo, join_leave: bool) {
+    /// Adds a subscriber and tells others who asked for join/leave pushes. False (nothing
+    /// added) when the socket is no longer open, so a subscribe finishing after its connection
+    /// closed leaves no ghost subscriber.
+    pub fn subscribe(
+        &self,
+        channel: &str,
+        client: &str,
+        info: ClientInfo,
+        join_leave: bool,
+    ) -> bool {
         let join = Reply::push(Push {
             channel: channel.to_owned(),
             join: Some(Join { info: info.clone() }),
@@ -150,6 +150,9 @@ impl Hub {
         });
         {
             let mut inner = self.lock();
+            if !inner.sockets.contains_key(client) {
+                return false;
+            }
             inner
                 .channels
                 .entry(channel.to_owned())
@@ -157,6 +160,7 @@ impl Hub {
                 .insert(client.to_owned(), Subscriber { info, join_leave });
         }
         self.fan_out(channel, &join, Some(client), true);
+        true
     }
 
     /// Removes a subscriber (if present) and sends a leave push.

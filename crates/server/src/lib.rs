@@ -10,6 +10,7 @@ pub mod error;
 pub mod hub;
 mod rpc;
 pub mod store;
+mod writer;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub store: Store,
     /// Live connections and subscriptions.
     pub hub: Arc<Hub>,
+    /// Group-commit writer: publishes and subscription snapshots.
+    writer: writer::Writer,
     shutdown: Arc<AtomicBool>,
 }
 
@@ -59,11 +62,14 @@ impl AppState {
             config.token_leeway_secs,
             Duration::from_secs(config.jwks_refetch_interval_secs),
         )?;
+        let hub = Arc::new(Hub::new(
+            config.max_connections_total,
+            config.max_connections_per_user,
+        ));
+        let writer = writer::Writer::start(&store, hub.clone())?;
         Ok(Self {
-            hub: Arc::new(Hub::new(
-                config.max_connections_total,
-                config.max_connections_per_user,
-            )),
+            hub,
+            writer,
             config: Arc::new(config),
             verifier: Arc::new(verifier),
             store,

@@ -2,9 +2,11 @@
 //! streams with offsets and an epoch.
 //!
 //! `synchronous=FULL`: a publish is acknowledged only after its transaction is on disk, so an
-//! acknowledged publication survives a crash of the process or the machine.
+//! acknowledged publication survives a crash of the process or the machine. Publications are
+//! written by the group-commit writer ([`crate::writer`]) on a connection of its own; the
+//! functions ending in `_in` are the statements it runs inside its transactions.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use confab_protocol::{ClientInfo, Publication};
@@ -47,6 +49,7 @@ pub struct Room {
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
     history_size: u64,
 }
 
@@ -65,10 +68,7 @@ fn to_u64(v: i64) -> u64 {
 impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path, history_size: usize) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let conn = open_connection(path)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS streams (
                  channel TEXT PRIMARY KEY,
@@ -100,34 +100,45 @@ impl Store {
         )?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            path: path.to_owned(),
             history_size: u64::try_from(history_size).unwrap_or(u64::MAX),
         })
     }
 
+    /// A second connection to the same file (same settings), for the group-commit writer: with
+    /// WAL its transactions do not block readers on this handle's connection.
+    pub(crate) fn writer_connection(&self) -> Result<Connection> {
+        open_connection(&self.path)
+    }
+
+    /// Publications kept per channel.
+    pub(crate) fn history_size(&self) -> u64 {
+        self.history_size
+    }
+
     fn stream_top(conn: &Connection, channel: &str) -> Result<StreamTop> {
-        let row: Option<(String, i64)> = conn
-            .query_row(
-                "SELECT epoch, top_offset FROM streams WHERE channel = ?1",
-                params![channel],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let (epoch, top) = match row {
+        let select = |conn: &Connection| {
+            conn.prepare_cached("SELECT epoch, top_offset FROM streams WHERE channel = ?1")?
+                .query_row(params![channel], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()
+        };
+        let (epoch, top) = match select(conn)? {
             Some(r) => r,
             None => {
-                let epoch = new_epoch();
-                conn.execute(
-                    "INSERT INTO streams (channel, epoch, top_offset) VALUES (?1, ?2, 0)",
-                    params![channel, epoch],
-                )?;
-                (epoch, 0)
+                // OR IGNORE: the writer's connection may create the stream at the same moment;
+                // whichever insert lands first sets the epoch, and both read it back.
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO streams (channel, epoch, top_offset) VALUES (?1, ?2, 0)",
+                )?
+                .execute(params![channel, new_epoch()])?;
+                select(conn)?.ok_or_else(|| Error::Corrupt("stream row vanished".into()))?
             }
         };
-        let oldest: Option<i64> = conn.query_row(
-            "SELECT MIN(offset) FROM publications WHERE channel = ?1",
-            params![channel],
-            |r| r.get(0),
-        )?;
+        let oldest: Option<i64> = conn
+            .prepare_cached("SELECT MIN(offset) FROM publications WHERE channel = ?1")?
+            .query_row(params![channel], |r| r.get(0))?;
         Ok(StreamTop {
             offset: to_u64(top),
             epoch,
@@ -142,6 +153,8 @@ impl Store {
     }
 
     /// Appends a publication, or returns the stored one if `msg_id` was already published.
+    /// One transaction (and one disk sync) per call; the server batches through
+    /// [`crate::writer`] instead.
     pub fn append(
         &self,
         channel: &str,
@@ -152,14 +165,28 @@ impl Store {
     ) -> Result<Appended> {
         let mut conn = self.conn.lock().map_err(lock_err)?;
         let tx = conn.transaction()?;
-        let top = Self::stream_top(&tx, channel)?;
+        let appended = Self::append_in(&tx, self.history_size, channel, msg_id, data, info, time)?;
+        tx.commit()?;
+        Ok(appended)
+    }
+
+    /// The statements of an append, inside the caller's transaction (nothing is committed).
+    pub(crate) fn append_in(
+        conn: &Connection,
+        history_size: u64,
+        channel: &str,
+        msg_id: Option<&str>,
+        data: &serde_json::Value,
+        info: &ClientInfo,
+        time: i64,
+    ) -> Result<Appended> {
+        let top = Self::stream_top(conn, channel)?;
         if let Some(id) = msg_id {
-            let existing = tx
-                .query_row(
+            let existing = conn
+                .prepare_cached(
                     "SELECT offset, data, info, time FROM publications WHERE channel = ?1 AND msg_id = ?2",
-                    params![channel, id],
-                    row_to_publication,
-                )
+                )?
+                .query_row(params![channel, id], row_to_publication)
                 .optional()?;
             if let Some(p) = existing {
                 return Ok(Appended {
@@ -172,21 +199,16 @@ impl Store {
         let offset = top.offset + 1;
         let data_text = data.to_string();
         let info_text = serde_json::to_string(info).map_err(|e| Error::Corrupt(e.to_string()))?;
-        tx.execute(
+        conn.prepare_cached(
             "INSERT INTO publications (channel, offset, msg_id, data, info, time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![channel, to_i64(offset), msg_id, data_text, info_text, time],
-        )?;
-        tx.execute(
-            "UPDATE streams SET top_offset = ?2 WHERE channel = ?1",
-            params![channel, to_i64(offset)],
-        )?;
-        if offset > self.history_size {
-            tx.execute(
-                "DELETE FROM publications WHERE channel = ?1 AND offset <= ?2",
-                params![channel, to_i64(offset - self.history_size)],
-            )?;
+        )?
+        .execute(params![channel, to_i64(offset), msg_id, data_text, info_text, time])?;
+        conn.prepare_cached("UPDATE streams SET top_offset = ?2 WHERE channel = ?1")?
+            .execute(params![channel, to_i64(offset)])?;
+        if offset > history_size {
+            conn.prepare_cached("DELETE FROM publications WHERE channel = ?1 AND offset <= ?2")?
+                .execute(params![channel, to_i64(offset - history_size)])?;
         }
-        tx.commit()?;
         Ok(Appended {
             publication: Publication {
                 data: data.clone(),
@@ -200,6 +222,46 @@ impl Store {
         })
     }
 
+    /// What a subscriber needs, on the caller's connection: the stream position and, when
+    /// `recover` names this epoch and a position still in retained history, the publications
+    /// after `offset` (`recovered = true`).
+    pub(crate) fn snapshot_in(
+        conn: &Connection,
+        channel: &str,
+        recover: bool,
+        epoch: &str,
+        offset: u64,
+    ) -> Result<(StreamTop, bool, Vec<Publication>)> {
+        let top = Self::stream_top(conn, channel)?;
+        let mut recovered = false;
+        let mut pubs = Vec::new();
+        if recover && epoch == top.epoch && offset <= top.offset {
+            let missed = top.offset - offset;
+            let contiguous = missed == 0 || offset + 1 >= top.oldest;
+            if contiguous {
+                pubs = Self::read_in(conn, channel, Some(offset), false, missed)?;
+                recovered = true;
+            }
+        }
+        Ok((top, recovered, pubs))
+    }
+
+    /// Whether room `id` exists and `user` is a member, on the caller's connection.
+    pub(crate) fn access_in(conn: &Connection, id: &str, user: &str) -> Result<(bool, bool)> {
+        let exists: bool = conn
+            .prepare_cached("SELECT EXISTS(SELECT 1 FROM rooms WHERE id = ?1)")?
+            .query_row(params![id], |r| r.get(0))?;
+        if !exists {
+            return Ok((false, false));
+        }
+        let member: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM members WHERE room_id = ?1 AND user = ?2)",
+            )?
+            .query_row(params![id, user], |r| r.get(0))?;
+        Ok((true, member))
+    }
+
     /// Publications with `after < offset` (`reverse = false`, oldest first) or `offset < before`
     /// (`reverse = true`, newest first), at most `limit`.
     pub fn read(
@@ -210,6 +272,16 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<Publication>> {
         let conn = self.conn.lock().map_err(lock_err)?;
+        Self::read_in(&conn, channel, from, reverse, limit)
+    }
+
+    fn read_in(
+        conn: &Connection,
+        channel: &str,
+        from: Option<u64>,
+        reverse: bool,
+        limit: u64,
+    ) -> Result<Vec<Publication>> {
         let limit = to_i64(limit);
         let mut out = Vec::new();
         if reverse {
@@ -314,6 +386,16 @@ impl Store {
             |r| r.get(0),
         )?)
     }
+}
+
+/// Opens `path` with the store's settings: WAL, `synchronous=FULL`, a 5 s busy timeout (the
+/// writer's and the readers' connections wait for each other's write locks).
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
 }
 
 type RowPublication = std::result::Result<Publication, Error>;

@@ -188,7 +188,9 @@ impl Client {
         }
         let deadline = Instant::now() + within;
         loop {
-            match tokio::time::timeout_at(deadline, self.read_one(deadline)).await {
+            // read_one panics at its own deadline; give it a later one so that this timeout
+            // (an expected outcome here) fires first.
+            match tokio::time::timeout_at(deadline, self.read_one(deadline + DEADLINE)).await {
                 Ok(Ok(r)) if r.push.is_some() => return r.push,
                 Ok(Ok(r)) => self.buffered.push_back(r),
                 Ok(Err(_)) | Err(_) => return None,
