@@ -30,9 +30,11 @@ export class VirtualList {
 
     this.items = [];
     this.indexOf = new Map(); // key -> index in items
-    this.heights = new Map(); // key -> measured height (px)
+    this.heights = new Map(); // key -> [sig, measured height] (a new sig means re-measure)
+    this.guesses = new Map(); // key -> [sig, estimated height] for rows never measured
+    this.sizes = new Float64Array(0); // sizes[i] = height used for item i
     this.tops = new Float64Array(1); // tops[i] = y of item i; tops[n] = total height
-    this.positionsDirty = true;
+    this.dirtyFrom = 0; // tops are stale from this index on (Infinity: all fresh)
     this.itemsDirty = true;
     this.mounted = new Map(); // key -> {node, sig}
     this.stick = true; // follow the bottom
@@ -69,11 +71,13 @@ export class VirtualList {
   /** Forgets everything (another room): the next render starts at the bottom. */
   reset() {
     this.heights.clear();
+    this.guesses.clear();
     for (const { node } of this.mounted.values()) node.remove();
     this.mounted.clear();
     this.items = [];
     this.indexOf.clear();
-    this.positionsDirty = true;
+    this.sizes = new Float64Array(0);
+    this.dirtyFrom = 0;
     this.stick = true;
     this.invalidate();
   }
@@ -121,28 +125,49 @@ export class VirtualList {
       // Wrapping changes with the width: every cached height is stale (re-measured as shown).
       this.lastWidth = width;
       this.heights.clear();
-      this.positionsDirty = true;
+      this.guesses.clear();
+      this.refreshSizes();
     }
     this.schedule();
   }
 
-  heightAt(i) {
-    const item = this.items[i];
-    const h = this.heights.get(item.key);
-    return h === undefined ? this.estimate(item, this.lastWidth || this.scroller.clientWidth) : h;
+  /** Height of an item: measured, else a cached estimate (estimating costs per character). */
+  sizeOf(item) {
+    const measured = this.heights.get(item.key);
+    if (measured && measured[0] === item.sig) return measured[1];
+    const guess = this.guesses.get(item.key);
+    if (guess && guess[0] === item.sig) return guess[1];
+    const estimated = this.estimate(item, this.lastWidth || this.scroller.clientWidth);
+    this.guesses.set(item.key, [item.sig, estimated]);
+    return estimated;
   }
 
-  updatePositions() {
-    if (!this.positionsDirty) return;
+  /** Recomputes every item's size (new items or a new width). */
+  refreshSizes() {
     const n = this.items.length;
-    if (this.tops.length < n + 1) this.tops = new Float64Array(Math.max(n + 1, this.tops.length * 2));
-    let y = 0;
-    for (let i = 0; i < n; i += 1) {
+    if (this.sizes.length < n) this.sizes = new Float64Array(Math.max(n, this.sizes.length * 2));
+    for (let i = 0; i < n; i += 1) this.sizes[i] = this.sizeOf(this.items[i]);
+    this.dirtyFrom = 0;
+  }
+
+  /** Prefix sums of the sizes, from the first changed item on. */
+  updatePositions() {
+    const n = this.items.length;
+    if (this.dirtyFrom > n) return;
+    if (this.tops.length < n + 1) {
+      const grown = new Float64Array(Math.max(n + 1, this.tops.length * 2));
+      grown.set(this.tops.subarray(0, Math.min(this.tops.length, n + 1)));
+      this.tops = grown;
+      this.dirtyFrom = 0;
+    }
+    let i = Math.max(0, Math.min(this.dirtyFrom, n));
+    let y = i === 0 ? 0 : this.tops[i - 1] + this.sizes[i - 1];
+    for (; i < n; i += 1) {
       this.tops[i] = y;
-      y += this.heightAt(i);
+      y += this.sizes[i];
     }
     this.tops[n] = y;
-    this.positionsDirty = false;
+    this.dirtyFrom = Infinity;
   }
 
   get totalHeight() {
@@ -194,7 +219,7 @@ export class VirtualList {
       this.indexOf = new Map();
       for (let i = 0; i < this.items.length; i += 1) this.indexOf.set(this.items[i].key, i);
       this.itemsDirty = false;
-      this.positionsDirty = true;
+      this.refreshSizes();
     }
     if (viewport === 0) {
       // Not displayed: nothing to measure. Render again once it has a size (ResizeObserver).
@@ -260,17 +285,17 @@ export class VirtualList {
     // Read all heights after all writes: one layout for the whole batch.
     let changed = false;
     for (let i = start; i < end; i += 1) {
-      const key = this.items[i].key;
-      const h = this.mounted.get(key).node.getBoundingClientRect().height;
-      if (h > 0 && Math.abs(h - this.heightAt(i)) >= 0.5) {
-        this.heights.set(key, h);
+      const item = this.items[i];
+      const h = this.mounted.get(item.key).node.getBoundingClientRect().height;
+      if (h <= 0) continue;
+      this.heights.set(item.key, [item.sig, h]);
+      if (Math.abs(h - this.sizes[i]) >= 0.5) {
+        this.sizes[i] = h;
+        this.dirtyFrom = Math.min(this.dirtyFrom, i);
         changed = true;
-      } else if (h > 0) {
-        this.heights.set(key, h);
       }
     }
     if (changed) {
-      this.positionsDirty = true;
       this.updatePositions();
       this.topSpacer.style.height = `${this.tops[start]}px`;
       this.bottomSpacer.style.height = `${this.totalHeight - this.tops[end]}px`;
