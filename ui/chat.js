@@ -462,7 +462,10 @@ function buildItems() {
   const roomName = $('room-title').textContent;
   items.push(view.hasOlder
     ? { key: 'top', kind: 'older', sig: view.loadingOlder ? 'older-loading' : 'older' }
-    : { key: 'top', kind: 'start', sig: `start:${roomName}`, name: roomName });
+    : {
+      key: 'top', kind: 'start', name: roomName, empty: view.delivered.length + view.unsent.length === 0,
+      sig: `start:${roomName}:${view.delivered.length + view.unsent.length === 0}`,
+    });
 
   const now = Date.now();
   const days = new Set();
@@ -535,6 +538,12 @@ function renderItem(item) {
     title.className = 'start-title';
     title.textContent = `This is the start of ${item.name}`;
     row.append(badge, title);
+    if (item.empty) {
+      const hint = document.createElement('p');
+      hint.className = 'start-hint';
+      hint.textContent = 'No messages yet. Say hello!';
+      row.append(hint);
+    }
   } else {
     const spin = document.createElement('div');
     spin.className = 'mini-spinner';
