@@ -367,7 +367,7 @@ function setPane(which) {
 async function openRoom(id, { focus = true } = {}) {
   if (view.room === id) {
     setPane('room');
-    if (focus && !NARROW.matches) $('composer-input').focus();
+    if (focus) (NARROW.matches ? $('messages') : $('composer-input')).focus();
     return;
   }
   flushDraft();
@@ -386,8 +386,9 @@ async function openRoom(id, { focus = true } = {}) {
   markCurrentRoom();
   setPane('room');
   list.reset();
-  // On narrow (touch) screens focusing the composer would pop up the keyboard over the history.
-  if (focus && !NARROW.matches) $('composer-input').focus();
+  // On narrow (touch) screens focusing the composer would pop up the keyboard over the history;
+  // the history takes focus instead (the room list that had it is hidden now).
+  if (focus) (NARROW.matches ? $('messages') : $('composer-input')).focus();
   try {
     const opened = await call('open_room', { room: id });
     if (view.room !== id || !opened) return;

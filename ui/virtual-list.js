@@ -43,6 +43,8 @@ export class VirtualList {
     this.fallback = 0;
     this.lastWidth = 0;
     this.programmaticTop = -1;
+    this.lastAnchor = { bottom: true }; // where the last visible render left the view
+    this.hidden = false; // the scroller had no size at the last render (display: none)
 
     this.topSpacer = document.createElement('div');
     this.topSpacer.className = 'spacer';
@@ -79,6 +81,7 @@ export class VirtualList {
     this.sizes = new Float64Array(0);
     this.dirtyFrom = 0;
     this.stick = true;
+    this.lastAnchor = { bottom: true };
     this.invalidate();
   }
 
@@ -110,6 +113,8 @@ export class VirtualList {
   }
 
   onScroll() {
+    // Hiding the scroller (display: none) resets its scroll position: not the user's doing.
+    if (this.scroller.clientHeight === 0) return;
     const top = this.scroller.scrollTop;
     // Our own scrollTop writes also fire scroll events; they don't change what the user wants.
     if (Math.abs(top - this.programmaticTop) < 1) return;
@@ -213,7 +218,8 @@ export class VirtualList {
     const scroller = this.scroller;
     const viewport = scroller.clientHeight;
     if (!this.lastWidth) this.lastWidth = scroller.clientWidth;
-    const anchor = this.captureAnchor(scroller.scrollTop);
+    // Back from display:none the scroll position is lost: resume where the view last was.
+    const anchor = this.hidden && !this.forceBottom ? this.lastAnchor : this.captureAnchor(scroller.scrollTop);
     if (this.itemsDirty) {
       this.items = this.itemsSource();
       this.indexOf = new Map();
@@ -223,9 +229,11 @@ export class VirtualList {
     }
     if (viewport === 0) {
       // Not displayed: nothing to measure. Render again once it has a size (ResizeObserver).
-      this.forceBottom = this.forceBottom || anchor.bottom === true;
+      this.hidden = true;
+      if (anchor.bottom) this.lastAnchor = anchor;
       return;
     }
+    this.hidden = false;
 
     let target = 0;
     for (let pass = 0; pass < MAX_PASSES; pass += 1) {
@@ -240,6 +248,7 @@ export class VirtualList {
     }
     if (anchor.bottom) this.stick = true;
     this.forceBottom = false;
+    this.lastAnchor = this.captureAnchor(target);
     this.onRendered(this);
   }
 
