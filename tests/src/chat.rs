@@ -170,6 +170,29 @@ impl ChatServer {
         }
     }
 
+    /// Starts the server again on the same port with an EMPTY database, as if the server had
+    /// lost its data (rooms created since the first start, and their history, are gone; the
+    /// default rooms come back empty).
+    pub async fn restart_with_empty_db(&mut self) -> Result<()> {
+        self.stop();
+        let db = self.db();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = db.clone().into_os_string();
+            name.push(suffix);
+            match std::fs::remove_file(&name) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        what: format!("removing {}", PathBuf::from(name).display()),
+                        source,
+                    })
+                }
+            }
+        }
+        self.restart().await
+    }
+
     /// Runs the server on `port` and waits (until `deadline`) for its ready line.
     async fn spawn(&self, port: u16, deadline: Instant) -> Result<(Running, String)> {
         let io = |what: &str| {
