@@ -571,6 +571,10 @@ function renderMessage({ msg, grouped }) {
   if (!grouped && !msg.own) {
     avatar.textContent = initials(msg.author);
     avatar.style.setProperty('--hue', String(hueOf(msg.author)));
+  } else if (grouped && !msg.own) {
+    // A grouped row has no header: its time shows in the avatar column on hover.
+    avatar.classList.add('gutter-time');
+    avatar.textContent = timeLabel(msg.ts);
   }
 
   const body = document.createElement('div');
@@ -590,6 +594,7 @@ function renderMessage({ msg, grouped }) {
 
   const bubble = document.createElement('div');
   bubble.className = 'msg-text';
+  bubble.dir = 'auto'; // right-to-left messages read right
   appendLinkified(bubble, msg.text);
   body.append(head, bubble);
 
@@ -984,8 +989,12 @@ function wire() {
       if (row && row.dataset.id) retry(row.dataset.id);
     }
   });
-  // Middle-click would open a link in the webview: route it through the core too.
+  // Middle-click would open a link in the webview: route it through the core too. The context
+  // menu's "Open link" would navigate the webview itself, so links get none.
   $('messages').addEventListener('auxclick', onLinkClick);
+  $('messages').addEventListener('contextmenu', (e) => {
+    if (e.target.closest('a.link')) e.preventDefault();
+  });
   $('jump-latest').addEventListener('click', () => {
     list.scrollToBottom();
     $('jump-latest').hidden = true;
