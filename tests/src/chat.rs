@@ -313,6 +313,8 @@ pub struct Sweep {
     pub duplicates: Vec<String>,
     /// `#messages[data-count]` after the sweep.
     pub count: Option<u64>,
+    /// `#messages[data-last-offset]` after the sweep.
+    pub last_offset: Option<u64>,
 }
 
 impl Sweep {
@@ -590,7 +592,7 @@ const done = arguments[arguments.length - 1];
   await toBottom();
   collect();
   const all = Array.from(rows.values()).sort((a, b) => a.y - b.y);
-  done({{ rows: all, duplicates, count: log.dataset.count ?? null }});
+  done({{ rows: all, duplicates, count: log.dataset.count ?? null, last_offset: log.dataset.lastOffset ?? null }});
 }})().catch(e => done({{error: String(e)}}));"#
         );
         let v = self.client.execute_async(&script, vec![]).await?;
@@ -604,6 +606,7 @@ const done = arguments[arguments.length - 1];
             rows: rows_of(&v["rows"])?,
             duplicates: strings(&v["duplicates"]),
             count: v["count"].as_str().and_then(|c| c.parse().ok()),
+            last_offset: v["last_offset"].as_str().and_then(|c| c.parse().ok()),
         })
     }
 

@@ -50,6 +50,11 @@ fn assert_conversation(viewer: &str, history: &Sweep, expected: &[(&str, String)
         }
     }
     assert_eq!(
+        history.last_offset,
+        offsets.last().copied(),
+        "{viewer}: #messages data-last-offset is the offset of the newest message"
+    );
+    assert_eq!(
         history.count,
         Some(expected.len() as u64),
         "{viewer}: #messages data-count is the number of messages loaded"
