@@ -240,7 +240,11 @@ function onConnection(event) {
   const next = event.state;
   // An episode: the line leaves "connected" (only counted once it has been connected).
   if (conn.state === 'connected' && next !== 'connected' && conn.seenConnected) conn.episodes += 1;
-  if (next === 'connected') conn.seenConnected = true;
+  if (next === 'connected') {
+    conn.seenConnected = true;
+    // A connection error is over once connected again (the text and count stay for the record).
+    if ($('chat-error').dataset.kind === 'transport') $('chat-error-bar').hidden = true;
+  }
   conn.state = next;
   clearInterval(conn.timer);
   conn.timer = 0;
