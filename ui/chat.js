@@ -113,6 +113,12 @@ function onSession({ me, last_room: lastRoom, notifications }) {
   else if (!view.room) setPane('rooms');
 }
 
+/** A timestamp a Date can show (a bad sender clock must not break rendering). */
+function safeTs(ts) {
+  const n = Number(ts);
+  return Number.isFinite(n) && Math.abs(n) <= 8.64e15 ? n : Date.now();
+}
+
 /** A message from the wire: plain fields only. */
 function toMessage(m) {
   return {
@@ -120,7 +126,7 @@ function toMessage(m) {
     offset: m.offset,
     author: String(m.author ?? ''),
     text: String(m.text ?? ''),
-    ts: Number(m.ts) || Date.now(),
+    ts: safeTs(m.ts),
     own: Boolean(m.own) || (state.me !== null && m.author === state.me),
     state: null,
     reason: null,
@@ -223,7 +229,7 @@ function onRoomReset({ room, messages, has_older: hasOlder, unsent }) {
     if (view.byId.has(id)) continue;
     const failed = u.failed !== null && u.failed !== undefined && u.failed !== false;
     const msg = {
-      id, offset: null, author: state.me ?? '', text: String(u.text ?? ''), ts: Number(u.ts) || Date.now(),
+      id, offset: null, author: state.me ?? '', text: String(u.text ?? ''), ts: safeTs(u.ts),
       own: true, state: failed ? 'failed' : 'pending', reason: typeof u.failed === 'string' ? u.failed : null,
     };
     view.unsent.push(msg);
@@ -399,7 +405,11 @@ async function openRoom(id, { focus = true } = {}) {
     view.readOffset = Number(opened.read_offset) || 0;
     if (!view.typed && typeof opened.draft === 'string') setComposerText(opened.draft);
   } catch {
-    // Shown in #chat-error; the view stays empty.
+    // Shown in #chat-error (e.g. the remembered room is gone): back to the room list.
+    if (view.room === id) {
+      closeRoom();
+      setPane('rooms');
+    }
   }
 }
 
@@ -413,6 +423,7 @@ function closeRoom() {
   $('no-room').hidden = false;
   $('room-title').textContent = '';
   setComposerText('');
+  markCurrentRoom();
   list.reset();
 }
 
