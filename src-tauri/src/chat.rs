@@ -407,6 +407,12 @@ impl ChatHub {
                 self.st().connection = state.clone();
                 self.emit(ChatEvent::ConnectionState(state));
             }
+            // A dropped connection or a token that cannot be had right now is what the
+            // connection line ("Reconnecting in N s…") already says: the technical text goes
+            // to the log only. Protocol, server and outbox errors reach the user.
+            Event::Error { kind, message } if kind == "transport" || kind == "token" => {
+                tracing::info!(kind, "chat connection: {message}");
+            }
             Event::Error { kind, message } => {
                 self.emit(ChatEvent::Error { kind, message });
             }
