@@ -366,6 +366,19 @@ function onRoomListKey(e) {
   }
 }
 
+/** Alt+ArrowUp/Down anywhere in the chat switch to the previous/next room. */
+function onGlobalKey(e) {
+  if (!e.altKey || (e.key !== 'ArrowUp' && e.key !== 'ArrowDown')) return;
+  if ($('screen-chat').hidden || $('room-dialog').open) return;
+  const ids = state.rooms.filter((r) => r.member).map((r) => r.id);
+  if (ids.length === 0) return;
+  const i = ids.indexOf(view.room);
+  const step = e.key === 'ArrowUp' ? -1 : 1;
+  const next = ids[i < 0 ? 0 : (i + step + ids.length) % ids.length];
+  e.preventDefault();
+  openRoom(next);
+}
+
 /** Narrow windows: show the room list or the room. */
 function setPane(which) {
   $('screen-chat').dataset.view = which;
@@ -740,6 +753,13 @@ function flushDraft() {
 }
 
 function onComposerKey(e) {
+  // PageUp/PageDown scroll the history without leaving the composer.
+  if ((e.key === 'PageUp' || e.key === 'PageDown') && !e.shiftKey) {
+    e.preventDefault();
+    const box = $('messages');
+    box.scrollBy(0, (e.key === 'PageUp' ? -1 : 1) * box.clientHeight * 0.85);
+    return;
+  }
   // An IME composing text uses Enter to commit it (keyCode 229 covers WebKit's older events).
   if (e.key !== 'Enter' || e.shiftKey || e.isComposing || e.keyCode === 229) return;
   if (e.altKey || e.ctrlKey || e.metaKey) return;
@@ -990,6 +1010,7 @@ function wire() {
     if (b) openRoom(b.dataset.room);
   });
   $('room-list').addEventListener('keydown', onRoomListKey);
+  document.addEventListener('keydown', onGlobalKey);
   $('back-to-rooms').addEventListener('click', () => {
     setPane('rooms');
     const current = $('room-list').querySelector('.room[aria-current="true"]');
