@@ -707,13 +707,18 @@ function setComposerText(text) {
 
 function autoGrow() {
   const input = $('composer-input');
+  const box = input.parentElement;
   const style = getComputedStyle(input);
   const line = parseFloat(style.lineHeight) || 22;
   const extra = parseFloat(style.paddingTop) + parseFloat(style.paddingBottom);
+  // Measuring needs height:auto for a moment; the box keeps its size meanwhile, or the history
+  // above would grow, clamp its scroll position and lose "follow the bottom".
+  box.style.minHeight = `${box.offsetHeight}px`;
   input.style.height = 'auto';
   const max = line * COMPOSER_MAX_LINES + extra;
   const wanted = Math.min(input.scrollHeight, max);
   input.style.height = `${Math.max(wanted, line + extra)}px`;
+  box.style.minHeight = '';
   input.classList.toggle('scrolls', input.scrollHeight > max);
 }
 
