@@ -59,7 +59,7 @@ pub(crate) fn run(debug: bool) -> Result<Bundle> {
 /// `cargo bench` inherits, so it stays as it is): optimize for size, whole-program LTO, one
 /// codegen unit. Measured here: 19.7 MB -> 11.9 MB stripped, .deb 7.7 MB -> 5.2 MB
 /// (docs/benchmarks.md); the price is a longer final link.
-const SIZE_PROFILE: &[(&str, &str)] = &[
+pub(crate) const SIZE_PROFILE: &[(&str, &str)] = &[
     ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "s"),
     ("CARGO_PROFILE_RELEASE_LTO", "fat"),
     ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1"),

@@ -4,7 +4,10 @@
 //! `sudo apt-get install ...` line is printed; `npm ci` for the test peers; a Python venv for
 //! centrifuge-python; `tauri-driver` into `target/tools`), so they work on a fresh machine.
 //! `cargo xtask bundle [--debug]` builds the app and its Debian package (see bundle.rs).
+//! `cargo xtask bench-ui` measures the release app's start time and memory next to a bare Tauri
+//! hello-world (see bench_ui/mod.rs).
 
+mod bench_ui;
 mod bundle;
 mod setup;
 
@@ -42,6 +45,8 @@ enum Cmd {
         #[arg(long)]
         debug: bool,
     },
+    /// UI benchmarks of the release app next to a bare Tauri hello-world (docs/benchmarks.md).
+    BenchUi(bench_ui::Options),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +57,7 @@ fn main() -> ExitCode {
         Cmd::Test { args } => test(&args),
         Cmd::Lint => lint(),
         Cmd::Bundle { debug } => bundle::run(debug).map(|_| ()),
+        Cmd::BenchUi(opts) => bench_ui::run(&opts),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

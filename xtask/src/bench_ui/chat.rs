@@ -1,0 +1,462 @@
+//! The chat measurements of `cargo xtask bench-ui`, on the release app signed in as alice:
+//! time to open a room with 10,000 messages, and the time from a message arriving at the core
+//! to its row in the DOM.
+//!
+//! Set-up: confab-server (history kept for all 10,000 messages, no command rate limit in the
+//! way of seeding) and `chat_peer.mjs` (centrifuge-js as bob) seed two rooms alice is a member
+//! of: `bench-10k` with 10,000 messages and `bench-live`, empty. Release builds have no test
+//! hooks, so sign-in goes the way it does on a desktop: the app opens the authorization URL
+//! with `xdg-open`, whose default web browser in the run's HOME is a tiny script that writes
+//! the URL to a file; the peer completes the IdP login over HTTP and the redirect is delivered
+//! by starting the app binary with it, which the single-instance plugin hands to the running
+//! app.
+//!
+//! - Open: a script in the page clicks the room in the room list and waits (MutationObserver)
+//!   for the room's newest row, `.msg[data-offset="10000"]`, in `#messages`; the time is the
+//!   page's clock from just before the click to that DOM change, and to the frame after it.
+//!   The first open fetches the room from the server; later ones (after opening the other room
+//!   in between) show what the core keeps.
+//! - Message to DOM: a script wraps the page's Tauri IPC callbacks to note each `message`
+//!   event's `at_us` (the core's receive time, Unix µs) and observes `#messages` for new rows;
+//!   bob publishes [`LIVE_MESSAGES`] messages, one every [`LIVE_INTERVAL_MS`], into the open
+//!   room; latency = the row's DOM insertion time on the page's clock − `at_us` (both are the
+//!   machine's wall clock).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use super::desktop::Desktop;
+use super::procs::Group;
+use super::webdriver::Session;
+use super::{free_port, mb, stats, tail, wait_for_port, wait_interactive};
+use crate::{root, wait_ready, Guard};
+
+/// Messages in the long room.
+const LONG_ROOM_MESSAGES: u64 = 10_000;
+/// Messages bob sends for the latency measurement.
+const LIVE_MESSAGES: u64 = 200;
+/// Gap between them (a lively conversation, not a flood: each is its own event).
+const LIVE_INTERVAL_MS: u64 = 50;
+/// Opens of the long room (the first fetches it from the server).
+const OPENS: usize = 5;
+/// How long a UI step may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+const LONG_ROOM: &str = "bench-10k";
+const LIVE_ROOM: &str = "bench-live";
+
+/// Figures of the chat part.
+pub(crate) struct ChatFigures {
+    /// Open times of the long room: (DOM, next frame) in ms; the first is the cold one.
+    pub(crate) opens: Vec<(f64, f64)>,
+    /// Message-to-DOM latencies in ms.
+    pub(crate) latencies: Vec<f64>,
+    /// Messages bob sent that never showed up in the DOM.
+    pub(crate) missing: usize,
+    /// Idle memory of the signed-in app with the long room open.
+    pub(crate) memory: super::procs::Memory,
+}
+
+/// The peer process (chat_peer.mjs): JSON commands in, JSON replies out.
+struct Peer {
+    _guard: Guard,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    fn start(issuer: &str, server_url: &str) -> Result<Self> {
+        let mut child = Command::new("node")
+            .arg(root().join("xtask/src/bench_ui/chat_peer.mjs"))
+            .env("PEERS_DIR", root().join("tests/peers"))
+            .env("ISSUER", issuer)
+            .env("SERVER_URL", server_url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("could not start node (the chat peer; run cargo xtask setup first)")?;
+        let stdin = child.stdin.take().context("peer: no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("peer: no stdout")?);
+        Ok(Self {
+            _guard: Guard(child, "chat peer"),
+            stdin,
+            stdout,
+        })
+    }
+
+    fn call(&mut self, command: Value) -> Result<Value> {
+        writeln!(self.stdin, "{command}")?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        let reply: Value = serde_json::from_str(line.trim())
+            .with_context(|| format!("chat peer replied {line:?}"))?;
+        if reply.get("ok").and_then(Value::as_bool) != Some(true) {
+            bail!(
+                "chat peer: {}",
+                reply.get("error").and_then(Value::as_str).unwrap_or("?")
+            );
+        }
+        Ok(reply)
+    }
+}
+
+/// Runs the chat part. `app` is the release Confab binary, `server` confab-server.
+pub(crate) fn measure(
+    app: &Path,
+    server: &Path,
+    webdriver: &Path,
+    issuer: &str,
+    scratch: &Path,
+    idle: Duration,
+) -> Result<ChatFigures> {
+    let dir = scratch.join("chat");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+
+    let mut server_cmd = Command::new(server);
+    server_cmd
+        .args(["--issuer", issuer, "--audience", "confab-chat"])
+        .arg("--db")
+        .arg(dir.join("chat.sqlite3"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--history-size", "20000", "--commands-per-second", "100000"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("server.log"))?);
+    let mut server_child: Child = server_cmd
+        .spawn()
+        .context("could not start confab-server")?;
+    let line = wait_ready(&mut server_child, "CONFAB_SERVER_READY", "chat server")?;
+    let _server = Guard(server_child, "chat server");
+    let chat_url = line.strip_prefix("url=").unwrap_or(&line).to_owned();
+
+    let mut peer = Peer::start(issuer, &chat_url)?;
+    let seeded = Instant::now();
+    peer.call(json!({
+        "cmd": "seed",
+        "rooms": [
+            {"id": LONG_ROOM, "name": "Ten thousand", "count": LONG_ROOM_MESSAGES},
+            {"id": LIVE_ROOM, "name": "Live", "count": 0},
+        ],
+        "members": ["alice"],
+    }))?;
+    eprintln!(
+        "xtask: seeded {LONG_ROOM} with {LONG_ROOM_MESSAGES} messages in {:.1} s",
+        seeded.elapsed().as_secs_f64()
+    );
+
+    let home = dir.join("home");
+    let desktop = Desktop::start(&home)?;
+    let opened_url = home.join("opened-url.txt");
+    install_fake_browser(&home, &opened_url)?;
+    let mut env = desktop.env();
+    env.push(("CONFAB_ISSUER".into(), PathBuf::from(issuer)));
+    env.push(("CONFAB_CHAT_URL".into(), PathBuf::from(&chat_url)));
+    env.push(("CONFAB_DATA_DIR".into(), home.join("data")));
+    env.push(("BROWSER".into(), home.join("bin").join("bench-browser")));
+
+    let port = free_port()?;
+    let log = home.join("driver-and-app.log");
+    let log_file = std::fs::File::create(&log)?;
+    let mut cmd = Command::new(webdriver);
+    cmd.arg(format!("--port={port}"))
+        .arg("--host=127.0.0.1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("TAURI_WEBVIEW_AUTOMATION", "true")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file);
+    for var in ["CONFAB_CONFIG", "CONFAB_VAULT_KEY", "CONFAB_LOG"] {
+        cmd.env_remove(var);
+    }
+    let driver = Group::spawn(cmd, "WebKitWebDriver")?;
+    wait_for_port(port)?;
+    let session = Session::start(port, app)
+        .with_context(|| format!("starting Confab through WebDriver{}", tail(&log)))?;
+    wait_interactive(&session, 0.0)
+        .with_context(|| format!("Confab did not show its sign-in screen{}", tail(&log)))?;
+
+    // Sign in as alice the way a desktop does it (see the module doc).
+    session.execute("document.getElementById('sign-in').click();", Vec::new())?;
+    let authorize = wait_for_file(&opened_url)
+        .with_context(|| format!("the app did not open the browser{}", tail(&log)))?;
+    let reply = peer.call(json!({"cmd": "browser", "url": authorize, "user": "alice"}))?;
+    let callback = reply
+        .get("callback")
+        .and_then(Value::as_str)
+        .context("chat peer: no callback URL")?
+        .to_owned();
+    let status = Command::new(app)
+        .arg(&callback)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("delivering the redirect to the app")?;
+    if !status.success() {
+        bail!("the second app instance (redirect delivery) exited with {status}");
+    }
+    wait_for_script(
+        &session,
+        &format!("return !!document.querySelector('.room[data-room=\"{LONG_ROOM}\"]');"),
+        "the room list with the seeded rooms after sign-in",
+        &log,
+    )?;
+
+    session.set_script_timeout(STEP_TIMEOUT)?;
+    let mut opens = Vec::new();
+    for i in 0..OPENS {
+        let (dom, frame) = open_room(&session, LONG_ROOM, LONG_ROOM_MESSAGES)
+            .with_context(|| format!("opening {LONG_ROOM}{}", tail(&log)))?;
+        eprintln!(
+            "xtask: open {LONG_ROOM} #{}: newest row in the DOM after {dom:.1} ms, next frame {frame:.1} ms",
+            i + 1
+        );
+        opens.push((dom, frame));
+        open_room(&session, LIVE_ROOM, 0).with_context(|| format!("opening {LIVE_ROOM}"))?;
+    }
+
+    // The live room is open (last step above). Note core receive times and DOM insertions.
+    session.execute(LATENCY_PROBE, Vec::new())?;
+    peer.call(json!({
+        "cmd": "live",
+        "room": LIVE_ROOM,
+        "count": LIVE_MESSAGES,
+        "interval_ms": LIVE_INTERVAL_MS,
+    }))?;
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let pairs = loop {
+        let v = session.execute(
+            "const b = window.__confabBench; return [...b.dom.keys()].filter((o) => b.core.has(o)).map((o) => [o, b.core.get(o), b.dom.get(o)]);",
+            Vec::new(),
+        )?;
+        let pairs: Vec<(u64, f64, f64)> = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| {
+                        Some((
+                            p.get(0)?.as_u64()?,
+                            p.get(1)?.as_f64()?,
+                            p.get(2)?.as_f64()?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if pairs.len() as u64 >= LIVE_MESSAGES || Instant::now() >= deadline {
+            break pairs;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let latencies: Vec<f64> = pairs
+        .iter()
+        .map(|(_, at_us, dom_ms)| dom_ms - at_us / 1000.0)
+        .collect();
+    let missing = usize::try_from(LIVE_MESSAGES)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(latencies.len());
+
+    // Memory of the signed-in app with the long room open, after the idle period.
+    open_room(&session, LONG_ROOM, LONG_ROOM_MESSAGES)?;
+    std::thread::sleep(idle);
+    let pid = super::procs::find_descendant(driver.pid(), app)
+        .context("the Confab process was not found under WebKitWebDriver")?;
+    let (memory, _) = super::procs::tree_memory(pid);
+
+    let _ = session.close();
+    drop(driver);
+    drop(desktop);
+    Ok(ChatFigures {
+        opens,
+        latencies,
+        missing,
+        memory,
+    })
+}
+
+/// Makes `home/bin/bench-browser` the default web browser of the session in `home`: it writes
+/// the URL it is asked to open to `opened_url`. Registered as the `x-scheme-handler/http(s)`
+/// default (what xdg-open consults first) and, as a fallback, through `BROWSER`.
+fn install_fake_browser(home: &Path, opened_url: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = home.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    let script = bin.join("bench-browser");
+    let tmp = opened_url.with_extension("tmp");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s' \"$1\" > '{}' && mv '{}' '{}'\n",
+            tmp.display(),
+            tmp.display(),
+            opened_url.display()
+        ),
+    )?;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    let apps = home.join(".local/share/applications");
+    std::fs::create_dir_all(&apps)?;
+    std::fs::write(
+        apps.join("bench-browser.desktop"),
+        format!(
+            "[Desktop Entry]\nType=Application\nName=Bench browser\nExec={} %u\nMimeType=x-scheme-handler/http;x-scheme-handler/https;\nNoDisplay=true\n",
+            script.display()
+        ),
+    )?;
+    let config = home.join(".config");
+    std::fs::create_dir_all(&config)?;
+    std::fs::write(
+        config.join("mimeapps.list"),
+        "[Default Applications]\nx-scheme-handler/http=bench-browser.desktop\nx-scheme-handler/https=bench-browser.desktop\n",
+    )?;
+    Ok(())
+}
+
+fn wait_for_file(path: &Path) -> Result<String> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if !text.trim().is_empty() {
+                return Ok(text.trim().to_owned());
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!("{} was not written", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `script` (which returns a boolean) until it is true.
+fn wait_for_script(session: &Session, script: &str, what: &str, log: &Path) -> Result<()> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        if session.execute(script, Vec::new())?.as_bool() == Some(true) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out waiting for {what}{}", tail(log));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Clicks `room` in the room list and waits for its newest row (offset `newest`; any row or
+/// the empty room's start marker when 0). Returns ms to the DOM change and to the next frame.
+fn open_room(session: &Session, room: &str, newest: u64) -> Result<(f64, f64)> {
+    let v = session.execute_async(OPEN_ROOM, vec![json!(room), json!(newest)])?;
+    if let Some(err) = v.get("error").and_then(Value::as_str) {
+        bail!("{err}");
+    }
+    let dom = v
+        .get("dom")
+        .and_then(Value::as_f64)
+        .context("no dom time")?;
+    let frame = v
+        .get("frame")
+        .and_then(Value::as_f64)
+        .context("no frame time")?;
+    Ok((dom, frame))
+}
+
+/// Page script: click a room, resolve when its newest row is in `#messages`.
+const OPEN_ROOM: &str = r#"
+const [room, newest, done] = arguments;
+const item = document.querySelector(`.room[data-room="${room}"]`);
+if (!item) { done({ error: `no room ${room} in the list` }); return; }
+const ready = () => {
+  const list = document.getElementById('messages');
+  if (!list || list.dataset.room !== room) return false;
+  if (newest === 0) return list.dataset.count === '0' || !!list.querySelector('.msg, .history-start');
+  return !!list.querySelector(`.msg[data-offset="${newest}"]`);
+};
+let finished = false;
+const t0 = performance.now();
+const finish = () => {
+  if (finished) return;
+  finished = true;
+  observer.disconnect();
+  const dom = performance.now() - t0;
+  requestAnimationFrame(() => done({ dom, frame: performance.now() - t0 }));
+};
+const observer = new MutationObserver(() => { if (ready()) finish(); });
+observer.observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-room', 'data-offset', 'data-count'] });
+(item.querySelector('button, a') || item).click();
+if (ready()) finish();
+"#;
+
+/// Page script: note each `message` event's core receive time (wrapping the IPC callbacks the
+/// page has registered, among them its chat channel) and each new row's DOM insertion time.
+const LATENCY_PROBE: &str = r#"
+const bench = window.__confabBench = { core: new Map(), dom: new Map() };
+const callbacks = window.__TAURI_INTERNALS__.callbacks;
+for (const [id, fn] of [...callbacks]) {
+  callbacks.set(id, (data) => {
+    let m = data && data.message;
+    if (typeof m === 'string') { try { m = JSON.parse(m); } catch { m = null; } }
+    if (m && m.type === 'message' && typeof m.at_us === 'number') bench.core.set(m.offset, m.at_us);
+    return fn(data);
+  });
+}
+const note = (el) => {
+  if (el.nodeType !== 1) return;
+  const rows = el.matches('.msg[data-offset]') ? [el] : el.querySelectorAll('.msg[data-offset]');
+  const now = performance.timeOrigin + performance.now();
+  for (const r of rows) { const o = Number(r.dataset.offset); if (!bench.dom.has(o)) bench.dom.set(o, now); }
+};
+new MutationObserver((records) => {
+  for (const r of records) {
+    if (r.type === 'attributes') note(r.target);
+    for (const n of r.addedNodes) note(n);
+  }
+}).observe(document.getElementById('messages'), { childList: true, subtree: true, attributes: true, attributeFilter: ['data-offset'] });
+return true;
+"#;
+
+/// Lines for the report.
+pub(crate) fn report(figures: &ChatFigures) {
+    println!();
+    if let Some(((first_dom, first_frame), rest)) = figures.opens.split_first() {
+        let dom: Vec<f64> = rest.iter().map(|o| o.0).collect();
+        let frame: Vec<f64> = rest.iter().map(|o| o.1).collect();
+        println!(
+            "Open a room with {LONG_ROOM_MESSAGES} messages (click to newest row in the DOM / next frame): first {first_dom:.0} / {first_frame:.0} ms; again, median of {}: {:.0} / {:.0} ms (max {:.0} / {:.0})",
+            rest.len(),
+            stats(&dom).median,
+            stats(&frame).median,
+            stats(&dom).max,
+            stats(&frame).max,
+        );
+    }
+    let mut l = figures.latencies.clone();
+    l.sort_by(f64::total_cmp);
+    let pct = |p: f64| -> f64 {
+        if l.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * l.len() as f64).ceil() as usize;
+        l[rank.clamp(1, l.len()) - 1]
+    };
+    println!(
+        "Message arriving at the core to its row in the DOM ({} messages, one every {LIVE_INTERVAL_MS} ms, {} missing): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (goal p99 ≤ 16 ms: {})",
+        l.len(),
+        figures.missing,
+        pct(50.0),
+        pct(90.0),
+        pct(99.0),
+        l.last().copied().unwrap_or(f64::NAN),
+        super::verdict(pct(99.0) <= 16.0 && figures.missing == 0),
+    );
+    println!(
+        "Signed in, {LONG_ROOM} open, idle: PSS {:.1} MB, RSS {:.1} MB, USS {:.1} MB",
+        mb(figures.memory.pss_kib),
+        mb(figures.memory.rss_kib),
+        mb(figures.memory.uss_kib),
+    );
+}

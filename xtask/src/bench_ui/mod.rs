@@ -1,0 +1,516 @@
+//! `cargo xtask bench-ui`: start time and idle memory of the release app next to a bare Tauri 2
+//! hello-world built the same way (bench/hello), in one run. Figures go to docs/benchmarks.md,
+//! section "Chat UI".
+//!
+//! Method (the same for both apps):
+//! - Both are built in release with the size settings of `cargo xtask bundle` and the
+//!   `custom-protocol` feature, so the page is embedded as in a shipped build; each package is
+//!   built on its own, so the hello-world gets only the features it asks for.
+//! - Each start runs in a fresh HOME (XDG dirs, data dir) with its own D-Bus session bus and
+//!   gnome-keyring Secret Service, so nothing from an earlier start is reused: "warm disk cache,
+//!   cold process". One unmeasured warm-up start per app first; then the apps alternate, so
+//!   background load on the shared machine hits both alike.
+//! - The app is started by `WebKitWebDriver` (as tauri-driver does, with
+//!   `TAURI_WEBVIEW_AUTOMATION=true`); the clock starts just before the new-session request.
+//!   "Interactive" is the first moment a script in the page finds `#sign-in` displayed and
+//!   enabled (Confab's Sign in button; the hello-world's page has a button with that id). The
+//!   page is polled every [`POLL`]; the time is the page's own clock at the first positive poll,
+//!   so the reply's way back is not counted and the error is below one poll interval.
+//! - Idle memory: after interactive, [`Options::idle`] of idling (a fixed wait: this is a
+//!   benchmark, not a test), then PSS and RSS summed over the app process and all its
+//!   descendants (WebKitWebProcess, WebKitNetworkProcess, their bwrap sandboxes).
+
+mod chat;
+mod desktop;
+mod procs;
+mod webdriver;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::{bundle, cargo, has_display, root, run_cmd, wait_ready, Guard};
+use desktop::Desktop;
+use procs::Memory;
+
+/// Interval between readiness polls of the page.
+const POLL: Duration = Duration::from_millis(10);
+/// How long one start may take before the run fails.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What `cargo xtask bench-ui` was asked for.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct Options {
+    /// Measured starts per app (after one warm-up start each).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) runs: usize,
+    /// Idle period after the interactive screen before memory is read, in seconds.
+    #[arg(long = "idle-secs", default_value = "5", value_parser = parse_secs)]
+    pub(crate) idle: Duration,
+    /// Use the binaries already built (skip the cargo builds).
+    #[arg(long)]
+    pub(crate) no_build: bool,
+    /// Only the start and memory comparison (skip the chat measurements).
+    #[arg(long)]
+    pub(crate) no_chat: bool,
+}
+
+fn parse_secs(s: &str) -> std::result::Result<Duration, String> {
+    s.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|e| format!("{s}: {e}"))
+}
+
+/// An app under measurement.
+struct App {
+    name: &'static str,
+    binary: PathBuf,
+}
+
+/// One measured start.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    /// Clock start to the page's first positive readiness poll.
+    interactive_ms: f64,
+    /// Clock start to the page's last negative poll (a lower bound).
+    last_not_ready_ms: Option<f64>,
+    /// Clock start to the new-session reply (the app is up, its WebView exists).
+    session_ms: f64,
+    /// Clock start to the page's navigation start (`performance.timeOrigin`).
+    page_start_ms: f64,
+    /// Clock start to the page's DOMContentLoaded (end of its handlers).
+    dom_loaded_ms: f64,
+    /// Memory after the idle period, summed over the app's processes.
+    memory: Memory,
+    /// How many processes that sum covers.
+    processes: usize,
+}
+
+/// Entry point.
+pub(crate) fn run(opts: &Options) -> Result<()> {
+    if opts.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let target = root().join("target").join("release");
+    let apps = [
+        App {
+            name: "hello-world",
+            binary: target.join("hello-tauri"),
+        },
+        App {
+            name: "Confab",
+            binary: target.join("confab"),
+        },
+    ];
+    if !opts.no_build {
+        build()?;
+    }
+    for app in &apps {
+        if !app.binary.is_file() {
+            bail!(
+                "{} is missing: run without --no-build",
+                app.binary.display()
+            );
+        }
+    }
+    if !has_display() {
+        // A desktop app needs an X server: measure inside a virtual one (Mesa software
+        // rendering, like CI), in this same program.
+        let exe = std::env::current_exe().context("locating the xtask binary")?;
+        return run_cmd(
+            Command::new("xvfb-run")
+                .args(["-a", "-s", "-screen 0 1280x960x24"])
+                .arg(exe)
+                .args(["bench-ui", "--no-build", "--runs"])
+                .arg(opts.runs.to_string())
+                .arg("--idle-secs")
+                .arg(opts.idle.as_secs().to_string())
+                .args(opts.no_chat.then_some("--no-chat")),
+        );
+    }
+    measure(&apps, opts)
+}
+
+/// Builds both apps in release, like a shipped build (see the module doc), and the reference
+/// server (debug, as the tests use it; the chat figures time the app, not the server).
+fn build() -> Result<()> {
+    run_cmd(cargo().args(["build", "-p", "confab-server", "--bin", "confab-server"]))?;
+    for (package, bin) in [
+        ("confab-app", "confab"),
+        ("confab-bench-hello", "hello-tauri"),
+    ] {
+        let mut cmd = cargo();
+        cmd.args(["build", "--release", "-p", package, "--bin", bin])
+            .args(["--features", "custom-protocol"]);
+        for (key, value) in bundle::SIZE_PROFILE {
+            if std::env::var_os(key).is_none() {
+                cmd.env(key, value);
+            }
+        }
+        run_cmd(&mut cmd)?;
+    }
+    Ok(())
+}
+
+fn measure(apps: &[App], opts: &Options) -> Result<()> {
+    let webdriver = which("WebKitWebDriver").context(
+        "WebKitWebDriver not found: install the Debian package webkit2gtk-driver (cargo xtask setup)",
+    )?;
+    let load_before = loadavg();
+
+    let scratch = root().join("target").join("bench-ui");
+    std::fs::create_dir_all(&scratch)?;
+    // Confab's sign-in screen needs its identity provider's discovery document.
+    let mut idp = Command::new("node")
+        .arg(root().join("tests/idp/server.mjs"))
+        .env("IDP_PORT", "0")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(scratch.join("idp.log"))?)
+        .spawn()
+        .context("could not start the identity provider (node tests/idp/server.mjs; run cargo xtask setup first)")?;
+    let issuer_line = wait_ready(&mut idp, "CONFAB_IDP_READY", "identity provider")?;
+    let _idp = Guard(idp, "identity provider");
+    let issuer = issuer_line
+        .strip_prefix("issuer=")
+        .unwrap_or(&issuer_line)
+        .to_owned();
+
+    let mut results: Vec<Vec<Start>> = apps.iter().map(|_| Vec::new()).collect();
+    for round in 0..=opts.runs {
+        for (i, app) in apps.iter().enumerate() {
+            let home = scratch.join(format!("{}-{round}", app.name.to_lowercase()));
+            let _ = std::fs::remove_dir_all(&home);
+            let start = start_once(app, &webdriver, &issuer, &home, opts.idle)
+                .with_context(|| format!("{} start {round}", app.name))?;
+            let label = if round == 0 {
+                "warm-up".to_owned()
+            } else {
+                format!("run {round}")
+            };
+            eprintln!(
+                "xtask: {:<11} {label:<7} interactive {:6.1} ms (not yet at {}; session {:5.1}, page start {:5.1}, DOMContentLoaded {:5.1} ms), PSS {:5.1} MB, RSS {:5.1} MB, USS {:5.1} MB, {} processes",
+                app.name,
+                start.interactive_ms,
+                start
+                    .last_not_ready_ms
+                    .map(|t| format!("{t:.1} ms"))
+                    .unwrap_or_else(|| "-".into()),
+                start.session_ms,
+                start.page_start_ms,
+                start.dom_loaded_ms,
+                mb(start.memory.pss_kib),
+                mb(start.memory.rss_kib),
+                mb(start.memory.uss_kib),
+                start.processes,
+            );
+            if round > 0 {
+                results[i].push(start);
+            }
+        }
+    }
+    report(apps, &results, opts, &load_before);
+    if !opts.no_chat {
+        let server = root().join("target").join("debug").join("confab-server");
+        let chat = chat::measure(
+            &apps[1].binary,
+            &server,
+            &webdriver,
+            &issuer,
+            &scratch,
+            opts.idle,
+        )?;
+        chat::report(&chat);
+    }
+    println!();
+    println!("Machine: {}", machine());
+    println!("Load average before: {load_before}; after: {}", loadavg());
+    Ok(())
+}
+
+/// Starts `app` once in a fresh desktop session; waits for interactive, idles, reads memory.
+fn start_once(
+    app: &App,
+    webdriver: &Path,
+    issuer: &str,
+    home: &Path,
+    idle: Duration,
+) -> Result<Start> {
+    let desktop = Desktop::start(home)?;
+    let port = free_port()?;
+    let log = home.join("driver-and-app.log");
+    let log_file = std::fs::File::create(&log)?;
+    let mut cmd = Command::new(webdriver);
+    cmd.arg(format!("--port={port}"))
+        .arg("--host=127.0.0.1")
+        .envs(desktop.env())
+        .env("TAURI_WEBVIEW_AUTOMATION", "true")
+        .env("CONFAB_ISSUER", issuer)
+        .env("CONFAB_DATA_DIR", desktop.home().join("data"))
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file);
+    for var in [
+        "CONFAB_CONFIG",
+        "CONFAB_VAULT_KEY",
+        "CONFAB_CHAT_URL",
+        "CONFAB_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    let driver = procs::Group::spawn(cmd, "WebKitWebDriver")?;
+    wait_for_port(port)?;
+
+    let t0 = now_ms();
+    let session = webdriver::Session::start(port, &app.binary)
+        .with_context(|| format!("starting {} through WebDriver{}", app.name, tail(&log)))?;
+    let session_ms = now_ms() - t0;
+    let ready = wait_interactive(&session, t0)
+        .with_context(|| format!("{} did not become interactive{}", app.name, tail(&log)))?;
+
+    let pid = procs::find_descendant(driver.pid(), &app.binary).with_context(|| {
+        format!(
+            "the {} process was not found under WebKitWebDriver",
+            app.name
+        )
+    })?;
+    std::thread::sleep(idle);
+    let (memory, each) = procs::tree_memory(pid);
+    if std::env::var_os("BENCH_UI_VERBOSE").is_some() {
+        for (name, m) in &each {
+            eprintln!(
+                "xtask:     {name:<24} PSS {:6.1} MB  RSS {:6.1} MB",
+                mb(m.pss_kib),
+                mb(m.rss_kib)
+            );
+        }
+    }
+    let _ = session.close();
+    drop(driver);
+    drop(desktop);
+    Ok(Start {
+        interactive_ms: ready.interactive_ms,
+        last_not_ready_ms: ready.last_not_ready_ms,
+        session_ms,
+        page_start_ms: ready.page_start_ms,
+        dom_loaded_ms: ready.dom_loaded_ms,
+        memory,
+        processes: each.len(),
+    })
+}
+
+/// The readiness check, run in the page: the page's clock, whether `#sign-in` is visible and
+/// enabled, the navigation start and the end of DOMContentLoaded (both on the page's clock).
+const READY_SCRIPT: &str = "const b = document.getElementById('sign-in');\
+    const ready = !!b && !b.disabled && b.getClientRects().length > 0\
+      && getComputedStyle(b).visibility !== 'hidden';\
+    const nav = performance.getEntriesByType('navigation')[0];\
+    return [performance.timeOrigin + performance.now(), ready, performance.timeOrigin,\
+      nav ? performance.timeOrigin + nav.domContentLoadedEventEnd : 0];";
+
+/// When a page became interactive, relative to the clock start.
+struct Ready {
+    interactive_ms: f64,
+    last_not_ready_ms: Option<f64>,
+    page_start_ms: f64,
+    dom_loaded_ms: f64,
+}
+
+/// Polls the page until it is interactive; times are relative to `t0` (Unix ms).
+fn wait_interactive(session: &webdriver::Session, t0: f64) -> Result<Ready> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut last_not_ready_ms = None;
+    loop {
+        let polled = Instant::now();
+        // Errors are expected while the page is still loading (WebDriver waits for the load).
+        if let Ok(Value::Array(v)) = session.execute(READY_SCRIPT, Vec::new()) {
+            let at = |i: usize| v.get(i).and_then(Value::as_f64).map(|t| t - t0);
+            let ready = v.get(1).and_then(Value::as_bool).unwrap_or(false);
+            if let Some(now) = at(0) {
+                if ready {
+                    return Ok(Ready {
+                        interactive_ms: now,
+                        last_not_ready_ms,
+                        page_start_ms: at(2).unwrap_or(f64::NAN),
+                        dom_loaded_ms: at(3).unwrap_or(f64::NAN),
+                    });
+                }
+                last_not_ready_ms = Some(now);
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!("no #sign-in within {} s", START_TIMEOUT.as_secs());
+        }
+        std::thread::sleep(POLL.saturating_sub(polled.elapsed()));
+    }
+}
+
+fn report(apps: &[App], results: &[Vec<Start>], opts: &Options, load_before: &str) {
+    println!();
+    println!(
+        "Start to interactive sign-in screen and idle memory ({} starts each after 1 warm-up, {} s idle)",
+        opts.runs,
+        opts.idle.as_secs()
+    );
+    println!();
+    println!("| app | interactive, median (min–max) | page start / DOMContentLoaded, median | idle PSS, median (min–max) | idle RSS, median | idle USS, median | processes |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut medians = Vec::new();
+    for (app, runs) in apps.iter().zip(results) {
+        let interactive: Vec<f64> = runs.iter().map(|s| s.interactive_ms).collect();
+        let page: Vec<f64> = runs.iter().map(|s| s.page_start_ms).collect();
+        let loaded: Vec<f64> = runs.iter().map(|s| s.dom_loaded_ms).collect();
+        let pss: Vec<f64> = runs.iter().map(|s| mb(s.memory.pss_kib)).collect();
+        let rss: Vec<f64> = runs.iter().map(|s| mb(s.memory.rss_kib)).collect();
+        let uss: Vec<f64> = runs.iter().map(|s| mb(s.memory.uss_kib)).collect();
+        let (i, p) = (stats(&interactive), stats(&pss));
+        println!(
+            "| {} | {:.0} ms ({:.0}–{:.0}) | {:.0} / {:.0} ms | {:.1} MB ({:.1}–{:.1}) | {:.1} MB | {:.1} MB | {} |",
+            app.name,
+            i.median,
+            i.min,
+            i.max,
+            stats(&page).median,
+            stats(&loaded).median,
+            p.median,
+            p.min,
+            p.max,
+            stats(&rss).median,
+            stats(&uss).median,
+            runs.first().map(|s| s.processes).unwrap_or(0),
+        );
+        medians.push((i.median, p.median));
+    }
+    if let [(hello_t, hello_m), (confab_t, confab_m)] = medians[..] {
+        println!();
+        println!(
+            "Confab / hello-world: start {:.2}× (goal ≤ 1.15×: {}), idle PSS {:.1} MB vs limit 1.1 × {:.1} + 10 = {:.1} MB ({}).",
+            confab_t / hello_t,
+            verdict(confab_t <= 1.15 * hello_t),
+            confab_m,
+            hello_m,
+            1.1 * hello_m + 10.0,
+            verdict(confab_m <= 1.1 * hello_m + 10.0),
+        );
+    }
+    println!("Load average before: {load_before}; now: {}", loadavg());
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "not met"
+    }
+}
+
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stats(values: &[f64]) -> Stats {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let median = match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    };
+    Stats {
+        median,
+        min: v.first().copied().unwrap_or(f64::NAN),
+        max: v.last().copied().unwrap_or(f64::NAN),
+    }
+}
+
+/// KiB to MB (10^6 bytes), for people.
+fn mb(kib: u64) -> f64 {
+    kib as f64 * 1024.0 / 1e6
+}
+
+/// Wall clock in ms since the Unix epoch (the page's `performance.timeOrigin` is on it too).
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+fn wait_for_port(port: u16) -> Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() >= deadline {
+            bail!("WebKitWebDriver did not listen on port {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The last lines of a log, for error messages.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("\n--- last lines of {} ---\n{tail}", log.display())
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// CPU, cores, memory, kernel, WebKitGTK: what the figures depend on.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_else(|| "?".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0 / 1024.0)
+        .unwrap_or(0.0);
+    let output = |cmd: &mut Command| {
+        cmd.output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let kernel = output(Command::new("uname").arg("-r"));
+    let webkit =
+        output(Command::new("dpkg-query").args(["-W", "-f=${Version}", "libwebkit2gtk-4.1-0"]));
+    format!("{cpu}, {cores} cores, {mem_gib:.0} GiB RAM, Linux {kernel}, WebKitGTK {webkit}, Xvfb (software rendering)")
+}
