@@ -540,6 +540,15 @@ impl AppUnderTest {
         .await
     }
 
+    /// Sends WebDriver key presses to the composer as they are (no clearing; `\u{E008}` is Shift,
+    /// `\u{E007}` Enter, `\u{E000}` releases held modifiers).
+    pub async fn composer_keys(&self, keys: &str) -> Result<()> {
+        self.wait_displayed("#composer-input").await?;
+        let el = self.client.find(Locator::Css("#composer-input")).await?;
+        el.send_keys(keys).await?;
+        Ok(())
+    }
+
     /// The composer's current value.
     pub async fn composer_value(&self) -> Result<String> {
         let v = self

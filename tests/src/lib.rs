@@ -484,19 +484,26 @@ impl AppUnderTest {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Clicks the element matching `css` once it is displayed and enabled.
+    /// Clicks the element matching `css` once it is displayed and enabled. If the page replaced
+    /// the element between finding and clicking it (a re-rendered list), it is found again.
     pub async fn click(&self, css: &str) -> Result<()> {
         let deadline = Instant::now() + UI_TIMEOUT;
+        let mut last_error = None;
         loop {
             if let Ok(el) = self.client.find(Locator::Css(css)).await {
                 if el.is_displayed().await.unwrap_or(false)
                     && el.is_enabled().await.unwrap_or(false)
                 {
-                    el.click().await?;
-                    return Ok(());
+                    match el.click().await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last_error = Some(e),
+                    }
                 }
             }
             if Instant::now() >= deadline {
+                if let Some(e) = last_error {
+                    return Err(e.into());
+                }
                 return Err(timeout(
                     &format!("{css} to be clickable"),
                     UI_TIMEOUT,
@@ -511,15 +518,24 @@ impl AppUnderTest {
     /// key presses.
     pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
         let deadline = Instant::now() + UI_TIMEOUT;
+        let mut last_error = None;
         loop {
             if let Ok(el) = self.client.find(Locator::Css(css)).await {
                 if el.is_displayed().await.unwrap_or(false) {
-                    el.clear().await?;
-                    el.send_keys(text).await?;
-                    return Ok(());
+                    // A re-rendered element is found again on the next round.
+                    match el.clear().await {
+                        Ok(()) => match el.send_keys(text).await {
+                            Ok(()) => return Ok(()),
+                            Err(e) => last_error = Some(e),
+                        },
+                        Err(e) => last_error = Some(e),
+                    }
                 }
             }
             if Instant::now() >= deadline {
+                if let Some(e) = last_error {
+                    return Err(e.into());
+                }
                 return Err(timeout(
                     &format!("{css} to accept text"),
                     UI_TIMEOUT,

@@ -147,6 +147,15 @@ async fn a_message_sent_while_the_server_is_down_is_delivered_once_when_it_retur
             "{who}: every message is delivered (has data-offset)"
         );
     }
+    for (who, app) in [("alice", &alice), ("bob", &bob)] {
+        assert_eq!(
+            app.chat_error_count().await.expect("read #chat-error"),
+            0,
+            "{who}: a dropped connection is told by the connection line only, not as an error \
+             (#chat-error data-count stays 0; text: {:?})",
+            app.chat_error_text().await.unwrap_or_default()
+        );
+    }
     let row = alice
         .all_rows()
         .await

@@ -99,6 +99,12 @@ async fn a_two_minute_conversation_with_15_second_tokens_shows_no_error_or_recon
         "the apps really renewed their 15 s tokens during the conversation (each at least every \
          other lifetime); the IdP saw only {refreshes} refresh requests"
     );
+    let in_dom = alice.bottom_rows().await.expect("rows").len();
+    assert!(
+        in_dom < sent.len(),
+        "a long room renders only the visible rows ({in_dom} of {} messages in the DOM)",
+        sent.len()
+    );
     for (who, app) in [("alice", &alice), ("bob", &bob)] {
         let history = app.all_rows().await.expect("history");
         assert!(

@@ -128,6 +128,29 @@ async fn two_users_talk_in_general_and_in_a_new_room() {
         say(&bob, &alice, &line).await;
         talk.push(("bob", line));
     }
+    // Shift+Enter adds a line instead of sending; Enter then sends both lines as one message.
+    let two_lines = "Two lines from bob:\nthis is the second";
+    // (Each send-keys call releases Shift at its end.)
+    bob.composer_keys("Two lines from bob:\u{E008}\u{E007}")
+        .await
+        .expect("type the first line and Shift+Enter");
+    bob.composer_keys("this is the second")
+        .await
+        .expect("type the second line");
+    assert_eq!(
+        bob.composer_value().await.expect("read the composer"),
+        two_lines,
+        "Shift+Enter adds a line in the composer and does not send"
+    );
+    bob.composer_keys("\u{E007}").await.expect("press Enter");
+    bob.wait_for_message(two_lines, Some("sent"))
+        .await
+        .expect("Enter sends the two-line message as one message");
+    alice
+        .wait_for_message(two_lines, None)
+        .await
+        .expect("alice receives both lines in one message");
+    talk.push(("bob", two_lines.to_owned()));
     alice
         .screenshot("chat-room-view")
         .await
