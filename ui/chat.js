@@ -301,46 +301,77 @@ function unreadText(room) {
   return room.unread_more ? `${room.unread}+` : String(room.unread);
 }
 
-/** Rebuilds the room list, keeping keyboard focus on the same room. */
-function renderRooms() {
-  const ul = $('room-list');
-  const focused = document.activeElement && document.activeElement.closest('#room-list .room');
-  const focusedId = focused ? focused.dataset.room : null;
-  const members = state.rooms.filter((r) => r.member);
-  const items = members.map((room) => {
-    const li = document.createElement('li');
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = 'room';
-    button.dataset.room = room.id;
-    if (room.id === view.room) button.setAttribute('aria-current', 'true');
-    const badge = document.createElement('span');
-    badge.className = 'room-avatar';
-    badge.setAttribute('aria-hidden', 'true');
-    badge.textContent = '#';
-    // The ellipsis sits on a wrapper: WebDriver reports an element with overflow:hidden itself
-    // as not displayed, and the tests read .room-name.
-    const label = document.createElement('span');
-    label.className = 'room-label';
-    const name = document.createElement('span');
-    name.className = 'room-name';
-    name.textContent = room.name;
-    label.append(name);
-    const unread = document.createElement('span');
-    unread.className = 'unread';
-    unread.textContent = unreadText(room);
-    unread.hidden = !room.unread;
-    button.setAttribute('aria-label', room.unread ? `${room.name}, ${unreadText(room)} unread` : room.name);
-    button.append(badge, label, unread);
-    li.append(button);
-    return li;
-  });
-  ul.replaceChildren(...items);
-  $('rooms-empty').hidden = members.length > 0;
-  if (focusedId) {
-    const again = ul.querySelector(`.room[data-room="${CSS.escape(focusedId)}"]`);
-    if (again) again.focus();
+/**
+ * Reconciles a list of room buttons with `rooms`, keyed by room id: existing elements are
+ * updated in place and only moved when out of order, so a rooms event (one per incoming message
+ * in any room) never replaces the element under a pointer, keyboard focus or a test's click.
+ */
+function reconcile(ul, rooms, build, update) {
+  const existing = new Map();
+  for (const li of ul.children) existing.set(li.firstElementChild.dataset.room, li);
+  const keep = new Set(rooms.map((r) => r.id));
+  for (const [id, li] of existing) if (!keep.has(id)) li.remove();
+  let cursor = ul.firstElementChild;
+  for (const room of rooms) {
+    let li = existing.get(room.id);
+    if (!li) {
+      li = document.createElement('li');
+      li.append(build(room));
+    }
+    update(li.firstElementChild, room);
+    if (li !== cursor) ul.insertBefore(li, cursor);
+    else cursor = cursor.nextElementSibling;
   }
+}
+
+/** A room's name in a wrapper that clips it with an ellipsis. */
+function roomLabel(nameClass) {
+  // The ellipsis sits on a wrapper: WebDriver reports an element with overflow:hidden itself
+  // as not displayed, and the tests read .room-name.
+  const label = document.createElement('span');
+  label.className = 'room-label';
+  const name = document.createElement('span');
+  name.className = nameClass;
+  label.append(name);
+  return label;
+}
+
+function roomBadge() {
+  const badge = document.createElement('span');
+  badge.className = 'room-avatar';
+  badge.setAttribute('aria-hidden', 'true');
+  badge.textContent = '#';
+  return badge;
+}
+
+function buildRoomButton(room) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'room';
+  button.dataset.room = room.id;
+  const unread = document.createElement('span');
+  unread.className = 'unread';
+  button.append(roomBadge(), roomLabel('room-name'), unread);
+  return button;
+}
+
+function updateRoomButton(button, room) {
+  const name = button.querySelector('.room-name');
+  if (name.textContent !== room.name) name.textContent = room.name;
+  const unread = button.querySelector('.unread');
+  const count = unreadText(room);
+  if (unread.textContent !== count) unread.textContent = count;
+  unread.hidden = !room.unread;
+  button.setAttribute('aria-label', room.unread ? `${room.name}, ${count} unread` : room.name);
+  if (room.id === view.room) button.setAttribute('aria-current', 'true');
+  else button.removeAttribute('aria-current');
+}
+
+/** Updates the room list (member rooms, in the core's order). */
+function renderRooms() {
+  const members = state.rooms.filter((r) => r.member);
+  reconcile($('room-list'), members, buildRoomButton, updateRoomButton);
+  $('rooms-empty').hidden = members.length > 0;
 }
 
 function markCurrentRoom() {
@@ -863,34 +894,29 @@ async function toggleNotifications() {
 
 let dialogReturn = null;
 
+function buildJoinButton(room) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'join-room';
+  button.dataset.room = room.id;
+  const action = document.createElement('span');
+  action.className = 'join-action';
+  action.setAttribute('aria-hidden', 'true');
+  action.textContent = 'Join';
+  button.append(roomBadge(), roomLabel('join-name'), action);
+  return button;
+}
+
+function updateJoinButton(button, room) {
+  const name = button.querySelector('.join-name');
+  if (name.textContent !== room.name) name.textContent = room.name;
+  button.setAttribute('aria-label', `Join ${room.name}`);
+}
+
+/** The dialog's rooms to join: those the user is not a member of. */
 function renderJoinList() {
   const others = state.rooms.filter((r) => !r.member);
-  const items = others.map((room) => {
-    const li = document.createElement('li');
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = 'join-room';
-    button.dataset.room = room.id;
-    const badge = document.createElement('span');
-    badge.className = 'room-avatar';
-    badge.setAttribute('aria-hidden', 'true');
-    badge.textContent = '#';
-    const label = document.createElement('span');
-    label.className = 'room-label';
-    const name = document.createElement('span');
-    name.className = 'join-name';
-    name.textContent = room.name;
-    label.append(name);
-    const action = document.createElement('span');
-    action.className = 'join-action';
-    action.setAttribute('aria-hidden', 'true');
-    action.textContent = 'Join';
-    button.setAttribute('aria-label', `Join ${room.name}`);
-    button.append(badge, label, action);
-    li.append(button);
-    return li;
-  });
-  $('join-list').replaceChildren(...items);
+  reconcile($('join-list'), others, buildJoinButton, updateJoinButton);
   $('join-empty').hidden = others.length > 0;
 }
 
