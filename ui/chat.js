@@ -707,6 +707,8 @@ function noteRead() {
   }
   if (newest <= view.readOffset) return;
   view.readOffset = newest;
+  // A read still waiting for another room goes out first rather than being overwritten.
+  if (read.room !== null && read.room !== view.room) sendRead();
   read.room = view.room;
   read.offset = newest;
   const wait = read.last + READ_THROTTLE_MS - Date.now();
