@@ -1,5 +1,5 @@
 //! Processes: a child killed with its whole process group on drop, the process tree under a
-//! pid, and memory (PSS, RSS and USS from `/proc/<pid>/smaps_rollup`) summed over a tree.
+//! pid, and memory (PSS, RSS, USS and anonymous from `/proc/<pid>/smaps_rollup`) summed over a tree.
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
@@ -67,8 +67,13 @@ pub(crate) struct Memory {
     pub(crate) pss_kib: u64,
     /// Resident set size: every resident page, shared ones counted in full.
     pub(crate) rss_kib: u64,
-    /// Unique set size: private pages only (Private_Clean + Private_Dirty).
+    /// Unique set size: private pages only (Private_Clean + Private_Dirty). File pages count
+    /// as private only while no other process maps them, so this drops when other WebKit
+    /// processes run on the machine.
     pub(crate) uss_kib: u64,
+    /// Anonymous memory (heaps, JS, buffers): what the app itself allocated, independent of
+    /// which libraries other processes on the machine share.
+    pub(crate) anon_kib: u64,
 }
 
 /// Every process's parent, from `/proc/<pid>/stat`.
@@ -156,6 +161,7 @@ pub(crate) fn memory_of(pid: u32) -> Memory {
         pss_kib: field("Pss:"),
         rss_kib: field("Rss:"),
         uss_kib: field("Private_Clean:") + field("Private_Dirty:"),
+        anon_kib: field("Anonymous:"),
     }
 }
 
@@ -168,6 +174,7 @@ pub(crate) fn tree_memory(root: u32) -> (Memory, Vec<(String, Memory)>) {
         total.pss_kib += m.pss_kib;
         total.rss_kib += m.rss_kib;
         total.uss_kib += m.uss_kib;
+        total.anon_kib += m.anon_kib;
         each.push((name_of(pid), m));
     }
     (total, each)
