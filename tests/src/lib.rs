@@ -8,7 +8,13 @@
 //!   (override with `CONFAB_APP_BINARY`); debug builds carry the `CONFAB_TEST_OPEN_URL_FILE` hook,
 //! - `tauri-driver` (`TAURI_DRIVER`, else `target/tools/bin/tauri-driver`, else `PATH`),
 //! - `WebKitWebDriver` (Debian `webkit2gtk-driver`; `WEBKIT_WEBDRIVER` overrides `/usr/bin/...`),
-//! - `dbus-daemon` (single-instance needs a session bus on Linux).
+//! - `dbus-daemon` (single-instance needs a session bus on Linux),
+//! - for the chat tests, the chat server: `cargo build -p confab-server --bin confab-server` →
+//!   `target/debug/confab-server` (override with `CONFAB_SERVER_BINARY`); see [`chat`].
+//!
+//! Several apps can run at once (two users talking): each [`AppUnderTest`] has its own temp
+//! HOME, data dir, session bus, keyring daemon and free ports for tauri-driver and
+//! WebKitWebDriver.
 //!
 //! Screenshots go to `artifacts/e2e/` at the repository root.
 
@@ -976,6 +982,15 @@ mod tests {
             token_shaped_strings("<p>Signed in as Alice Example</p> http://127.0.0.1:8400")
                 .is_empty(),
             "ordinary page text is not flagged"
+        );
+    }
+
+    #[test]
+    fn display_names_follow_the_test_idp() {
+        assert_eq!(
+            display_name("bob"),
+            "Bob Example",
+            "sign_in_as waits for the IdP's name of the user"
         );
     }
 
