@@ -178,7 +178,7 @@ pub(crate) fn measure(
     wait_for_port(port)?;
     let session = Session::start(port, app)
         .with_context(|| format!("starting Confab through WebDriver{}", tail(&log)))?;
-    wait_interactive(&session, 0.0)
+    wait_interactive(&session, 0.0, false)
         .with_context(|| format!("Confab did not show its sign-in screen{}", tail(&log)))?;
 
     // Sign in as alice the way a desktop does it (see the module doc).
