@@ -212,13 +212,17 @@ pub(crate) fn measure(
     session.set_script_timeout(STEP_TIMEOUT)?;
     let mut opens = Vec::new();
     for i in 0..OPENS {
-        let (dom, frame) = open_room(&session, LONG_ROOM, LONG_ROOM_MESSAGES)
+        let o = open_room_counted(&session, LONG_ROOM, LONG_ROOM_MESSAGES)
             .with_context(|| format!("opening {LONG_ROOM}{}", tail(&log)))?;
         eprintln!(
-            "xtask: open {LONG_ROOM} #{}: newest row in the DOM after {dom:.1} ms, next frame {frame:.1} ms",
-            i + 1
+            "xtask: open {LONG_ROOM} #{}: newest row in the DOM after {:.1} ms, next frame {:.1} ms ({} rows in the DOM, {} messages loaded)",
+            i + 1,
+            o.dom,
+            o.frame,
+            o.rows,
+            o.loaded
         );
-        opens.push((dom, frame));
+        opens.push((o.dom, o.frame));
         open_room(&session, LIVE_ROOM, 0).with_context(|| format!("opening {LIVE_ROOM}"))?;
     }
 
@@ -350,6 +354,22 @@ fn wait_for_script(session: &Session, script: &str, what: &str, log: &Path) -> R
 /// Clicks `room` in the room list and waits for its newest row (offset `newest`; any row or
 /// the empty room's start marker when 0). Returns ms to the DOM change and to the next frame.
 fn open_room(session: &Session, room: &str, newest: u64) -> Result<(f64, f64)> {
+    open_room_counted(session, room, newest).map(|o| (o.dom, o.frame))
+}
+
+/// One room open.
+struct Open {
+    /// ms from the click to the newest row in the DOM.
+    dom: f64,
+    /// ms from the click to the next animation frame after that.
+    frame: f64,
+    /// `.msg` rows in the DOM then (the list is virtualized).
+    rows: u64,
+    /// Messages the view has loaded (`#messages[data-count]`).
+    loaded: u64,
+}
+
+fn open_room_counted(session: &Session, room: &str, newest: u64) -> Result<Open> {
     let v = session.execute_async(OPEN_ROOM, vec![json!(room), json!(newest)])?;
     if let Some(err) = v.get("error").and_then(Value::as_str) {
         bail!("{err}");
@@ -362,7 +382,13 @@ fn open_room(session: &Session, room: &str, newest: u64) -> Result<(f64, f64)> {
         .get("frame")
         .and_then(Value::as_f64)
         .context("no frame time")?;
-    Ok((dom, frame))
+    let count = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
+    Ok(Open {
+        dom,
+        frame,
+        rows: count("rows"),
+        loaded: count("loaded"),
+    })
 }
 
 /// Page script: click a room, resolve when its newest row is in `#messages`.
@@ -383,7 +409,10 @@ const finish = () => {
   finished = true;
   observer.disconnect();
   const dom = performance.now() - t0;
-  requestAnimationFrame(() => done({ dom, frame: performance.now() - t0 }));
+  requestAnimationFrame(() => {
+    const list = document.getElementById('messages');
+    done({ dom, frame: performance.now() - t0, rows: list.querySelectorAll('.msg').length, loaded: Number(list.dataset.count || 0) });
+  });
 };
 const observer = new MutationObserver(() => { if (ready()) finish(); });
 observer.observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-room', 'data-offset', 'data-count'] });
