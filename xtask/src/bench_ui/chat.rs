@@ -58,7 +58,9 @@ pub(crate) struct ChatFigures {
     pub(crate) latencies: Vec<f64>,
     /// Messages bob sent that never showed up in the DOM.
     pub(crate) missing: usize,
-    /// Idle memory of the signed-in app with the long room open.
+    /// Scrolling the long room to its first message.
+    pub(crate) sweep: Sweep,
+    /// Idle memory of the signed-in app with the long room open and wholly loaded.
     pub(crate) memory: super::procs::Memory,
 }
 
@@ -267,8 +269,12 @@ pub(crate) fn measure(
         .unwrap_or(usize::MAX)
         .saturating_sub(latencies.len());
 
-    // Memory of the signed-in app with the long room open, after the idle period.
+    // Scroll the long room from its newest to its first message.
     open_room(&session, LONG_ROOM, LONG_ROOM_MESSAGES)?;
+    let sweep = sweep_history(&session, LONG_ROOM_MESSAGES)
+        .with_context(|| format!("scrolling through {LONG_ROOM}{}", tail(&log)))?;
+
+    // Memory of the signed-in app with the whole long room loaded, after the idle period.
     std::thread::sleep(idle);
     let pid = super::procs::find_descendant(driver.pid(), app)
         .context("the Confab process was not found under WebKitWebDriver")?;
@@ -281,6 +287,7 @@ pub(crate) fn measure(
         opens,
         latencies,
         missing,
+        sweep,
         memory,
     })
 }
@@ -448,6 +455,58 @@ new MutationObserver((records) => {
 return true;
 "#;
 
+/// Scrolling a room from the newest message to the first.
+pub(crate) struct Sweep {
+    /// ms until the first message's row and the room's start marker were shown.
+    pub(crate) total_ms: f64,
+    /// Intervals between animation frames during the scroll, in ms.
+    pub(crate) frames: Vec<f64>,
+}
+
+/// Holds the long room's view at the top, frame after frame (as a user dragging the scrollbar to
+/// the top would), until every message is loaded and the room's start marker is shown; notes
+/// the interval between animation frames all along.
+fn sweep_history(session: &Session, total: u64) -> Result<Sweep> {
+    // The page gives up after 100 s; WebDriver waits a little longer.
+    session.set_script_timeout(Duration::from_secs(110))?;
+    let v = session.execute_async(SWEEP, vec![json!(total)])?;
+    let frames: Vec<f64> = v
+        .get("frames")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    if let Some(err) = v.get("error").and_then(Value::as_str) {
+        bail!("{err} after {} frames", frames.len());
+    }
+    let total_ms = v
+        .get("ms")
+        .and_then(Value::as_f64)
+        .context("no sweep time")?;
+    Ok(Sweep { total_ms, frames })
+}
+
+/// Page script for [`sweep_history`].
+const SWEEP: &str = r#"
+const [total, done] = arguments;
+const list = document.getElementById('messages');
+const t0 = performance.now();
+const frames = [];
+let last = t0;
+const step = (now) => {
+  frames.push(now - last);
+  last = now;
+  list.scrollTop = 0;
+  const loaded = Number(list.dataset.count || 0);
+  if (loaded >= total && list.querySelector('.history-start') && list.querySelector('.msg[data-offset="1"]')) {
+    done({ ms: performance.now() - t0, frames });
+    return;
+  }
+  if (performance.now() - t0 > 100000) { done({ error: `only ${loaded} messages loaded`, frames }); return; }
+  requestAnimationFrame(step);
+};
+requestAnimationFrame(step);
+"#;
+
 /// Lines for the report.
 pub(crate) fn report(figures: &ChatFigures) {
     println!();
@@ -482,8 +541,26 @@ pub(crate) fn report(figures: &ChatFigures) {
         l.last().copied().unwrap_or(f64::NAN),
         super::verdict(pct(99.0) <= 16.0 && figures.missing == 0),
     );
+    let mut f = figures.sweep.frames.clone();
+    f.sort_by(f64::total_cmp);
+    let fpct = |p: f64| -> f64 {
+        if f.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * f.len() as f64).ceil() as usize;
+        f[rank.clamp(1, f.len()) - 1]
+    };
     println!(
-        "Signed in, {LONG_ROOM} open, idle: PSS {:.1} MB, RSS {:.1} MB, USS {:.1} MB",
+        "Scroll {LONG_ROOM} from the newest to the first message (held at the top until all {LONG_ROOM_MESSAGES} are loaded): {:.1} s, {} frames; frame interval p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} frames over 50 ms",
+        figures.sweep.total_ms / 1000.0,
+        f.len(),
+        fpct(50.0),
+        fpct(99.0),
+        f.last().copied().unwrap_or(f64::NAN),
+        f.iter().filter(|&&x| x > 50.0).count(),
+    );
+    println!(
+        "Signed in, {LONG_ROOM} open with all its messages loaded, idle: PSS {:.1} MB, RSS {:.1} MB, USS {:.1} MB",
         mb(figures.memory.pss_kib),
         mb(figures.memory.rss_kib),
         mb(figures.memory.uss_kib),
