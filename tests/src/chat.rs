@@ -5,7 +5,7 @@
 //! latest rows are read after scrolling to the bottom ([`AppUnderTest::bottom_rows`]), the whole
 //! history by sweeping from top to bottom ([`AppUnderTest::all_rows`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -706,11 +706,6 @@ const done = arguments[arguments.length - 1];
     /// Runs `script` (a function body; `return` its result) in the page.
     pub async fn js(&self, script: &str) -> Result<serde_json::Value> {
         Ok(self.client.execute(script, vec![]).await?)
-    }
-
-    /// The log path, for failure messages of helpers in this module.
-    pub fn log_path(&self) -> &Path {
-        &self.log
     }
 }
 
