@@ -1,7 +1,8 @@
 //! `cargo xtask bench-ui`: start time and idle memory of the release app next to a bare Tauri 2
 //! hello-world built the same way (bench/hello), then the chat figures (see chat.rs), in one run.
-//! Figures go to docs/benchmarks.md,//! section "Chat UI". Needs what `cargo xtask setup` installs (it does not run setup itself:
-//! `npm ci` would replace node_modules under test runs that may be using them).
+//! Figures go to docs/benchmarks.md, section "Chat UI". Needs what `cargo xtask setup` installs
+//! (it does not run setup itself: `npm ci` would replace node_modules under test runs that may
+//! be using them).
 //!
 //! Method (the same for both apps):
 //! - Both are built in release with the size settings of `cargo xtask bundle` and the
