@@ -1,13 +1,16 @@
 //! Chat relay benchmark (plain `harness = false`): `cargo bench -p confab-relay`.
 //!
 //! 1. Receive throughput. N chat publications are published to the real confab-server and read
-//!    back from its store, then encoded as the server's push frames (one publication per frame)
-//!    and replayed at full speed by a local WebSocket feeder to, one at a time: a bare
+//!    back from its store, then encoded as the server's push frames (one publication per frame,
+//!    repeated with fresh offsets up to FRAMES frames) and replayed at full speed by a local
+//!    WebSocket feeder to, one at a time: a bare
 //!    tokio-tungstenite read loop (counts push frames, no JSON parsing: the ceiling), confab-relay
 //!    (decode, dedupe, `Message` events read by a consumer) and the official JS SDK (`centrifuge`
 //!    on Node, from tests/peers). The feeder starts streaming after the subscribe reply, or for
 //!    confab-relay after the history reply that follows it (the relay loads the room's page
-//!    before it applies live publications).
+//!    before it applies live publications). Each receiver's rate is timed from its first
+//!    publication to its last, so connecting, subscribing and loading the room are not part of
+//!    it: only receiving and decoding the stream.
 //! 2. Delivery latency between two relay clients through confab-server at 1,000 messages/s:
 //!    from `send()` on one client (which includes the durable outbox write) to the `Message`
 //!    event on the other.
@@ -30,6 +33,12 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 const N: usize = 20_000;
+/// Frames replayed per receiver (the N real publications, repeated with fresh offsets).
+const FRAMES: usize = 100_000;
+/// Rounds per receiver; the median is reported.
+const ROUNDS: usize = 5;
+/// Upper bound for any one step, so a stuck step fails the bench instead of hanging it.
+const STEP: Duration = Duration::from_secs(120);
 
 fn peers_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers")
@@ -105,7 +114,6 @@ async fn bare_loop(url: &str) -> Duration {
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("bare connect");
-    let start = Instant::now();
     ws.send(Message::text(
         r#"{"id":1,"connect":{"token":"bench","name":"bare"}}
 {"id":2,"subscribe":{"channel":"room:bench"}}"#,
@@ -113,43 +121,60 @@ async fn bare_loop(url: &str) -> Duration {
     .await
     .expect("send");
     let mut seen = 0;
+    let mut first = None;
     while let Some(Ok(msg)) = ws.next().await {
         if let Message::Text(t) = msg {
-            seen += t
+            let n = t
                 .as_str()
                 .lines()
                 .filter(|l| l.starts_with(r#"{"push""#))
                 .count();
-            if seen >= N {
+            if n > 0 && first.is_none() {
+                first = Some(Instant::now());
+            }
+            seen += n;
+            if seen >= FRAMES {
                 break;
             }
         }
     }
-    start.elapsed()
+    first.expect("publications arrived").elapsed()
 }
 
 async fn relay_client(url: &str, dir: &std::path::Path) -> Duration {
+    // Room for the whole stream: the consumer reads concurrently, but if it fell behind a
+    // smaller channel would drop events (the relay's slow-UI policy) and the count would
+    // never be reached.
     let config = RelayConfig::builder(url, dir.join("bench-outbox.db"))
-        .event_capacity(4096)
+        .event_capacity(FRAMES + 1024)
         .build();
     let (relay, mut events) = RelayHandle::start(
         config,
         Arc::new(StaticToken::new(confab_protocol::Token::new("bench"))),
     )
     .expect("relay starts");
-    let start = Instant::now();
     let r = relay.clone();
     tokio::spawn(async move { r.open_room("bench").await });
     let mut seen = 0;
+    let mut first = None;
     while let Some(ev) = events.recv().await {
-        if let Event::Message(_) = ev {
-            seen += 1;
-            if seen >= N {
-                break;
+        match ev {
+            Event::Message(_) => {
+                if first.is_none() {
+                    first = Some(Instant::now());
+                }
+                seen += 1;
+                if seen >= FRAMES {
+                    break;
+                }
             }
+            Event::RoomReset { .. } if first.is_some() => {
+                panic!("events were dropped for a slow consumer during the stream")
+            }
+            _ => {}
         }
     }
-    let elapsed = start.elapsed();
+    let elapsed = first.expect("publications arrived").elapsed();
     relay.shutdown().await;
     elapsed
 }
@@ -161,22 +186,23 @@ async fn js_client(url: &str) -> Option<Duration> {
         .arg(script)
         .env("PEERS_DIR", peers_dir())
         .env("URL", url)
-        .env("COUNT", N.to_string())
+        .env("COUNT", FRAMES.to_string())
         .output()
         .await
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let ms: u64 = text
+    let ms: f64 = text
         .lines()
         .find_map(|l| l.strip_prefix("ELAPSED_MS "))?
         .trim()
         .parse()
         .ok()?;
-    Some(Duration::from_millis(ms))
+    Some(Duration::from_secs_f64(ms / 1e3))
 }
 
+/// Publications per second from the first to the last (FRAMES - 1 intervals).
 fn rate(d: Duration) -> f64 {
-    N as f64 / d.as_secs_f64()
+    (FRAMES - 1) as f64 / d.as_secs_f64()
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -216,7 +242,11 @@ async fn main() {
         IdpTokens::login(idp.clone(), "bob").await,
     )
     .expect("bob2");
-    bob_relay.open_room("bench").await.expect("bob opens");
+    tokio::time::timeout(STEP, bob_relay.open_room("bench"))
+        .await
+        .expect("bob opens in time")
+        .expect("bob opens");
+    eprintln!("bench: latency part");
     let receiver = tokio::spawn(async move {
         let mut got: HashMap<Uuid, Instant> = HashMap::new();
         while let Some(ev) = bob_events.recv().await {
@@ -235,7 +265,10 @@ async fn main() {
         IdpTokens::login(idp.clone(), "alice").await,
     )
     .expect("sender");
-    sender.open_room("bench").await.expect("sender opens");
+    tokio::time::timeout(STEP, sender.open_room("bench"))
+        .await
+        .expect("sender opens in time")
+        .expect("sender opens");
     let acks = tokio::spawn(async move {
         let mut got: HashMap<Uuid, Instant> = HashMap::new();
         while let Some(ev) = sender_events.recv().await {
@@ -259,15 +292,16 @@ async fn main() {
     for i in 0..5_000 {
         tick.tick().await;
         let t = Instant::now();
-        let id = sender
-            .send("bench", &format!("lat {i}"))
+        let id = tokio::time::timeout(STEP, sender.send("bench", &format!("lat {i}")))
             .await
+            .expect("send() returns in time")
             .expect("send");
         send_calls.push(t.elapsed());
         sent_at.push((id, t));
         let _ = lat_tx.send((id, t));
     }
     drop(lat_tx);
+    eprintln!("bench: 5,000 sent, waiting for delivery");
     let got = tokio::time::timeout(Duration::from_secs(120), receiver)
         .await
         .expect("all latency messages arrive")
@@ -301,6 +335,10 @@ async fn main() {
             .expect("read");
         // Top up to N with more real traffic if needed.
         while pubs.len() < N {
+            eprintln!(
+                "bench: publishing {} more through the server",
+                N - pubs.len()
+            );
             let missing = N - pubs.len();
             for i in 0..missing {
                 alice
@@ -323,9 +361,11 @@ async fn main() {
         pubs.truncate(N);
         pubs
     };
-    let frames: Vec<String> = history
-        .into_iter()
-        .map(|p| {
+    eprintln!("bench: throughput part");
+    let frames: Vec<String> = (0..FRAMES)
+        .map(|i| {
+            let mut p = history[i % N].clone();
+            p.offset = i as u64 + 1;
             encode_frame(&[Reply::push(Push {
                 channel: "room:bench".into(),
                 publication: Some(p),
@@ -340,18 +380,32 @@ async fn main() {
     let mut bare = Vec::new();
     let mut relay = Vec::new();
     let mut js = Vec::new();
-    for round in 0..3 {
-        bare.push(bare_loop(&url).await);
+    for round in 0..ROUNDS {
+        let b = tokio::time::timeout(STEP, bare_loop(&url))
+            .await
+            .expect("bare loop in time");
+        bare.push(b);
         let d = dir.path().join(format!("r{round}"));
         std::fs::create_dir_all(&d).expect("dir");
-        relay.push(relay_client(&url, &d).await);
-        if let Some(d) = js_client(&url).await {
-            js.push(d);
+        let r = tokio::time::timeout(STEP, relay_client(&url, &d))
+            .await
+            .expect("relay receives in time");
+        relay.push(r);
+        let j = js_client(&url).await;
+        eprintln!(
+            "bench: round {round}: bare {:.0}/s, relay {:.0}/s, js {}",
+            rate(b),
+            rate(r),
+            j.map(|j| format!("{:.0}/s", rate(j)))
+                .unwrap_or_else(|| "not run".into())
+        );
+        if let Some(j) = j {
+            js.push(j);
         }
     }
     let (bare, relay) = (median(bare), median(relay));
     println!(
-        "receive throughput, {N} publications ({:.1} MB of frames), median of 3:",
+        "receive throughput, {FRAMES} publications ({:.1} MB of frames), first to last publication, median of {ROUNDS}:",
         bytes as f64 / 1e6
     );
     println!("| receiver | publications/s | relative to bare loop |");

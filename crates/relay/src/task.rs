@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use confab_protocol::{
     decode_replies, encode_batches, room_channel, room_id, ChatMessage, Command as WireCommand,
-    ConnectRequest, Disconnect, ErrorCode, ErrorReply, HistoryRequest, Publication, PublishRequest,
-    RefreshRequest, Reply, RpcRequest, StreamPosition, SubscribeRequest, Token,
+    ConnectRequest, Disconnect, ErrorCode, ErrorReply, FrameError, HistoryRequest, Publication,
+    PublishRequest, RefreshRequest, Reply, RpcRequest, StreamPosition, SubscribeRequest, Token,
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -88,7 +88,7 @@ struct Room {
     subscribed: bool,
     syncing: bool,
     needs_reset: bool,
-    buffer: Vec<Publication>,
+    buffer: Vec<Arrival>,
     waiters: Vec<oneshot::Sender<Result<RoomPage>>>,
 }
 
@@ -156,6 +156,137 @@ fn server_error(e: &ErrorReply) -> Error {
         code: e.code,
         message: e.message.clone(),
     }
+}
+
+/// A publication reduced to what the relay uses: its offset and the chat message (`None` when
+/// its data is not one).
+struct Arrival {
+    offset: u64,
+    message: Option<ChatEntry>,
+}
+
+impl Arrival {
+    fn of(room: &str, p: &Publication) -> Self {
+        Self {
+            offset: p.offset,
+            message: entry(room, p),
+        }
+    }
+}
+
+/// Frames handled per wake-up of the connection loop before it looks at commands and timers
+/// again (a burst of pushes is decoded without a round through `select!` per frame).
+const FRAMES_PER_TURN: usize = 64;
+
+/// The fast path for the hot line type, `{"push":{"channel":"room:…","pub":{…}}}`, decoded
+/// straight into borrowed, typed fields (no `serde_json::Value`, no second decode of `data`).
+/// It accepts a subset of what the generic [`Reply`] path accepts, with the same meaning:
+/// no other keys in the line or the push (`deny_unknown_fields`), the publication's fields
+/// typed as in [`Publication`] (`info` as [`confab_protocol::ClientInfo`], `tags` a string map)
+/// and `data` a valid [`ChatMessage`]. Anything else fails here and goes the generic way, so
+/// errors and edge cases behave exactly as before.
+mod fast {
+    use std::borrow::Cow;
+    use std::collections::BTreeMap;
+
+    use serde::de::IgnoredAny;
+    use serde::Deserialize;
+    use uuid::Uuid;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct PushLine<'a> {
+        #[serde(borrow)]
+        pub push: PubPush<'a>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct PubPush<'a> {
+        #[serde(borrow)]
+        pub channel: Cow<'a, str>,
+        #[serde(rename = "pub", borrow)]
+        pub publication: Pub<'a>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Pub<'a> {
+        #[serde(borrow)]
+        pub data: Chat<'a>,
+        #[serde(default, borrow)]
+        #[allow(dead_code)] // validated like the generic path, not used
+        info: Option<Info<'a>>,
+        #[serde(default)]
+        pub offset: u64,
+        #[serde(default, borrow)]
+        #[allow(dead_code)]
+        tags: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+        #[serde(default)]
+        #[allow(dead_code)]
+        time: i64,
+    }
+
+    /// Mirrors `ClientInfo` (all fields default; the JSON ones accept any value).
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    #[allow(dead_code)]
+    struct Info<'a> {
+        #[serde(borrow)]
+        user: Cow<'a, str>,
+        #[serde(borrow)]
+        client: Cow<'a, str>,
+        conn_info: Option<IgnoredAny>,
+        chan_info: Option<IgnoredAny>,
+    }
+
+    /// Mirrors `ChatMessage`.
+    #[derive(Deserialize)]
+    pub(super) struct Chat<'a> {
+        pub id: Uuid,
+        #[serde(default, borrow)]
+        pub author: Cow<'a, str>,
+        #[serde(borrow)]
+        pub text: Cow<'a, str>,
+        pub ts: i64,
+    }
+}
+
+/// One decoded line of a server frame.
+enum Line<'a> {
+    Publication(fast::PubPush<'a>),
+    Reply(Box<Reply>),
+}
+
+/// Like `decode_replies`, with the fast path for publication pushes: the whole frame is decoded
+/// before anything is applied, and any invalid line fails the frame, as before.
+fn decode_lines(text: &str, max_bytes: usize) -> std::result::Result<Vec<Line<'_>>, FrameError> {
+    if text.len() > max_bytes {
+        return Err(FrameError::TooLarge {
+            size: text.len(),
+            max: max_bytes,
+        });
+    }
+    let mut out = Vec::new();
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Ok(p) = serde_json::from_str::<fast::PushLine<'_>>(line) {
+            out.push(Line::Publication(p.push));
+            continue;
+        }
+        let reply =
+            serde_json::from_str::<Reply>(line).map_err(|source| FrameError::InvalidJson {
+                line: i + 1,
+                source,
+            })?;
+        out.push(Line::Reply(Box::new(reply)));
+    }
+    if out.is_empty() {
+        return Err(FrameError::Empty);
+    }
+    Ok(out)
 }
 
 fn entry(room: &str, p: &Publication) -> Option<ChatEntry> {
@@ -443,7 +574,29 @@ impl Core {
                     Some(c) => self.on_command(c),
                 },
                 frame = conn.stream.next() => match frame {
-                    Some(Ok(Inbound::Text(text))) => self.on_frame(&text),
+                    Some(Ok(Inbound::Text(text))) => {
+                        self.on_frame(&text);
+                        // Frames that are already here are handled in the same turn.
+                        for _ in 1..FRAMES_PER_TURN {
+                            if self.end.is_some() {
+                                break;
+                            }
+                            match conn.stream.next().now_or_never() {
+                                Some(Some(Ok(Inbound::Text(text)))) => self.on_frame(&text),
+                                Some(Some(Ok(Inbound::Closed { code, reason }))) => {
+                                    self.end = Some(End::Closed { code, reason });
+                                }
+                                Some(Some(Err(e))) => {
+                                    self.error("transport", e.0.clone());
+                                    self.end = Some(End::Transport(e.0));
+                                }
+                                Some(None) => {
+                                    self.end = Some(End::Transport("connection ended".into()));
+                                }
+                                None => break,
+                            }
+                        }
+                    }
                     Some(Ok(Inbound::Closed { code, reason })) => {
                         self.end = Some(End::Closed { code, reason });
                     }
@@ -820,7 +973,8 @@ impl Core {
             let wants_page = !r.waiters.is_empty() || r.needs_reset;
             r.syncing = false;
             for p in pubs {
-                self.on_publication(room, p);
+                let a = Arrival::of(room, &p);
+                self.on_publication(room, a);
             }
             self.drain_buffer(room);
             if wants_page {
@@ -912,7 +1066,7 @@ impl Core {
     }
 
     /// Applies one publication: dedupe by offset, detect gaps, emit.
-    fn on_publication(&mut self, room: &str, p: Publication) {
+    fn on_publication(&mut self, room: &str, p: Arrival) {
         let Some(r) = self.rooms.get_mut(room) else {
             return; // a room we no longer follow
         };
@@ -944,7 +1098,7 @@ impl Core {
             return;
         }
         r.offset = p.offset;
-        match entry(room, &p) {
+        match p.message {
             Some(e) => self.outlet.emit(Event::Message(e)),
             None => self.error("protocol", format!("undecodable message in room {room}")),
         }
@@ -955,7 +1109,7 @@ impl Core {
     fn on_frame(&mut self, text: &str) {
         // Lazy watchdog: only the timestamp moves here; the timer re-arms itself from it.
         self.last_seen = Instant::now();
-        let replies = match decode_replies(text.as_bytes(), self.config.max_frame_bytes) {
+        let lines = match decode_lines(text, self.config.max_frame_bytes) {
             Ok(r) => r,
             Err(e) => {
                 self.error("protocol", format!("malformed frame from the server: {e}"));
@@ -963,12 +1117,39 @@ impl Core {
                 return;
             }
         };
-        for reply in replies {
+        for line in lines {
             if self.end.is_some() {
                 return;
             }
-            self.on_reply(reply);
+            match line {
+                Line::Publication(push) => self.on_fast_publication(push),
+                Line::Reply(reply) => self.on_reply(*reply),
+            }
         }
+    }
+
+    /// A publication push from the fast path: the same steps as `on_push` → `on_publication`.
+    fn on_fast_publication(&mut self, push: fast::PubPush<'_>) {
+        let Some(room) = room_id(&push.channel) else {
+            tracing::debug!("publication outside a room ignored");
+            return;
+        };
+        if !self.rooms.contains_key(room) {
+            return; // a room we no longer follow
+        }
+        let p = push.publication;
+        let arrival = Arrival {
+            offset: p.offset,
+            message: Some(ChatEntry {
+                room: room.to_owned(),
+                offset: p.offset,
+                id: p.data.id,
+                author: p.data.author.into_owned(),
+                text: p.data.text.into_owned(),
+                ts: p.data.ts,
+            }),
+        };
+        self.on_publication(room, arrival);
     }
 
     fn on_reply(&mut self, reply: Reply) {
@@ -1054,7 +1235,10 @@ impl Core {
         let room = room_id(&push.channel).map(str::to_owned);
         if let Some(p) = push.publication {
             match room {
-                Some(room) => self.on_publication(&room, p),
+                Some(room) => {
+                    let a = Arrival::of(&room, &p);
+                    self.on_publication(&room, a);
+                }
                 None => tracing::debug!("publication outside a room ignored"),
             }
             return;
@@ -1233,5 +1417,74 @@ async fn establish(
     match tokio::time::timeout(config.connect_timeout, attempt).await {
         Ok(r) => r,
         Err(_) => Err(Failure::Retry("connect timed out".into())),
+    }
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+
+    const PUSH: &str = r#"{"push":{"channel":"room:r","pub":{"data":{"id":"00000000-0000-0000-0000-000000000001","author":"alice","text":"hi \"there\"","ts":5},"info":{"user":"alice","client":"c"},"offset":7,"time":9}}}"#;
+
+    #[test]
+    fn publication_pushes_take_the_fast_path_with_the_generic_meaning() {
+        let lines = decode_lines(PUSH, 1 << 16).expect("a valid push decodes");
+        let [Line::Publication(p)] = lines.as_slice() else {
+            panic!("a plain publication push takes the typed fast path");
+        };
+        let generic = decode_replies(PUSH.as_bytes(), 1 << 16).expect("generic decode");
+        let gp = generic[0]
+            .push
+            .as_ref()
+            .and_then(|p| p.publication.as_ref())
+            .expect("generic publication");
+        let expected = entry("r", gp).expect("generic chat message");
+        assert_eq!(
+            (
+                p.publication.offset,
+                p.publication.data.id,
+                &*p.publication.data.author
+            ),
+            (expected.offset, expected.id, expected.author.as_str()),
+            "the fast path reads the same offset, id and author as the generic path"
+        );
+        assert_eq!(
+            p.publication.data.text, expected.text,
+            "escaped text is unescaped the same way"
+        );
+    }
+
+    #[test]
+    fn anything_unusual_goes_the_generic_way_or_fails_the_frame_as_before() {
+        let extra_key = PUSH.replacen(r#"{"push""#, r#"{"id":0,"push""#, 1);
+        let lines = decode_lines(&extra_key, 1 << 16).expect("still a valid reply");
+        assert!(
+            matches!(lines.as_slice(), [Line::Reply(_)]),
+            "a line with other keys is decoded generically"
+        );
+        let not_chat = PUSH.replace(r#""ts":5"#, r#""ts":"five""#);
+        assert!(
+            matches!(
+                decode_lines(&not_chat, 1 << 16)
+                    .expect("valid reply")
+                    .as_slice(),
+                [Line::Reply(_)]
+            ),
+            "data that is not a chat message goes the generic way (undecodable-message error)"
+        );
+        let bad_info = PUSH.replace(r#""info":{"user":"alice","client":"c"}"#, r#""info":5"#);
+        assert!(
+            decode_lines(&bad_info, 1 << 16).is_err(),
+            "a publication the generic decoder rejects still fails the whole frame"
+        );
+        let mixed = format!("{PUSH}\nnot json");
+        assert!(
+            decode_lines(&mixed, 1 << 16).is_err(),
+            "one invalid line fails the frame before anything in it is applied"
+        );
+        assert!(
+            matches!(decode_lines(PUSH, 10), Err(FrameError::TooLarge { .. })),
+            "the frame size limit applies first"
+        );
     }
 }
