@@ -75,7 +75,7 @@ async fn messages_from_others_notify_while_the_window_is_in_the_background() {
         .expect("a message from someone else raises a notification while the window is behind");
     assert_eq!(
         got,
-        [wanted.clone()],
+        std::slice::from_ref(&wanted),
         "exactly one notification, naming the author and the room, with the text"
     );
 
