@@ -129,11 +129,24 @@ fn setup(app: &AppHandle) -> Result<(), Box<dyn std::error::Error>> {
         tracing::error!("configuration error: {e}");
         e.to_string()
     });
-    let plan = match &config {
-        Ok(c) => platform::redirect_plan(app, c),
-        Err(_) => RedirectPlan::Scheme,
-    };
-    tracing::info!(?plan, "redirect plan");
+    // Registering the redirect scheme runs OS tools (Linux: xdg-mime, update-desktop-database):
+    // off the start-up path, so the window is not kept waiting. Sign-in waits for the plan.
+    let (plan_tx, plan) = tokio::sync::watch::channel(None);
+    let registering = (app.clone(), config.clone());
+    tauri::async_runtime::spawn_blocking(move || {
+        let (app, config) = registering;
+        let started = std::time::Instant::now();
+        let plan = match &config {
+            Ok(c) => platform::redirect_plan(&app, c),
+            Err(_) => RedirectPlan::Scheme,
+        };
+        tracing::info!(
+            ?plan,
+            elapsed_ms = started.elapsed().as_millis(),
+            "redirect plan"
+        );
+        let _ = plan_tx.send(Some(plan));
+    });
     let log_dir = app.path().app_log_dir()?;
     let paths = AppPaths { data_dir, log_dir };
     let chat_url = config

@@ -67,7 +67,8 @@ pub trait SessionObserver: Send + Sync {
 pub struct SignInFlow {
     config: std::result::Result<AppConfig, String>,
     paths: AppPaths,
-    plan: RedirectPlan,
+    /// Decided off the start-up path (registering the scheme runs OS tools); `None` until then.
+    plan: tokio::sync::watch::Receiver<Option<RedirectPlan>>,
     open_browser: BrowserOpener,
     /// Discovered lazily (the provider may be down at start); a failed discovery is retried.
     client: tokio::sync::Mutex<Option<Arc<AuthClient>>>,
@@ -97,7 +98,7 @@ impl SignInFlow {
     pub fn new(
         config: std::result::Result<AppConfig, String>,
         paths: AppPaths,
-        plan: RedirectPlan,
+        plan: tokio::sync::watch::Receiver<Option<RedirectPlan>>,
         open_browser: BrowserOpener,
     ) -> Arc<Self> {
         let view = match &config {
@@ -233,7 +234,8 @@ impl SignInFlow {
             st.attempt += 1;
             st.attempt
         };
-        let (target, listener) = match self.plan {
+        let plan = self.redirect_plan().await;
+        let (target, listener) = match plan {
             RedirectPlan::Scheme => (
                 RedirectTarget::private_use(&config.scheme_redirect_uri())?,
                 None,
@@ -243,7 +245,7 @@ impl SignInFlow {
                 (listener.redirect_target(), Some(listener))
             }
         };
-        let redirect = match self.plan {
+        let redirect = match plan {
             RedirectPlan::Scheme => "private-use-scheme",
             RedirectPlan::Loopback => "loopback",
         };
@@ -365,6 +367,17 @@ impl SignInFlow {
             });
         }
         was_pending
+    }
+
+    /// The redirect plan, once the start-up registration has decided it (the scheme if that
+    /// task is gone without deciding).
+    async fn redirect_plan(&self) -> RedirectPlan {
+        let mut rx = self.plan.clone();
+        let plan = match rx.wait_for(Option::is_some).await {
+            Ok(plan) => *plan,
+            Err(_) => None,
+        };
+        plan.unwrap_or(RedirectPlan::Scheme)
     }
 
     /// Whether a session is running (for diagnostics; never exposes a token).
