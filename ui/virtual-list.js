@@ -11,6 +11,8 @@ const OVERSCAN_PX = 600;
 const BOTTOM_SLACK_PX = 32;
 /** Measuring can change heights and so the range; a few passes settle it. */
 const MAX_PASSES = 4;
+/** One frame at 60 Hz: renders closer together than this wait for the next frame. */
+const FRAME_MS = 16;
 
 export class VirtualList {
   /**
@@ -40,6 +42,8 @@ export class VirtualList {
     this.stick = true; // follow the bottom
     this.forceBottom = false;
     this.frame = 0;
+    this.soon = false;
+    this.lastRender = -Infinity;
     this.fallback = 0;
     this.lastWidth = 0;
     this.programmaticTop = -1;
@@ -67,6 +71,18 @@ export class VirtualList {
   /** The items changed (re-read them on the next frame). */
   invalidate() {
     this.itemsDirty = true;
+    // New data (say, a message arrived) after a quiet spell: render right after this event's
+    // other updates (a microtask) instead of waiting up to a frame for rAF, so the row is in
+    // the DOM at once. Within a frame of the last render, bursts still coalesce into one
+    // render per frame.
+    if (!this.frame && !this.soon && performance.now() - this.lastRender >= FRAME_MS) {
+      this.soon = true;
+      queueMicrotask(() => {
+        this.soon = false;
+        this.flush();
+      });
+      return;
+    }
     this.schedule();
   }
 
@@ -109,6 +125,7 @@ export class VirtualList {
     clearTimeout(this.fallback);
     this.frame = 0;
     this.fallback = 0;
+    this.lastRender = performance.now();
     this.render();
   }
 
