@@ -39,6 +39,9 @@ pub struct AppPaths {
     pub log_dir: PathBuf,
 }
 
+/// How long signing in waits for the vault that is still being opened at start.
+const VAULT_OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How the redirect comes back to this app, decided once at start (see `desktop.rs`/`mobile.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedirectPlan {
@@ -75,6 +78,8 @@ pub struct SignInFlow {
     state: Mutex<State>,
     subscribers: Mutex<Vec<Subscriber>>,
     observer: std::sync::OnceLock<Arc<dyn SessionObserver>>,
+    /// True once the latest attempt to open the vault at start has finished (opened or not).
+    vault_attempted: tokio::sync::watch::Sender<bool>,
 }
 
 struct State {
@@ -122,6 +127,7 @@ impl SignInFlow {
             }),
             subscribers: Mutex::new(Vec::new()),
             observer: std::sync::OnceLock::new(),
+            vault_attempted: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -224,7 +230,12 @@ impl SignInFlow {
 
     async fn start(self: &Arc<Self>) -> Result<()> {
         if self.state().vault.is_none() {
-            return Err(Error::VaultLocked);
+            // The sign-in screen can be up while the vault still opens at start: wait for that.
+            let mut attempted = self.vault_attempted.subscribe();
+            let _ = tokio::time::timeout(VAULT_OPEN_WAIT, attempted.wait_for(|done| *done)).await;
+            if self.state().vault.is_none() {
+                return Err(Error::VaultLocked);
+            }
         }
         let client = self.client().await?;
         let config = self.config.as_ref().map_err(|m| Error::Config(m.clone()))?;
@@ -393,12 +404,29 @@ impl SignInFlow {
     /// forces a passphrase; when the keychain is unreachable or the vault is passphrase-protected,
     /// asks for the passphrase. Then restores the last session, if any.
     pub async fn open_vault(self: &Arc<Self>) {
+        self.vault_attempted.send_replace(false);
+        self.open_vault_inner().await;
+        self.vault_attempted.send_replace(true);
+    }
+
+    async fn open_vault_inner(self: &Arc<Self>) {
         let Ok(config) = &self.config else { return };
         let path = self.vault_path();
         let first_run = !StrongholdStore::exists(&path);
         if config.vault_key == VaultKeyMode::Passphrase {
             self.publish(UiEvent::VaultLocked { first_run });
             return;
+        }
+        // No remembered account: the first screen is "Sign in" whatever the vault holds, so it
+        // is shown now, while the keychain and the vault (created on a first run) are opened;
+        // signing in waits for the vault. If the vault then cannot be opened, the unlock or
+        // reset screen replaces it.
+        if account::load(&self.paths.data_dir).is_none()
+            && matches!(self.state().view, UiEvent::Starting)
+        {
+            self.publish(UiEvent::SignedOut {
+                reason: "not-signed-in",
+            });
         }
         match open_blocking(path, KeySource::keychain()).await {
             Ok(store) => self.vault_opened(store).await,
