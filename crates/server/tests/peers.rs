@@ -60,10 +60,12 @@ async fn setup() -> (Arc<Idp>, TestServer, String, tempfile::TempDir) {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config(&idp.issuer_str(), dir.path());
-    // SDKs refresh when the ttl runs out; the grace covers fetching the new token.
-    config.expired_close_delay_ms = 3_000;
+    // SDKs refresh when the ttl runs out; the grace covers fetching the new token (a whole
+    // headless login at the IdP, slow on a loaded 2-core CI machine).
+    config.expired_close_delay_ms = 10_000;
     config.ping_interval_secs = 2;
-    config.pong_timeout_secs = 2;
+    // Generous, so a peer descheduled under load is not dropped for a late pong.
+    config.pong_timeout_secs = 5;
     let server = TestServer::start(config).await;
     let token_url = token_endpoint(idp.clone()).await;
     (idp, server, token_url, dir)
