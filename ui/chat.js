@@ -142,7 +142,7 @@ function onMessage(event) {
     view.unseen += 1;
     $('jump-latest').hidden = false;
   }
-  list.invalidate();
+  list.invalidateSoon();
 }
 
 /**

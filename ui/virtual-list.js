@@ -71,11 +71,20 @@ export class VirtualList {
   /** The items changed (re-read them on the next frame). */
   invalidate() {
     this.itemsDirty = true;
-    // New data (say, a message arrived) after a quiet spell: render right after this event's
-    // other updates (a microtask) instead of waiting up to a frame for rAF, so the row is in
-    // the DOM at once. Within a frame of the last render, bursts still coalesce into one
-    // render per frame.
-    if (!this.frame && !this.soon && performance.now() - this.lastRender >= FRAME_MS) {
+    this.schedule();
+  }
+
+  /**
+   * A new item arrived at the end (a live message). After a quiet spell it is rendered right
+   * after this event's other updates (a microtask) instead of up to a frame later with rAF, so
+   * the row is in the DOM at once; within a frame of the last render, bursts still coalesce
+   * into one render per frame. Everything else (opening a room, pages, resizes) waits for the
+   * next frame: rendering a freshly opened room in a microtask cost its first open about 1 s.
+   */
+  invalidateSoon() {
+    this.itemsDirty = true;
+    const appending = this.mounted.size > 0 && this.stick && !this.hidden;
+    if (appending && !this.frame && !this.soon && performance.now() - this.lastRender >= FRAME_MS) {
       this.soon = true;
       queueMicrotask(() => {
         this.soon = false;
