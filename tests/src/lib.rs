@@ -389,55 +389,71 @@ impl AppUnderTest {
                 .map(|(k, v)| (OsString::from(k), OsString::from(v))),
         );
 
-        let port = free_port()?;
-        let native_port = free_port()?;
-        let log_file = std::fs::File::create(&log).map_err(|source| Error::Io {
-            what: "creating the driver log".into(),
-            source,
-        })?;
-        let log_err = log_file.try_clone().map_err(|source| Error::Io {
-            what: "creating the driver log".into(),
-            source,
-        })?;
-        let mut cmd = Command::new(&driver);
-        cmd.arg("--port")
-            .arg(port.to_string())
-            .arg("--native-port")
-            .arg(native_port.to_string())
-            .arg("--native-driver")
-            .arg(&native)
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err);
-        for var in CONFAB_VARS {
-            cmd.env_remove(var);
-        }
-        cmd.envs(env.iter().map(|(k, v)| (k, v)));
-        let driver = ProcessGroup::spawn(cmd, "tauri-driver")?;
-
-        let deadline = Instant::now() + SESSION_TIMEOUT;
-        wait_for_port(port, "tauri-driver to listen", deadline, &log).await?;
-        wait_for_port(native_port, "WebKitWebDriver to listen", deadline, &log).await?;
-
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "tauri:options".into(),
-            serde_json::json!({ "application": app, "args": options.args }),
-        );
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let mut builder = ClientBuilder::new(connector);
-        builder.capabilities(caps);
-        let webdriver_url = format!("http://127.0.0.1:{port}");
-        let session = builder.connect(&webdriver_url);
-        let client = match tokio::time::timeout(SESSION_TIMEOUT, session).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                return Err(Error::Other(format!(
-                    "could not start a WebDriver session: {e}{}",
-                    log_tail(&log)
-                )))
+        let mut attempt = 0;
+        let (client, driver) = loop {
+            attempt += 1;
+            let port = free_port()?;
+            let native_port = free_port()?;
+            let log_file = std::fs::File::create(&log).map_err(|source| Error::Io {
+                what: "creating the driver log".into(),
+                source,
+            })?;
+            let log_err = log_file.try_clone().map_err(|source| Error::Io {
+                what: "creating the driver log".into(),
+                source,
+            })?;
+            let mut cmd = Command::new(&driver);
+            cmd.arg("--port")
+                .arg(port.to_string())
+                .arg("--native-port")
+                .arg(native_port.to_string())
+                .arg("--native-driver")
+                .arg(&native)
+                .stdin(Stdio::null())
+                .stdout(log_file)
+                .stderr(log_err);
+            for var in CONFAB_VARS {
+                cmd.env_remove(var);
             }
-            Err(_) => return Err(timeout("the WebDriver session", SESSION_TIMEOUT, &log)),
+            cmd.envs(env.iter().map(|(k, v)| (k, v)));
+            let driver = ProcessGroup::spawn(cmd, "tauri-driver")?;
+
+            let deadline = Instant::now() + SESSION_TIMEOUT;
+            wait_for_port(port, "tauri-driver to listen", deadline, &log).await?;
+            wait_for_port(native_port, "WebKitWebDriver to listen", deadline, &log).await?;
+
+            let mut caps = serde_json::Map::new();
+            caps.insert(
+                "tauri:options".into(),
+                serde_json::json!({ "application": app, "args": options.args }),
+            );
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            let mut builder = ClientBuilder::new(connector);
+            builder.capabilities(caps);
+            let webdriver_url = format!("http://127.0.0.1:{port}");
+            let session = builder.connect(&webdriver_url);
+            let client = match tokio::time::timeout(SESSION_TIMEOUT, session).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    let text = e.to_string();
+                    // The WebDriver server dropped the connection (no answer at all): a failure of
+                    // the driver processes, not of the app, which WebKitWebDriver reports as an
+                    // error answer ("session not created"). Once, with fresh ports and processes.
+                    if attempt == 1 && text.contains("did not respond") {
+                        eprintln!(
+                            "the WebDriver server dropped the new-session request; starting the drivers again{}",
+                            log_tail(&log)
+                        );
+                        continue;
+                    }
+                    return Err(Error::Other(format!(
+                        "could not start a WebDriver session: {text}{}",
+                        log_tail(&log)
+                    )));
+                }
+                Err(_) => return Err(timeout("the WebDriver session", SESSION_TIMEOUT, &log)),
+            };
+            break (client, driver);
         };
 
         Ok(Self {
