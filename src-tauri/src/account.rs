@@ -61,13 +61,10 @@ pub fn load(data_dir: &Path) -> Option<LastAccount> {
     }
 }
 
-/// Remembers `account` (temp file + rename, so a crash leaves the old or the new file).
+/// Remembers `account` (synced temp file + rename, so a crash leaves the old or the new file).
 pub fn save(data_dir: &Path, account: &LastAccount) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(account).map_err(std::io::Error::other)?;
-    let target = path(data_dir);
-    let tmp = target.with_extension("json.tmp");
-    std::fs::write(&tmp, json)?;
-    std::fs::rename(&tmp, &target)
+    crate::prefs::write_atomically(&path(data_dir), &json)
 }
 
 /// Forgets the remembered account (sign-out, session ended, vault reset).

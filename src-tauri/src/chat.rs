@@ -596,15 +596,7 @@ async fn persist(prefs: Arc<Prefs<tauri::Wry>>) -> Result<()> {
 }
 
 fn valid_room_id(room: &str) -> Result<()> {
-    let ok = (1..=64).contains(&room.len())
-        && room
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Chat(confab_relay::Error::InvalidRoom))
-    }
+    Ok(confab_relay::valid_room(room)?)
 }
 
 // ---- commands (see docs/chat-ui.md) ----

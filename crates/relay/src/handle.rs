@@ -34,7 +34,8 @@ impl std::fmt::Debug for RelayHandle {
     }
 }
 
-fn valid_room(room: &str) -> Result<()> {
+/// Checks a room id (1–64 of `[A-Za-z0-9_-]`, the protocol's rule) before anything is sent.
+pub fn valid_room(room: &str) -> Result<()> {
     room_id(&room_channel(room))
         .map(|_| ())
         .ok_or(Error::InvalidRoom)

@@ -20,7 +20,7 @@ pub mod transport;
 pub use config::{RelayConfig, RelayConfigBuilder};
 pub use error::{Error, Result};
 pub use events::{ChatEntry, ConnectionState, Event, RoomInfo, RoomPage, SendState};
-pub use handle::{RelayHandle, MAX_TEXT_CHARS};
+pub use handle::{valid_room, RelayHandle, MAX_TEXT_CHARS};
 pub use outbox::OutboxItem;
 pub use token::{BoxFuture, StaticToken, TokenError, TokenSource};
 pub use transport::{Connection, Connector, Inbound, TransportError, WsConnector};
