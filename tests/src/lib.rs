@@ -759,19 +759,7 @@ impl AppUnderTest {
 
 /// A session bus without service activation: nothing (document portal, accessibility bus) is
 /// started behind the test's back, so nothing outlives the test or mounts into the temp HOME.
-const SESSION_BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:tmpdir=/tmp</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#;
+const SESSION_BUS_CONFIG: &str = include_str!("../session-bus.conf");
 
 /// Starts a private D-Bus session bus (single-instance needs one; separate runs need separate
 /// buses). Returns the daemon and its address.

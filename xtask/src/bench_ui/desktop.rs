@@ -12,19 +12,8 @@ use anyhow::{bail, Context, Result};
 use super::procs::Group;
 
 /// A session bus without service activation: nothing is started behind the benchmark's back.
-const SESSION_BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:tmpdir=/tmp</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#;
+/// The same file as the E2E harness uses.
+const SESSION_BUS_CONFIG: &str = include_str!("../../../tests/session-bus.conf");
 
 /// How long the bus and the keyring may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
