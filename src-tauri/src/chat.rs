@@ -23,7 +23,6 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tauri::ipc::Channel;
 use tauri::{AppHandle, State};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -346,7 +345,7 @@ impl ChatHub {
     }
 
     /// Forwards relay events to the UI in order, keeping the unread counts.
-    async fn pump(self: Arc<Self>, gen: u64, mut events: mpsc::Receiver<Event>) {
+    async fn pump(self: Arc<Self>, gen: u64, mut events: confab_relay::Events) {
         while let Some(event) = events.recv().await {
             let at_us = unix_micros(SystemTime::now());
             if !self.is_current(gen) {

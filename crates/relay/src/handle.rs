@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use crate::config::RelayConfig;
 use crate::error::{Error, Result};
-use crate::events::{Event, RoomInfo, RoomPage};
+use crate::events::{RoomInfo, RoomPage};
+use crate::outlet::{self, Events};
 use crate::outbox::{Outbox, OutboxItem};
 use crate::task::{new_item, Cmd, Core};
 use crate::token::TokenSource;
@@ -47,7 +48,7 @@ impl RelayHandle {
     pub fn start(
         config: RelayConfig,
         source: Arc<dyn TokenSource>,
-    ) -> Result<(Self, mpsc::Receiver<Event>)> {
+    ) -> Result<(Self, Events)> {
         Self::start_with(config, source, Arc::new(WsConnector))
     }
 
@@ -56,12 +57,12 @@ impl RelayHandle {
         config: RelayConfig,
         source: Arc<dyn TokenSource>,
         connector: Arc<dyn Connector>,
-    ) -> Result<(Self, mpsc::Receiver<Event>)> {
+    ) -> Result<(Self, Events)> {
         let outbox = Outbox::open(&config.outbox_path)?;
-        let (events_tx, events_rx) = mpsc::channel(config.event_capacity);
+        let (outlet, events) = outlet::stream(config.event_capacity);
         let (tx, rx) = mpsc::channel(256);
         let request_timeout = config.request_timeout;
-        let core = Core::new(config, source, connector, outbox.clone(), events_tx)?;
+        let core = Core::new(config, source, connector, outbox.clone(), outlet)?;
         tokio::spawn(core.run(rx));
         Ok((
             Self {
@@ -69,7 +70,7 @@ impl RelayHandle {
                 outbox,
                 request_timeout,
             },
-            events_rx,
+            events,
         ))
     }
 

@@ -22,5 +22,6 @@ pub use error::{Error, Result};
 pub use events::{ChatEntry, ConnectionState, Event, RoomInfo, RoomPage, SendState};
 pub use handle::{valid_room, RelayHandle, MAX_TEXT_CHARS};
 pub use outbox::OutboxItem;
+pub use outlet::Events;
 pub use token::{BoxFuture, StaticToken, TokenError, TokenSource};
 pub use transport::{Connection, Connector, Inbound, TransportError, WsConnector};

@@ -1,22 +1,108 @@
-//! The bounded event channel to the UI.
+//! The bounded event stream to the UI.
 //!
-//! Policy when the UI lags (the channel is full): **drop with a room reset**. A message or
+//! Policy when the UI lags (the stream is full): **drop with a room reset**. A message or
 //! message-state event that does not fit is dropped and its room is marked stale; further events
-//! for a stale room are dropped too. Once the channel has room again the relay reloads the room's
+//! for a stale room are dropped too. Once the stream has room again the relay reloads the room's
 //! latest page and sends one `RoomReset` (with the room's unsent outbox items), which replaces
 //! the UI's view. Connection states are **coalesced**: only the latest undelivered one is kept.
 //! Error events that do not fit are dropped and counted (they are also logged).
-//! Memory is therefore bounded by the channel capacity plus one state and a set of room ids.
+//! Memory is therefore bounded by the capacity (in events) plus one state and a set of room ids.
+//!
+//! **Batches.** Events are handed over in batches: while the relay works through a burst of
+//! frames, its events collect in one `Vec` that is sent once at the end of the burst (at most
+//! `FRAMES_PER_TURN` frames), so the reader is woken once per burst instead of once per message.
+//! Outside a burst every event is sent at once. The capacity still counts events: those sent and
+//! not yet taken by [`Events::recv`] plus those in the open batch.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc;
 
 use crate::events::{ConnectionState, Event};
 
+/// The receiving end of the relay's events: ordered, bounded (see the module docs for what
+/// happens when the reader falls behind). The relay stops sending when this is dropped.
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::UnboundedReceiver<Vec<Event>>,
+    current: std::vec::IntoIter<Event>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Events {
+    /// The next event; `None` once the relay has stopped and every event was taken.
+    pub async fn recv(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.take_one() {
+                return Some(event);
+            }
+            self.current = self.rx.recv().await?.into_iter();
+        }
+    }
+
+    /// The next event if one is waiting, without waiting.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.take_one() {
+                return Some(event);
+            }
+            self.current = self.rx.try_recv().ok()?.into_iter();
+        }
+    }
+
+    /// Every event that is waiting (at least one), in order; `None` once the relay has stopped
+    /// and every event was taken. For a reader that handles a burst at once.
+    pub async fn recv_many(&mut self) -> Option<Vec<Event>> {
+        let mut batch: Vec<Event> = self.current.by_ref().collect();
+        if batch.is_empty() {
+            batch = self.rx.recv().await?;
+        }
+        while let Ok(more) = self.rx.try_recv() {
+            batch.extend(more);
+        }
+        self.queued.fetch_sub(batch.len(), Ordering::Relaxed);
+        Some(batch)
+    }
+
+    /// How many events are waiting to be taken.
+    pub fn len(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// True when no event is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn take_one(&mut self) -> Option<Event> {
+        let event = self.current.next()?;
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        Some(event)
+    }
+}
+
+/// A new event stream with room for `capacity` events, and its sending end for the relay task.
+pub(crate) fn stream(capacity: usize) -> (Outlet, Events) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let events = Events {
+        rx,
+        current: Vec::new().into_iter(),
+        queued: Arc::clone(&queued),
+    };
+    (Outlet::new(tx, queued, capacity), events)
+}
+
 pub(crate) struct Outlet {
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::UnboundedSender<Vec<Event>>,
+    /// Events sent and not yet taken by the reader.
+    queued: Arc<AtomicUsize>,
     capacity: usize,
+    /// The open batch (only non-empty between `begin_batch` and `end_batch`).
+    batch: Vec<Event>,
+    batching: bool,
     /// Rooms whose events were dropped; each needs a `RoomReset`.
     pub(crate) stale_rooms: BTreeSet<String>,
     held_state: Option<ConnectionState>,
@@ -24,27 +110,78 @@ pub(crate) struct Outlet {
 }
 
 impl Outlet {
-    pub(crate) fn new(tx: mpsc::Sender<Event>, capacity: usize) -> Self {
+    fn new(
+        tx: mpsc::UnboundedSender<Vec<Event>>,
+        queued: Arc<AtomicUsize>,
+        capacity: usize,
+    ) -> Self {
         Self {
             tx,
+            queued,
             capacity,
+            batch: Vec::new(),
+            batching: false,
             stale_rooms: BTreeSet::new(),
             held_state: None,
             dropped_errors: 0,
         }
     }
 
-    /// True when at least half the channel is free (time to send resets for stale rooms).
+    /// Room left for events (the reader's backlog and the open batch count).
+    fn free(&self) -> usize {
+        self.capacity
+            .saturating_sub(self.queued.load(Ordering::Relaxed))
+            .saturating_sub(self.batch.len())
+    }
+
+    /// True when at least half the stream is free (time to send resets for stale rooms).
     pub(crate) fn has_room(&self) -> bool {
-        self.tx.capacity() * 2 >= self.capacity
+        self.free() * 2 >= self.capacity
+    }
+
+    /// From here until [`Outlet::end_batch`], events collect in one batch.
+    pub(crate) fn begin_batch(&mut self) {
+        self.batching = true;
+    }
+
+    /// Sends the open batch and goes back to sending every event at once.
+    pub(crate) fn end_batch(&mut self) {
+        self.batching = false;
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let n = batch.len();
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        if self.tx.send(batch).is_err() {
+            // The reader is gone: nothing to deliver, nothing to count.
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Queues `event` if there is room, else hands it back.
+    fn offer(&mut self, event: Event) -> Result<(), Event> {
+        if self.tx.is_closed() {
+            return Ok(()); // nobody reads: dropped, as a closed channel did
+        }
+        if self.free() == 0 {
+            return Err(event);
+        }
+        self.batch.push(event);
+        if !self.batching {
+            self.flush();
+        }
+        Ok(())
     }
 
     fn flush_held(&mut self) {
         if let Some(state) = self.held_state.take() {
-            match self.tx.try_send(Event::ConnectionState(state)) {
-                Ok(()) | Err(TrySendError::Closed(_)) => {}
-                Err(TrySendError::Full(Event::ConnectionState(s))) => self.held_state = Some(s),
-                Err(TrySendError::Full(_)) => {}
+            if let Err(Event::ConnectionState(s)) = self.offer(Event::ConnectionState(state)) {
+                self.held_state = Some(s);
             }
         }
     }
@@ -65,9 +202,8 @@ impl Outlet {
                 return;
             }
         }
-        match self.tx.try_send(event) {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(event)) => match event {
+        if let Err(event) = self.offer(event) {
+            match event {
                 Event::Message(m) => {
                     self.stale_rooms.insert(m.room);
                 }
@@ -79,7 +215,7 @@ impl Outlet {
                     self.dropped_errors += 1;
                     tracing::warn!(%kind, %message, "error event dropped: UI not reading");
                 }
-            },
+            }
         }
     }
 }
@@ -102,8 +238,7 @@ mod tests {
 
     #[test]
     fn full_channel_marks_room_stale_and_coalesces_state() {
-        let (tx, mut rx) = mpsc::channel(2);
-        let mut o = Outlet::new(tx, 2);
+        let (mut o, mut rx) = stream(2);
         o.emit(msg("a", 1));
         o.emit(msg("a", 2));
         o.emit(msg("a", 3));
@@ -113,17 +248,50 @@ mod tests {
             o.stale_rooms.contains("a"),
             "a dropped message marks its room for a reset"
         );
-        assert_eq!(rx.try_recv().ok(), Some(msg("a", 1)), "delivered in order");
-        assert_eq!(rx.try_recv().ok(), Some(msg("a", 2)), "delivered in order");
+        assert_eq!(rx.try_recv(), Some(msg("a", 1)), "delivered in order");
+        assert_eq!(rx.try_recv(), Some(msg("a", 2)), "delivered in order");
         o.emit(msg("a", 4));
         assert_eq!(
-            rx.try_recv().ok(),
+            rx.try_recv(),
             Some(Event::ConnectionState(ConnectionState::Connected)),
             "only the latest connection state is delivered once there is room"
         );
         assert!(
-            rx.try_recv().is_err(),
+            rx.try_recv().is_none(),
             "messages of a stale room wait for the reset"
         );
+    }
+
+    #[tokio::test]
+    async fn a_burst_arrives_as_one_batch_and_counts_against_the_capacity() {
+        let (mut o, mut rx) = stream(3);
+        o.begin_batch();
+        o.emit(msg("a", 1));
+        o.emit(msg("a", 2));
+        assert!(
+            rx.try_recv().is_none(),
+            "nothing is handed over before the burst ends"
+        );
+        o.emit(msg("b", 1));
+        o.emit(msg("b", 2));
+        assert!(
+            o.stale_rooms.contains("b") && !o.stale_rooms.contains("a"),
+            "the open batch counts against the capacity: the fourth event is dropped"
+        );
+        o.end_batch();
+        assert_eq!(
+            rx.recv_many().await,
+            Some(vec![msg("a", 1), msg("a", 2), msg("b", 1)]),
+            "the burst arrives whole and in order"
+        );
+        assert!(o.has_room(), "taken events free their room");
+        o.emit(msg("a", 3));
+        assert_eq!(
+            rx.recv().await,
+            Some(msg("a", 3)),
+            "outside a burst an event is handed over at once"
+        );
+        drop(o);
+        assert_eq!(rx.recv().await, None, "the stream ends with the relay");
     }
 }

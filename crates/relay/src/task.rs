@@ -311,9 +311,8 @@ impl Core {
         source: Arc<dyn TokenSource>,
         connector: Arc<dyn Connector>,
         outbox: Outbox,
-        events: mpsc::Sender<Event>,
+        outlet: Outlet,
     ) -> Result<Self> {
-        let outlet = Outlet::new(events, config.event_capacity);
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let mut core = Self {
             config,
@@ -575,6 +574,8 @@ impl Core {
                 },
                 frame = conn.stream.next() => match frame {
                     Some(Ok(Inbound::Text(text))) => {
+                        // The burst's events go to the UI as one batch (see outlet.rs).
+                        self.outlet.begin_batch();
                         self.on_frame(&text);
                         // Frames that are already here are handled in the same turn.
                         for _ in 1..FRAMES_PER_TURN {
@@ -596,6 +597,7 @@ impl Core {
                                 None => break,
                             }
                         }
+                        self.outlet.end_batch();
                     }
                     Some(Ok(Inbound::Closed { code, reason })) => {
                         self.end = Some(End::Closed { code, reason });
