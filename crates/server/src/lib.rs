@@ -20,6 +20,7 @@ use std::time::Duration;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use confab_protocol::Disconnect;
 use tracing::Instrument;
@@ -156,13 +157,20 @@ impl Server {
         let state = self.state.clone();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
         let signal_state = state.clone();
-        let serve =
-            axum::serve(self.listener, app(self.state)).with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: disconnecting clients with code 3001");
-                signal_state.begin_shutdown();
-                let _ = done_tx.send(());
-            });
+        // Pushes are small frames that must leave at once: without TCP_NODELAY, Nagle's
+        // algorithm holds a push back while an earlier segment waits for the client's
+        // (possibly delayed) ACK, which cost deliveries up to tens of milliseconds.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY not set on a connection: {e}");
+            }
+        });
+        let serve = axum::serve(listener, app(self.state)).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: disconnecting clients with code 3001");
+            signal_state.begin_shutdown();
+            let _ = done_tx.send(());
+        });
         let server = tokio::spawn(async move { serve.await });
         let _ = done_rx.await;
         let deadline = tokio::time::Instant::now() + grace;
