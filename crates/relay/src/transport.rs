@@ -4,7 +4,10 @@
 
 use std::pin::Pin;
 
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::task::{Context, Poll};
+
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -73,26 +76,123 @@ impl Connector for WsConnector {
             let sink = sink
                 .sink_map_err(|e| TransportError(format!("write: {e}")))
                 .with(|text: String| async move { Ok::<_, TransportError>(Message::text(text)) });
-            let stream = stream.filter_map(|item| async move {
-                match item {
-                    Ok(Message::Text(t)) => Some(Ok(Inbound::Text(t.as_str().to_owned()))),
-                    Ok(Message::Binary(b)) => {
-                        Some(Ok(Inbound::Text(String::from_utf8_lossy(&b).into_owned())))
-                    }
-                    Ok(Message::Close(frame)) => Some(Ok(Inbound::Closed {
-                        code: frame.as_ref().map(|f| u16::from(f.code)),
-                        reason: frame
-                            .map(|f| f.reason.as_str().to_owned())
-                            .unwrap_or_default(),
-                    })),
-                    Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => None,
-                    Err(e) => Some(Err(TransportError(format!("read: {e}")))),
-                }
-            });
+            let stream = ReadAhead::spawn(stream);
             Ok(Connection {
                 sink: Box::pin(sink),
                 stream: Box::pin(stream),
             })
         })
+    }
+}
+
+/// Frames read ahead are handed over in batches of at most this many frames…
+const READ_BATCH_FRAMES: usize = 64;
+/// …or this many bytes (whichever comes first)…
+const READ_BATCH_BYTES: usize = 256 * 1024;
+/// …with at most this many batches waiting. The read-ahead therefore holds at most
+/// `READ_AHEAD_BATCHES + 1` batches (one being filled), each within the limits above plus one
+/// frame (itself bounded by `max_frame_bytes`).
+const READ_AHEAD_BATCHES: usize = 4;
+
+type Item = Result<Inbound, TransportError>;
+
+/// The read side of a WebSocket, read by its own task: while the relay decodes one burst of
+/// frames, the next one is already being read and checked (WebSocket framing, UTF-8) on the
+/// other core. Frames that are already there are taken without waiting and passed on as one
+/// batch, so the two tasks meet once per burst, not once per frame. The task stops when the
+/// connection ends or fails (after passing that on) or when this stream is dropped.
+struct ReadAhead {
+    rx: mpsc::Receiver<Vec<Item>>,
+    current: std::vec::IntoIter<Item>,
+}
+
+impl ReadAhead {
+    fn spawn<S>(mut ws: S) -> Self
+    where
+        S: Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + Unpin
+            + Send
+            + 'static,
+    {
+        let (tx, rx) = mpsc::channel::<Vec<Item>>(READ_AHEAD_BATCHES);
+        tokio::spawn(async move {
+            loop {
+                // `Some(read)` once a read completed; `read` is `None` at the end of the stream.
+                let mut read = tokio::select! {
+                    read = ws.next() => Some(read),
+                    () = tx.closed() => return, // the relay dropped the connection
+                };
+                let mut batch = Vec::new();
+                let mut bytes = 0;
+                let mut ended = false;
+                while let Some(r) = read.take() {
+                    let Some(r) = r else {
+                        ended = true;
+                        break;
+                    };
+                    if let Some(item) = inbound(r) {
+                        let text_len = match &item {
+                            Ok(Inbound::Text(t)) => Some(t.len()),
+                            _ => None,
+                        };
+                        batch.push(item);
+                        match text_len {
+                            Some(n) => bytes += n,
+                            None => {
+                                ended = true; // closed or failed: nothing follows
+                                break;
+                            }
+                        }
+                    }
+                    if batch.len() >= READ_BATCH_FRAMES || bytes >= READ_BATCH_BYTES {
+                        break;
+                    }
+                    read = ws.next().now_or_never();
+                }
+                if !batch.is_empty() && tx.send(batch).await.is_err() {
+                    return;
+                }
+                if ended {
+                    return; // dropping `tx` ends the stream after what was sent
+                }
+            }
+        });
+        Self {
+            rx,
+            current: Vec::new().into_iter(),
+        }
+    }
+}
+
+/// What the relay sees of one read (`None` for control frames, which tungstenite answers).
+fn inbound(read: Result<Message, tokio_tungstenite::tungstenite::Error>) -> Option<Item> {
+    match read {
+        Ok(Message::Text(t)) => Some(Ok(Inbound::Text(t.as_str().to_owned()))),
+        Ok(Message::Binary(b)) => Some(Ok(Inbound::Text(String::from_utf8_lossy(&b).into_owned()))),
+        Ok(Message::Close(frame)) => Some(Ok(Inbound::Closed {
+            code: frame.as_ref().map(|f| u16::from(f.code)),
+            reason: frame
+                .map(|f| f.reason.as_str().to_owned())
+                .unwrap_or_default(),
+        })),
+        Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => None,
+        Err(e) => Some(Err(TransportError(format!("read: {e}")))),
+    }
+}
+
+impl Stream for ReadAhead {
+    type Item = Item;
+
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item>> {
+        loop {
+            if let Some(item) = self.current.next() {
+                return Poll::Ready(Some(item));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.current = batch.into_iter(),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
