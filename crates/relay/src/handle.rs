@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::config::RelayConfig;
 use crate::error::{Error, Result};
 use crate::events::{RoomInfo, RoomPage};
-use crate::outlet::{self, Events};
 use crate::outbox::{Outbox, OutboxItem};
+use crate::outlet::{self, Events};
 use crate::task::{new_item, Cmd, Core};
 use crate::token::TokenSource;
 use crate::transport::{Connector, WsConnector};
@@ -45,10 +45,7 @@ pub fn valid_room(room: &str) -> Result<()> {
 impl RelayHandle {
     /// Starts the relay over WebSocket. Must be called inside a tokio runtime. Returns the
     /// handle and the (bounded) event stream for the UI.
-    pub fn start(
-        config: RelayConfig,
-        source: Arc<dyn TokenSource>,
-    ) -> Result<(Self, Events)> {
+    pub fn start(config: RelayConfig, source: Arc<dyn TokenSource>) -> Result<(Self, Events)> {
         Self::start_with(config, source, Arc::new(WsConnector))
     }
 

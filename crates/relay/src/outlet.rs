@@ -142,6 +142,7 @@ impl Outlet {
     /// From here until [`Outlet::end_batch`], events collect in one batch.
     pub(crate) fn begin_batch(&mut self) {
         self.batching = true;
+        self.batch.reserve(64); // a burst's worth, so the batch does not grow step by step
     }
 
     /// Sends the open batch and goes back to sending every event at once.

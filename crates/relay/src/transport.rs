@@ -122,7 +122,7 @@ impl ReadAhead {
                     read = ws.next() => Some(read),
                     () = tx.closed() => return, // the relay dropped the connection
                 };
-                let mut batch = Vec::new();
+                let mut batch = Vec::with_capacity(READ_BATCH_FRAMES);
                 let mut bytes = 0;
                 let mut ended = false;
                 while let Some(r) = read.take() {
