@@ -5,6 +5,7 @@
 import { startChat, resetChat, chatShown, closeChatDialog } from './chat.js';
 
 const tauri = window.__TAURI__;
+let chatStarted = false;
 
 const screens = {
   busy: document.getElementById('screen-busy'),
@@ -216,6 +217,12 @@ function onEvent(event) {
       el('avatar').textContent = initials(name);
       el('menu-account').textContent = user.email ? `${name} · ${user.email}` : name;
       show('chat');
+      // The chat part starts with the first sign-in, not at launch: the sign-in screen does
+      // not carry its state (the core replays the session, rooms and connection on subscribe).
+      if (!chatStarted) {
+        chatStarted = true;
+        startChat(tauri.core);
+      }
       chatShown();
       announce(`Signed in as ${name}.`);
       break;
@@ -358,8 +365,6 @@ async function start() {
   // The core answers a subscription with the current state, so a reload shows the right screen.
   await call('subscribe_events', { channel });
   if (current === 'none') show('busy');
-  // Chat events come on their own channel; the core sends a session event once signed in.
-  await startChat(tauri.core);
 }
 
 start();

@@ -45,16 +45,20 @@ export function dayLabel(ts, now = Date.now()) {
   });
 }
 
-const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
+// Made on first use, not when the module loads: each formatter loads ICU locale data into the
+// page's memory, which the sign-in screen does not need.
+let timeFormat = null;
+let fullFormat = null;
 
 /** Short time of day ("14:05"). */
 export function timeLabel(ts) {
+  timeFormat ??= new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
   return timeFormat.format(new Date(ts));
 }
 
 /** Full date and time for a tooltip. */
 export function fullTimeLabel(ts) {
+  fullFormat ??= new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' });
   return fullFormat.format(new Date(ts));
 }
 

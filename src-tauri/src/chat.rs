@@ -238,7 +238,16 @@ impl ChatHub {
     }
 
     /// Adds a UI channel and sends it the current state.
+    ///
+    /// The UI subscribes when the first sign-in completes, at the moment the session starts, so
+    /// the state is read and sent while the subscriber list is locked: an event emitted at the
+    /// same time reaches the new channel after this state, never before it and never not at
+    /// all. (Lock order: subscribers, then state; nothing emits while holding the state.)
     pub fn subscribe(&self, channel: Channel<ChatEvent>) {
+        let mut subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let (live, rooms, connection) = {
             let st = self.st();
             (st.live.clone(), st.rooms.views(), st.connection.clone())
@@ -250,10 +259,7 @@ impl ChatHub {
         first.push(ChatEvent::Rooms { rooms });
         first.push(ChatEvent::ConnectionState(connection));
         if first.into_iter().all(|e| channel.send(e).is_ok()) {
-            self.subscribers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(channel);
+            subscribers.push(channel);
         }
     }
 
