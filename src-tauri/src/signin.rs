@@ -150,14 +150,18 @@ impl SignInFlow {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a UI subscriber and immediately sends it the current status.
+    /// Adds a UI subscriber and immediately sends it the current status. The status is read
+    /// and sent while the subscriber list is locked, so a status published at the same moment
+    /// (at start, the first screen) reaches the new subscriber after it, never not at all.
+    /// (Lock order: subscribers, then state; nothing publishes while holding the state.)
     pub fn subscribe(&self, subscriber: Subscriber) {
+        let mut subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let view = self.state().view.clone();
         if subscriber(view) {
-            self.subscribers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(subscriber);
+            subscribers.push(subscriber);
         }
     }
 
