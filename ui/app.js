@@ -360,6 +360,11 @@ async function start() {
     onEvent({ type: 'sign-in-failed', code: 'internal', message: 'Confab must be opened as an app, not in a web browser.' });
     return;
   }
+  // The core knew at window creation that the first screen is "Sign in": show it now, not
+  // after the first round trip (the subscription below then confirms it).
+  if (window.__CONFAB_FIRST_SCREEN__ === 'sign-in') {
+    onEvent({ type: 'signed-out', reason: 'not-signed-in' });
+  }
   const channel = new tauri.core.Channel();
   channel.onmessage = onEvent;
   // The core answers a subscription with the current state, so a reload shows the right screen.

@@ -159,8 +159,18 @@ fn setup(app: &AppHandle) -> Result<(), Box<dyn std::error::Error>> {
         chat_url,
         browser_opener(app),
     );
-    restore_window_size(app, &hub);
+    // No remembered account (and no passphrase to ask first): the first screen is "Sign in",
+    // known now. The page is told at creation, so it shows that screen as soon as it is parsed
+    // instead of after its first round trip to the core; the core's status says the same.
+    let sign_in_first = config
+        .as_ref()
+        .is_ok_and(|c| c.vault_key != confab_config::VaultKeyMode::Passphrase)
+        && account::load(&paths.data_dir).is_none();
+    create_main_window(app, &hub, sign_in_first)?;
     let flow = SignInFlow::new(config, paths, plan, browser_opener(app));
+    if sign_in_first {
+        flow.show_sign_in_first();
+    }
     flow.set_observer(hub.clone());
     app.manage(hub);
     app.manage(flow.clone());
@@ -183,16 +193,36 @@ fn setup(app: &AppHandle) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Gives the main window the size it had when the app last ran.
-fn restore_window_size(app: &AppHandle, hub: &ChatHub) {
-    let (Some((width, height)), Some(window)) =
-        (hub.saved_window_size(), app.get_webview_window("main"))
-    else {
-        return;
-    };
-    if let Err(e) = window.set_size(tauri::LogicalSize::new(width, height)) {
-        tracing::warn!("could not restore the window size: {e}");
+/// Label of the main window (its settings are in tauri.conf.json, with `"create": false`).
+const MAIN_WINDOW: &str = "main";
+
+/// Creates the main window from its tauri.conf.json settings, with the size it had when the app
+/// last ran and, when the first screen is known to be "Sign in", a page script saying so
+/// (`window.__CONFAB_FIRST_SCREEN__`, read by ui/app.js; nothing else, nothing secret).
+fn create_main_window(
+    app: &AppHandle,
+    hub: &ChatHub,
+    sign_in_first: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let config = app
+        .config()
+        .app
+        .windows
+        .iter()
+        .find(|w| w.label == MAIN_WINDOW)
+        .ok_or("tauri.conf.json has no main window")?
+        .clone();
+    let mut builder = tauri::WebviewWindowBuilder::from_config(app, &config)?;
+    if let Some((width, height)) = hub.saved_window_size() {
+        builder = builder.inner_size(width, height);
     }
+    if sign_in_first {
+        builder = builder.initialization_script(
+            "Object.defineProperty(window, '__CONFAB_FIRST_SCREEN__', { value: 'sign-in' });",
+        );
+    }
+    builder.build()?;
+    Ok(())
 }
 
 /// Hands a redirect URL to the flow. The URL carries an authorization code: never log it.

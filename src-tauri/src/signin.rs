@@ -404,6 +404,14 @@ impl SignInFlow {
         self.paths.data_dir.join(VAULT_FILE)
     }
 
+    /// At start, with no remembered account: the first status is "signed out" (the sign-in
+    /// screen) from the beginning, as the page was told when its window was created.
+    pub fn show_sign_in_first(&self) {
+        self.publish(UiEvent::SignedOut {
+            reason: "not-signed-in",
+        });
+    }
+
     /// Opens the vault at start (off the main thread): with the keychain key unless the config
     /// forces a passphrase; when the keychain is unreachable or the vault is passphrase-protected,
     /// asks for the passphrase. Then restores the last session, if any.

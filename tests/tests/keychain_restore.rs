@@ -1,6 +1,8 @@
 //! E2E: the default vault path (key in the OS keychain — gnome-keyring on the test bus). After a
 //! sign-in, a restart in the same HOME shows the signed-in user without asking anything and
-//! without the browser: the IdP sees a refresh, not a new authorization or code exchange.
+//! without the browser: the IdP sees a refresh, not a new authorization or code exchange. The
+//! page is told at window creation that the first screen is Sign in only when no account is
+//! remembered (so a returning user never sees it flash).
 
 use confab_e2e::{AppOptions, AppUnderTest};
 use confab_testkit::{Idp, IdpOptions};
@@ -15,6 +17,13 @@ async fn restart_with_a_stored_session_signs_in_silently() {
     let app = AppUnderTest::launch(&idp.issuer(), AppOptions::default())
         .await
         .expect("the app starts under WebDriver");
+    assert_eq!(
+        app.js("return window.__CONFAB_FIRST_SCREEN__ ?? null")
+            .await
+            .expect("page script runs"),
+        serde_json::json!("sign-in"),
+        "with no remembered account the page is told at creation that the first screen is Sign in"
+    );
     app.sign_in_as_alice()
         .await
         .expect("signing in through the browser and the deep link completes");
@@ -30,6 +39,13 @@ async fn restart_with_a_stored_session_signs_in_silently() {
     app.screenshot("restored-after-restart")
         .await
         .expect("screenshot");
+    assert_eq!(
+        app.js("return window.__CONFAB_FIRST_SCREEN__ ?? null")
+            .await
+            .expect("page script runs"),
+        serde_json::Value::Null,
+        "with a remembered account the page is not told to show Sign in first (no flash of it)"
+    );
     let after = idp.stats().await.expect("stats");
     assert_eq!(
         after.authorization_requests, before.authorization_requests,
