@@ -11,6 +11,9 @@
 //!    before it applies live publications). Each receiver's rate is timed from its first
 //!    publication to its last, so connecting, subscribing and loading the room are not part of
 //!    it: only receiving and decoding the stream.
+//!    For scale it also times serde_json merely checking the same frames (no socket, one core):
+//!    a ceiling for any client that decodes every frame with it; and the relay's own decode of
+//!    each frame alone (entries built, no socket, no hand-over).
 //! 2. Delivery latency between two relay clients through confab-server at 1,000 messages/s:
 //!    from `send()` on one client (which includes the durable outbox write) to the `Message`
 //!    event on the other.
@@ -375,6 +378,26 @@ async fn main() {
         })
         .collect();
     let bytes: usize = frames.iter().map(String::len).sum();
+    // The JSON floor: serde_json only checking each frame (building nothing), one core. No
+    // client that decodes every frame with it can go faster than this.
+    let json_floor = {
+        let started = Instant::now();
+        for f in &frames {
+            serde_json::from_str::<serde::de::IgnoredAny>(f).expect("frames are JSON");
+        }
+        started.elapsed()
+    };
+    // The relay's own decode of each frame (as its connection loop does it, entries built),
+    // one core, no socket and no hand-over: the most its single decoding task could reach.
+    let decode_only = {
+        let started = Instant::now();
+        let made: usize = frames
+            .iter()
+            .map(|f| confab_relay::decode_frame_for_bench(f))
+            .sum();
+        assert_eq!(made, FRAMES, "every frame decodes to one chat entry");
+        started.elapsed()
+    };
     let url = feeder(Arc::new(frames)).await;
 
     let mut bare = Vec::new();
@@ -418,6 +441,16 @@ async fn main() {
         "| confab-relay (decode, dedupe, events) | {:.0} | {:.0}% |",
         rate(relay),
         100.0 * rate(relay) / rate(bare)
+    );
+    println!(
+        "| (for scale) serde_json checking each frame, building nothing, one core, no socket | {:.0} | {:.0}% |",
+        FRAMES as f64 / json_floor.as_secs_f64(),
+        100.0 * (FRAMES as f64 / json_floor.as_secs_f64()) / rate(bare)
+    );
+    println!(
+        "| (for scale) confab-relay's frame decode alone (entries built), one core, no socket | {:.0} | {:.0}% |",
+        FRAMES as f64 / decode_only.as_secs_f64(),
+        100.0 * (FRAMES as f64 / decode_only.as_secs_f64()) / rate(bare)
     );
     if js.is_empty() {
         println!("| centrifuge-js (Node) | not run (node or tests/peers/node_modules missing) | |");

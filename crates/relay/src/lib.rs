@@ -23,5 +23,7 @@ pub use events::{ChatEntry, ConnectionState, Event, RoomInfo, RoomPage, SendStat
 pub use handle::{valid_room, RelayHandle, MAX_TEXT_CHARS};
 pub use outbox::OutboxItem;
 pub use outlet::Events;
+#[doc(hidden)]
+pub use task::decode_frame_for_bench;
 pub use token::{BoxFuture, StaticToken, TokenError, TokenSource};
 pub use transport::{Connection, Connector, Inbound, TransportError, WsConnector};

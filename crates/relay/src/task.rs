@@ -289,6 +289,30 @@ fn decode_lines(text: &str, max_bytes: usize) -> std::result::Result<Vec<Line<'_
     Ok(out)
 }
 
+/// For the throughput bench only: decodes one server frame the way the connection loop does
+/// (lines, the publication fast path, the generic path otherwise) and builds the chat entries
+/// it would emit, without a connection. Returns how many entries that made.
+#[doc(hidden)]
+pub fn decode_frame_for_bench(text: &str) -> usize {
+    let Ok(lines) = decode_lines(text, usize::MAX) else {
+        return 0;
+    };
+    lines
+        .into_iter()
+        .filter_map(|line| match line {
+            Line::Publication(push) => Some(ChatEntry {
+                room: room_id(&push.channel)?.to_owned(),
+                offset: push.publication.offset,
+                id: push.publication.data.id,
+                author: push.publication.data.author.into_owned(),
+                text: push.publication.data.text.into_owned(),
+                ts: push.publication.data.ts,
+            }),
+            Line::Reply(_) => None,
+        })
+        .count()
+}
+
 fn entry(room: &str, p: &Publication) -> Option<ChatEntry> {
     let m = ChatMessage::deserialize(&p.data).ok()?;
     Some(ChatEntry {
