@@ -19,10 +19,12 @@ async fn corrupt_vault_is_reported_and_reset_only_after_confirmation() {
         .await
         .expect("with the keychain reachable, the vault opens without asking anything");
     let vault = app.data_dir().join("vault.stronghold");
-    assert!(
-        vault.is_file(),
-        "the first start created the vault in the data dir"
-    );
+    // The sign-in screen shows while the vault is still being created (docs/chat-ui.md).
+    confab_e2e::wait_until("the first start creates the vault in the data dir", || {
+        vault.is_file()
+    })
+    .await
+    .expect("the first start created the vault in the data dir");
     let home = app.quit().await.expect("the app quits");
 
     // Flip bytes in the middle of the snapshot (the encrypted payload).
@@ -79,6 +81,10 @@ async fn corrupt_vault_is_reported_and_reset_only_after_confirmation() {
         bytes,
         "the moved-aside file keeps the old bytes for support"
     );
-    assert!(vault.is_file(), "a fresh vault was created");
+    confab_e2e::wait_until("a fresh vault is created after the reset", || {
+        vault.is_file()
+    })
+    .await
+    .expect("a fresh vault was created");
     app.close().await.expect("the session ends");
 }
