@@ -863,24 +863,6 @@ async fn start_secret_service(home: &Path, bus: &str) -> Result<ProcessGroup> {
     }
 }
 
-/// Polls `condition` (every [`POLL`]) until it holds or [`UI_TIMEOUT`] passes (then fails naming
-/// `what`). For effects the app completes in the background after the screen already shows
-/// the outcome (e.g. the vault file created while the sign-in screen is up).
-pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) -> Result<()> {
-    let deadline = Instant::now() + UI_TIMEOUT;
-    while !condition() {
-        if Instant::now() >= deadline {
-            return Err(Error::Timeout {
-                what: what.to_owned(),
-                seconds: UI_TIMEOUT.as_secs(),
-                details: String::new(),
-            });
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    Ok(())
-}
-
 /// The display name the test IdP gives `user` (`alice` → "Alice Example").
 pub fn display_name(user: &str) -> String {
     let mut chars = user.chars();

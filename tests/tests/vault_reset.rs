@@ -19,9 +19,10 @@ async fn corrupt_vault_is_reported_and_reset_only_after_confirmation() {
         .await
         .expect("with the keychain reachable, the vault opens without asking anything");
     let vault = app.data_dir().join("vault.stronghold");
+    let vault_path = &vault;
     // The sign-in screen shows while the vault is still being created (docs/chat-ui.md).
-    confab_e2e::wait_until("the first start creates the vault in the data dir", || {
-        vault.is_file()
+    app.poll("the first start creates the vault", || async move {
+        Ok(vault_path.is_file().then_some(()))
     })
     .await
     .expect("the first start created the vault in the data dir");
@@ -81,8 +82,9 @@ async fn corrupt_vault_is_reported_and_reset_only_after_confirmation() {
         bytes,
         "the moved-aside file keeps the old bytes for support"
     );
-    confab_e2e::wait_until("a fresh vault is created after the reset", || {
-        vault.is_file()
+    let vault_path = &vault;
+    app.poll("a fresh vault is created after the reset", || async move {
+        Ok(vault_path.is_file().then_some(()))
     })
     .await
     .expect("a fresh vault was created");
