@@ -159,18 +159,12 @@ fn setup(app: &AppHandle) -> Result<(), Box<dyn std::error::Error>> {
         chat_url,
         browser_opener(app),
     );
-    // No remembered account (and no passphrase to ask first): the first screen is "Sign in",
-    // known now. The page is told at creation, so it shows that screen as soon as it is parsed
-    // instead of after its first round trip to the core; the core's status says the same.
-    let sign_in_first = config
-        .as_ref()
-        .is_ok_and(|c| c.vault_key != confab_config::VaultKeyMode::Passphrase)
-        && account::load(&paths.data_dir).is_none();
-    create_main_window(app, &hub, sign_in_first)?;
     let flow = SignInFlow::new(config, paths, plan, browser_opener(app));
-    if sign_in_first {
-        flow.show_sign_in_first();
-    }
+    // When the first screen is "Sign in" (no remembered account), the page is told at creation,
+    // so it shows that screen as soon as it is parsed instead of after its first round trip to
+    // the core; the core's status says the same from here on.
+    let sign_in_first = flow.show_sign_in_first();
+    create_main_window(app, &hub, sign_in_first)?;
     flow.set_observer(hub.clone());
     app.manage(hub);
     app.manage(flow.clone());

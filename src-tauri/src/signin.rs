@@ -404,12 +404,27 @@ impl SignInFlow {
         self.paths.data_dir.join(VAULT_FILE)
     }
 
-    /// At start, with no remembered account: the first status is "signed out" (the sign-in
-    /// screen) from the beginning, as the page was told when its window was created.
-    pub fn show_sign_in_first(&self) {
-        self.publish(UiEvent::SignedOut {
-            reason: "not-signed-in",
-        });
+    /// No remembered account (and the vault key from the keychain, so no passphrase to ask
+    /// first): the first screen is "Sign in" whatever the vault holds, so it is shown at once,
+    /// while the keychain and the vault (created on a first run) are opened; signing in waits
+    /// for the vault, and if the vault then cannot be opened, the unlock or reset screen
+    /// replaces it. Publishes that status if nothing else is on screen yet (`Starting`) and
+    /// returns whether "Sign in" is the first screen. Called at start (before the window is
+    /// created, which is told the same) and whenever the vault is opened again.
+    pub fn show_sign_in_first(&self) -> bool {
+        let keychain = self
+            .config
+            .as_ref()
+            .is_ok_and(|c| c.vault_key != VaultKeyMode::Passphrase);
+        if !keychain || account::load(&self.paths.data_dir).is_some() {
+            return false;
+        }
+        if matches!(self.state().view, UiEvent::Starting) {
+            self.publish(UiEvent::SignedOut {
+                reason: "not-signed-in",
+            });
+        }
+        true
     }
 
     /// Opens the vault at start (off the main thread): with the keychain key unless the config
@@ -429,17 +444,7 @@ impl SignInFlow {
             self.publish(UiEvent::VaultLocked { first_run });
             return;
         }
-        // No remembered account: the first screen is "Sign in" whatever the vault holds, so it
-        // is shown now, while the keychain and the vault (created on a first run) are opened;
-        // signing in waits for the vault. If the vault then cannot be opened, the unlock or
-        // reset screen replaces it.
-        if account::load(&self.paths.data_dir).is_none()
-            && matches!(self.state().view, UiEvent::Starting)
-        {
-            self.publish(UiEvent::SignedOut {
-                reason: "not-signed-in",
-            });
-        }
+        self.show_sign_in_first();
         match open_blocking(path, KeySource::keychain()).await {
             Ok(store) => self.vault_opened(store).await,
             Err(confab_vault::Error::KeychainUnavailable(reason)) => {
