@@ -272,10 +272,46 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// The `ttl` to report for a connection whose token expires at `expires_at` (Unix seconds):
+/// the whole seconds left, but at least 1. A token accepted in its last second (or within the
+/// leeway after `exp`) still has `expires: true`, and the protocol encodes a ttl of 0 by leaving
+/// the field out, which clients read as "no ttl" (centrifuge-python fails on it). 1 tells the
+/// client to refresh at once.
+pub fn ttl_secs(expires_at: u64) -> u32 {
+    ttl_at(expires_at, unix_now())
+}
+
+fn ttl_at(expires_at: u64, now: u64) -> u32 {
+    u32::try_from(expires_at.saturating_sub(now))
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn unix_now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ttl_at;
+
+    #[test]
+    fn ttl_is_the_seconds_left_but_never_zero() {
+        assert_eq!(ttl_at(1_000, 700), 300, "seconds left");
+        assert_eq!(
+            ttl_at(1_000, 1_000),
+            1,
+            "expiring this second: refresh at once"
+        );
+        assert_eq!(
+            ttl_at(1_000, 1_003),
+            1,
+            "accepted within the leeway after exp"
+        );
+        assert_eq!(ttl_at(u64::MAX, 0), u32::MAX, "far future saturates");
+    }
 }

@@ -20,7 +20,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::auth::{unix_now, unix_now_ms, AuthError};
+use crate::auth::{ttl_secs, unix_now_ms, AuthError};
 use crate::hub::Line;
 use crate::writer::{Job, PublishJob, SubscribeJob};
 use crate::AppState;
@@ -486,7 +486,10 @@ impl Conn {
         let exp_ms = i64::try_from(expires_at)
             .unwrap_or(i64::MAX / 2)
             .saturating_mul(1000);
+        // The token is valid by this server's own check until exp + leeway; the close delay
+        // is the grace for a refresh in flight after that.
         let delay = u64::try_from(exp_ms.saturating_sub(now_ms)).unwrap_or(0)
+            + self.state.config.token_leeway_secs.saturating_mul(1000)
             + self.state.config.expired_close_delay_ms;
         Instant::now() + Duration::from_millis(delay)
     }
@@ -528,7 +531,7 @@ impl Conn {
             tracing::error!("cannot add user to default rooms");
             return Ok(err(id, ErrorCode::INTERNAL));
         }
-        let ttl = identity.expires_at.saturating_sub(unix_now());
+        let ttl = ttl_secs(identity.expires_at);
         tracing::info!(user = %identity.user, ttl, "connected");
         self.session = Some(Session {
             info: ClientInfo {
@@ -547,7 +550,7 @@ impl Conn {
                 client: self.client.clone(),
                 version: SERVER_VERSION.to_owned(),
                 expires: true,
-                ttl: u32::try_from(ttl).unwrap_or(u32::MAX),
+                ttl,
                 ping: ping
                     .map(|p| u32::try_from(p.as_secs()).unwrap_or(u32::MAX))
                     .unwrap_or(0),
@@ -576,7 +579,7 @@ impl Conn {
         if let Some(s) = self.session.as_mut() {
             s.expires_at = Some(at);
         }
-        let ttl = identity.expires_at.saturating_sub(unix_now());
+        let ttl = ttl_secs(identity.expires_at);
         tracing::debug!(ttl, "token refreshed");
         Ok(Reply {
             id,
@@ -584,7 +587,7 @@ impl Conn {
                 client: self.client.clone(),
                 version: SERVER_VERSION.to_owned(),
                 expires: true,
-                ttl: u32::try_from(ttl).unwrap_or(u32::MAX),
+                ttl,
             }),
             ..Reply::default()
         })

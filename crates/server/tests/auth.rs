@@ -197,3 +197,62 @@ async fn expired_tokens_get_109_and_unrefreshed_connections_are_closed_with_3005
         "refresh with another user's token is an invalid token"
     );
 }
+
+/// A token accepted in its last second, or within the leeway after `exp`, still reports a ttl:
+/// the protocol leaves a ttl of 0 out of the reply, and clients that see `expires` without a ttl
+/// fail (centrifuge-python raised `KeyError: 'ttl'` on a reconnect with such a token).
+#[tokio::test]
+async fn a_token_at_its_expiry_connects_with_a_ttl_of_at_least_one_second() {
+    let idp = Idp::start(IdpOptions {
+        access_ttl: Duration::from_secs(1),
+        ..IdpOptions::default()
+    })
+    .await
+    .expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(confab_server::Config {
+        token_leeway_secs: 30,
+        ..test_config(&idp.issuer_str(), dir.path())
+    })
+    .await;
+
+    let old = idp.login("alice").await.expect("login");
+    let (_, claims, _) = jwt_parts(&old.access_token);
+    let exp = claims["exp"].as_u64().expect("exp claim");
+    poll(
+        Duration::from_secs(10),
+        "the token's exp to pass",
+        || async { (unix_secs() > exp).then_some(()) },
+    )
+    .await;
+
+    let (mut c, r) = Client::connect(&server.url, &old.access_token).await;
+    let Some(res) = r.connect else {
+        panic!("a token within the leeway connects, got {:?}", r.error);
+    };
+    assert!(
+        res.expires && res.ttl >= 1,
+        "connect past exp reports expires with a ttl of at least 1 s, got expires={} ttl={}",
+        res.expires,
+        res.ttl
+    );
+
+    let r = c
+        .call(json!({"refresh": {"token": old.access_token}}))
+        .await;
+    let res = r
+        .refresh
+        .unwrap_or_else(|| panic!("refresh within the leeway succeeds, got {:?}", r.error));
+    assert!(
+        res.expires && res.ttl >= 1,
+        "refresh past exp reports a ttl of at least 1 s, got ttl={}",
+        res.ttl
+    );
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
