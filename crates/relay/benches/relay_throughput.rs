@@ -47,8 +47,25 @@ fn peers_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers")
 }
 
-/// Replays `frames` to each client after its subscribe (or, for confab-relay, history) reply.
-async fn feeder(frames: Arc<Vec<String>>) -> String {
+/// The whole stream as WebSocket wire bytes (unmasked server text frames, one per publication),
+/// encoded once, so replaying it costs the feeder a plain socket write: the feeder shares this
+/// machine's two cores with the receiver under test, and a feeder that framed each message
+/// again would take CPU from whichever receiver uses more than one thread.
+fn wire_bytes(frames: &[String]) -> Vec<u8> {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let mut out = Vec::with_capacity(frames.iter().map(|f| f.len() + 10).sum());
+    for f in frames {
+        Frame::message(f.clone().into_bytes(), OpCode::Data(Data::Text), true)
+            .format(&mut out)
+            .expect("frame encodes");
+    }
+    out
+}
+
+/// Replays the stream to each client after its subscribe (or, for confab-relay, history) reply.
+async fn feeder(wire: Arc<Vec<u8>>) -> String {
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind feeder");
@@ -61,14 +78,13 @@ async fn feeder(frames: Arc<Vec<String>>) -> String {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let frames = frames.clone();
+            let wire = wire.clone();
             tokio::spawn(async move {
-                let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
                     return;
                 };
-                let (mut sink, mut stream) = ws.split();
                 let mut is_relay = false;
-                while let Some(Ok(msg)) = stream.next().await {
+                while let Some(Ok(msg)) = ws.next().await {
                     let Message::Text(text) = msg else { continue };
                     for line in text.as_str().lines() {
                         let Ok(cmd) = serde_json::from_str::<Value>(line) else {
@@ -92,16 +108,16 @@ async fn feeder(frames: Arc<Vec<String>>) -> String {
                         } else {
                             continue;
                         };
-                        if sink.send(Message::text(reply)).await.is_err() {
+                        // `send` flushes, so nothing of tungstenite's is buffered when the raw
+                        // stream bytes follow on the same socket.
+                        if ws.send(Message::text(reply)).await.is_err() {
                             return;
                         }
                         if blast {
-                            for f in frames.iter() {
-                                if sink.feed(Message::text(f.clone())).await.is_err() {
-                                    return;
-                                }
-                            }
-                            if sink.flush().await.is_err() {
+                            let socket = ws.get_mut();
+                            if socket.write_all(&wire).await.is_err()
+                                || socket.flush().await.is_err()
+                            {
                                 return;
                             }
                         }
@@ -398,7 +414,7 @@ async fn main() {
         assert_eq!(made, FRAMES, "every frame decodes to one chat entry");
         started.elapsed()
     };
-    let url = feeder(Arc::new(frames)).await;
+    let url = feeder(Arc::new(wire_bytes(&frames))).await;
 
     let mut bare = Vec::new();
     let mut relay = Vec::new();

@@ -267,8 +267,12 @@ fn decode_lines(text: &str, max_bytes: usize) -> std::result::Result<Vec<Line<'_
         });
     }
     let mut out = Vec::new();
-    for (i, line) in text.split('\n').enumerate() {
-        let line = line.trim();
+    // Lines split with memchr's SIMD search (std's `split` scans a one-line frame bytewise).
+    let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+    let mut start = 0;
+    for (i, end) in ends.enumerate() {
+        let line = text[start..end].trim();
+        start = end + 1;
         if line.is_empty() {
             continue;
         }
@@ -1508,6 +1512,31 @@ mod decode_tests {
         assert!(
             matches!(decode_lines(PUSH, 10), Err(FrameError::TooLarge { .. })),
             "the frame size limit applies first"
+        );
+    }
+
+    #[test]
+    fn a_frame_splits_into_lines_at_newlines_skipping_blank_ones() {
+        let frame = format!("{PUSH}\n\n  {{}}\r\n{PUSH}\n");
+        let lines = decode_lines(&frame, 1 << 16).expect("three lines and blanks");
+        assert!(
+            matches!(
+                lines.as_slice(),
+                [Line::Publication(_), Line::Reply(_), Line::Publication(_)]
+            ),
+            "every non-blank line is decoded, in order, with surrounding whitespace trimmed"
+        );
+        let bad = format!("{PUSH}\n\nnot json\n{PUSH}");
+        assert!(
+            matches!(
+                decode_lines(&bad, 1 << 16),
+                Err(FrameError::InvalidJson { line: 3, .. })
+            ),
+            "the error names the invalid line, counting blank ones"
+        );
+        assert!(
+            matches!(decode_lines("\n \n", 1 << 16), Err(FrameError::Empty)),
+            "a frame of blank lines is empty"
         );
     }
 }
