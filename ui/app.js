@@ -44,8 +44,15 @@ let countdownTimer = null;
 let failures = 0;
 let current = 'none';
 
+let signInMarked = false;
+
 function show(name) {
   for (const [key, node] of Object.entries(screens)) node.hidden = key !== name;
+  // User Timing mark of the first time "Sign in" is on screen (read by `cargo xtask bench-ui`).
+  if (name === 'signIn' && !signInMarked) {
+    signInMarked = true;
+    performance.mark('confab:sign-in');
+  }
   el('topbar').hidden = name !== 'chat';
   document.body.dataset.screen = name;
   if (name !== 'chat') {

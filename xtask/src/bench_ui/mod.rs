@@ -15,9 +15,14 @@
 //! - The app is started by `WebKitWebDriver` (as tauri-driver does, with
 //!   `TAURI_WEBVIEW_AUTOMATION=true`); the clock starts just before the new-session request.
 //!   "Interactive" is the moment `#sign-in` (Confab's Sign in button; the hello-world's page has
-//!   a button with that id) becomes displayed and enabled, on the page's own clock: a script
-//!   polled into the page every [`POLL`] installs a MutationObserver at its first look, so
-//!   WebDriver's round trips are not counted (see [`READY_SCRIPT`], [`App::static_sign_in`]).
+//!   a button with that id) is displayed and enabled **and** the page has painted, on the
+//!   page's own clock: the later of the time the button was ready and the page's first
+//!   contentful paint (`performance` paint entry). When the button was ready comes from the
+//!   page: the hello-world's button is in its static HTML (ready at DOMContentLoaded), Confab
+//!   marks the first showing of its sign-in screen (`performance.mark('confab:sign-in')`), and
+//!   otherwise a MutationObserver installed at the first look of a script polled into the page
+//!   every [`POLL`] notes it. So WebDriver's round trips are not counted, and both apps are
+//!   credited the same way (see [`READY_SCRIPT`]).
 //! - Idle memory: after interactive, [`Options::idle`] of idling (a fixed wait: this is a
 //!   benchmark, not a test), then PSS and RSS summed over the app process and all its
 //!   descendants (WebKitWebProcess, WebKitNetworkProcess, their bwrap sandboxes).
@@ -72,18 +77,21 @@ struct App {
     binary: PathBuf,
     /// `#sign-in` is in the page's static HTML, displayed from the start (the hello-world): when
     /// it is ready at the first look, it was ready at DOMContentLoaded. Otherwise (Confab, whose
-    /// sign-in screen a script shows) a button ready at the first look is timed by that poll,
-    /// an upper bound.
+    /// sign-in screen a script shows) the page's `confab:sign-in` mark tells when.
     static_sign_in: bool,
 }
 
 /// One measured start.
 #[derive(Debug, Clone, Copy)]
 struct Start {
-    /// Clock start to the page's first positive readiness poll.
+    /// Clock start to interactive: the later of `ready_ms` and `paint_ms`.
     interactive_ms: f64,
-    /// `#sign-in` was ready at the first look (see [`App::static_sign_in`]).
-    at_first_look: bool,
+    /// Where `ready_ms` comes from.
+    basis: Basis,
+    /// Clock start to the time `#sign-in` was ready (displayed and enabled).
+    ready_ms: f64,
+    /// Clock start to the page's first contentful paint.
+    paint_ms: f64,
     /// Clock start to the first poll that found the page ready (WebDriver latency included).
     polled_ms: f64,
     /// Clock start to the new-session reply (the app is up, its WebView exists).
@@ -202,14 +210,12 @@ fn measure(apps: &[App], opts: &Options) -> Result<()> {
                 format!("run {round}")
             };
             eprintln!(
-                "xtask: {:<11} {label:<7} interactive {:6.1} ms ({}; first ready poll {:5.1}, session {:5.1}, page start {:5.1}, DOMContentLoaded {:5.1} ms), PSS {:5.1} MB, RSS {:5.1} MB, USS {:5.1} MB, anonymous {:5.1} MB, {} processes",
+                "xtask: {:<11} {label:<7} interactive {:6.1} ms (button ready {:5.1} ms from {}, first contentful paint {:5.1} ms; first ready poll {:5.1}, session {:5.1}, page start {:5.1}, DOMContentLoaded {:5.1} ms), PSS {:5.1} MB, RSS {:5.1} MB, USS {:5.1} MB, anonymous {:5.1} MB, {} processes",
                 app.name,
                 start.interactive_ms,
-                match (start.at_first_look, app.static_sign_in) {
-                    (false, _) => "observed",
-                    (true, true) => "static, at DOMContentLoaded",
-                    (true, false) => "ready at the first poll",
-                },
+                start.ready_ms,
+                start.basis.label(),
+                start.paint_ms,
                 start.polled_ms,
                 start.session_ms,
                 start.page_start_ms,
@@ -306,7 +312,9 @@ fn start_once(
     drop(desktop);
     Ok(Start {
         interactive_ms: ready.interactive_ms,
-        at_first_look: ready.at_first_look,
+        basis: ready.basis,
+        ready_ms: ready.ready_ms,
+        paint_ms: ready.paint_ms,
         polled_ms: ready.polled_ms,
         session_ms,
         page_start_ms: ready.page_start_ms,
@@ -318,9 +326,9 @@ fn start_once(
 
 /// The readiness check, run in the page. `#sign-in` is ready when displayed and enabled. The
 /// first look installs a MutationObserver that notes the page time at which the button becomes
-/// ready (see [`App::static_sign_in`] for a button ready at the first look). Returns [page now,
-/// ready now, observed ready time or 0, ready at first look, navigation start,
-/// DOMContentLoaded end].
+/// ready (for a button not ready at the first look). Returns [page now, ready now, observed
+/// ready time or 0, ready at first look, navigation start, DOMContentLoaded end or 0, first
+/// contentful paint or 0, `confab:sign-in` mark or 0], times as Unix ms.
 const READY_SCRIPT: &str = "const now = performance.timeOrigin + performance.now();\
     const check = () => { const b = document.getElementById('sign-in');\
       return !!b && !b.disabled && b.getClientRects().length > 0\
@@ -334,52 +342,93 @@ const READY_SCRIPT: &str = "const now = performance.timeOrigin + performance.now
         o.observe(document, { subtree: true, childList: true, attributes: true });\
       }\
     }\
+    const at = (e) => e ? performance.timeOrigin + e.startTime : 0;\
     const nav = performance.getEntriesByType('navigation')[0];\
     const dcl = nav && nav.domContentLoadedEventEnd > 0\
       ? performance.timeOrigin + nav.domContentLoadedEventEnd : 0;\
-    return [now, check(), s.at, s.first, performance.timeOrigin, dcl];";
+    const fcp = at(performance.getEntriesByName('first-contentful-paint', 'paint')[0]);\
+    const mark = at(performance.getEntriesByName('confab:sign-in', 'mark')[0]);\
+    return [now, check(), s.at, s.first, performance.timeOrigin, dcl, fcp, mark];";
+
+/// Where the time `#sign-in` became ready comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Basis {
+    /// The page's own `confab:sign-in` mark.
+    Mark,
+    /// The MutationObserver saw the change.
+    Observed,
+    /// In the static HTML, ready at the first look: DOMContentLoaded.
+    StaticHtml,
+    /// Ready at the first look with nothing better: that poll (an upper bound).
+    FirstPoll,
+}
+
+impl Basis {
+    fn label(self) -> &'static str {
+        match self {
+            Basis::Mark => "the page's mark",
+            Basis::Observed => "observed change",
+            Basis::StaticHtml => "static HTML, DOMContentLoaded",
+            Basis::FirstPoll => "first poll (upper bound)",
+        }
+    }
+}
 
 /// When a page became interactive, relative to the clock start.
 struct Ready {
-    /// The time the figures use: the observed change, or DOMContentLoaded for a button that was
-    /// ready at the first look.
+    /// The later of `ready_ms` and `paint_ms`.
     interactive_ms: f64,
-    /// Whether the button was already ready at the first look.
-    at_first_look: bool,
+    basis: Basis,
+    ready_ms: f64,
+    paint_ms: f64,
     /// The first poll that found the button ready (an upper bound, WebDriver latency included).
     polled_ms: f64,
     page_start_ms: f64,
     dom_loaded_ms: f64,
 }
 
-/// Polls the page until it is interactive; times are relative to `t0` (Unix ms). See
-/// [`App::static_sign_in`] for a button already ready at the first look.
+/// Polls the page until `#sign-in` is ready and the page has painted; times are relative to
+/// `t0` (Unix ms). See [`App::static_sign_in`] for a button already ready at the first look.
 fn wait_interactive(session: &webdriver::Session, t0: f64, static_html: bool) -> Result<Ready> {
     let deadline = Instant::now() + START_TIMEOUT;
+    let mut ready_poll = None;
     loop {
         let polled = Instant::now();
         // Errors are expected while the page is still loading (WebDriver waits for the load).
         if let Ok(Value::Array(v)) = session.execute(READY_SCRIPT, Vec::new()) {
             let num = |i: usize| v.get(i).and_then(Value::as_f64).unwrap_or(0.0);
             let flag = |i: usize| v.get(i).and_then(Value::as_bool).unwrap_or(false);
-            let (now, observed, first, dcl) = (num(0), num(2), flag(3), num(5));
+            let (now, observed, first, dcl, fcp, mark) =
+                (num(0), num(2), flag(3), num(5), num(6), num(7));
             if flag(1) && (first || observed > 0.0) {
-                let at = match (first, static_html) {
-                    (false, _) => observed,
-                    (true, true) => dcl,
-                    (true, false) => now,
+                let polled_at = *ready_poll.get_or_insert(now);
+                let (basis, ready) = if mark > 0.0 {
+                    (Basis::Mark, mark)
+                } else if observed > 0.0 {
+                    (Basis::Observed, observed)
+                } else if static_html && dcl > 0.0 {
+                    (Basis::StaticHtml, dcl)
+                } else {
+                    (Basis::FirstPoll, polled_at)
                 };
-                return Ok(Ready {
-                    interactive_ms: at - t0,
-                    at_first_look: first,
-                    polled_ms: now - t0,
-                    page_start_ms: num(4) - t0,
-                    dom_loaded_ms: dcl - t0,
-                });
+                if fcp > 0.0 {
+                    return Ok(Ready {
+                        interactive_ms: ready.max(fcp) - t0,
+                        basis,
+                        ready_ms: ready - t0,
+                        paint_ms: fcp - t0,
+                        polled_ms: polled_at - t0,
+                        page_start_ms: num(4) - t0,
+                        dom_loaded_ms: dcl - t0,
+                    });
+                }
             }
         }
         if Instant::now() >= deadline {
-            bail!("no #sign-in within {} s", START_TIMEOUT.as_secs());
+            bail!(
+                "no ready #sign-in with a first contentful paint within {} s",
+                START_TIMEOUT.as_secs()
+            );
         }
         std::thread::sleep(POLL.saturating_sub(polled.elapsed()));
     }
@@ -399,17 +448,7 @@ fn report(apps: &[App], results: &[Vec<Start>], opts: &Options, load_before: &st
     for (app, runs) in apps.iter().zip(results) {
         let interactive: Vec<f64> = runs.iter().map(|s| s.interactive_ms).collect();
         let polled: Vec<f64> = runs.iter().map(|s| s.polled_ms).collect();
-        let first = runs.iter().filter(|s| s.at_first_look).count();
-        let first_label = if app.static_sign_in {
-            "DOMContentLoaded (static HTML)"
-        } else {
-            "first poll (upper bound)"
-        };
-        let how = match (first, runs.len() - first) {
-            (0, _) => "observed change".to_owned(),
-            (_, 0) => first_label.to_owned(),
-            (f, ob) => format!("{ob} observed change, {f} {first_label}"),
-        };
+        let how = how_timed(runs);
         let page: Vec<f64> = runs.iter().map(|s| s.page_start_ms).collect();
         let loaded: Vec<f64> = runs.iter().map(|s| s.dom_loaded_ms).collect();
         let pss: Vec<f64> = runs.iter().map(|s| mb(s.memory.pss_kib)).collect();
@@ -457,6 +496,34 @@ fn report(apps: &[App], results: &[Vec<Start>], opts: &Options, load_before: &st
         }
     }
     println!("Load average before: {load_before}; now: {}", loadavg());
+}
+
+/// "first contentful paint (button ready before it: from the page's mark)" and the like, with
+/// counts when the starts differ.
+fn how_timed(runs: &[Start]) -> String {
+    let mut parts: Vec<(String, usize)> = Vec::new();
+    for s in runs {
+        let what = if s.paint_ms >= s.ready_ms {
+            format!(
+                "first contentful paint (button ready before it, {})",
+                s.basis.label()
+            )
+        } else {
+            format!("button ready after the first paint ({})", s.basis.label())
+        };
+        match parts.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, n)) => *n += 1,
+            None => parts.push((what, 1)),
+        }
+    }
+    match &parts[..] {
+        [(only, _)] => only.clone(),
+        _ => parts
+            .iter()
+            .map(|(w, n)| format!("{n}× {w}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
 }
 
 fn verdict(met: bool) -> &'static str {
