@@ -48,6 +48,8 @@ let signInMarked = false;
 
 function show(name) {
   for (const [key, node] of Object.entries(screens)) node.hidden = key !== name;
+  // From here on the screens' `hidden` flags alone decide (see first-screen.js).
+  delete document.documentElement.dataset.firstScreen;
   // User Timing mark of the first time "Sign in" is on screen (read by `cargo xtask bench-ui`).
   if (name === 'signIn' && !signInMarked) {
     signInMarked = true;

@@ -24,9 +24,23 @@ async fn restart_with_a_stored_session_signs_in_silently() {
         serde_json::json!("sign-in"),
         "with no remembered account the page is told at creation that the first screen is Sign in"
     );
+    assert_eq!(
+        app.js("return document.documentElement.dataset.firstScreen ?? null")
+            .await
+            .expect("page script runs"),
+        serde_json::Value::Null,
+        "once app.js runs, the first-frame hint (html[data-first-screen]) is gone"
+    );
     app.sign_in_as_alice()
         .await
         .expect("signing in through the browser and the deep link completes");
+    assert_eq!(
+        app.js("return getComputedStyle(document.getElementById('screen-sign-in')).display")
+            .await
+            .expect("page script runs"),
+        serde_json::json!("none"),
+        "after signing in, the sign-in screen shown in the first frame is hidden"
+    );
     let home = app.quit().await.expect("the app quits");
     let before = idp.stats().await.expect("stats");
 
