@@ -192,7 +192,8 @@ const MAIN_WINDOW: &str = "main";
 
 /// Creates the main window from its tauri.conf.json settings, with the size it had when the app
 /// last ran and, when the first screen is known to be "Sign in", a page script saying so
-/// (`window.__CONFAB_FIRST_SCREEN__`, read by ui/first-screen.js and ui/app.js; nothing else, nothing secret).
+/// (`window.__CONFAB_FIRST_SCREEN__`, read by ui/first-screen.js and ui/app.js; nothing else,
+/// nothing secret).
 fn create_main_window(
     app: &AppHandle,
     hub: &ChatHub,
