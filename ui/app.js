@@ -373,6 +373,8 @@ async function start() {
   // after the first round trip (the subscription below then confirms it).
   if (window.__CONFAB_FIRST_SCREEN__ === 'sign-in') {
     onEvent({ type: 'signed-out', reason: 'not-signed-in' });
+    // A click on the button painted before it was wired (first-screen.js) counts now.
+    if (window.__confabFirstScreen && window.__confabFirstScreen.takeClick()) signIn();
   }
   const channel = new tauri.core.Channel();
   channel.onmessage = onEvent;

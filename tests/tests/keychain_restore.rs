@@ -24,6 +24,16 @@ async fn restart_with_a_stored_session_signs_in_silently() {
         serde_json::json!("sign-in"),
         "with no remembered account the page is told at creation that the first screen is Sign in"
     );
+    // The sign-in screen can be on screen (first frame) before app.js runs; its mark says when
+    // app.js has shown it, wired.
+    app.poll("app.js to show the sign-in screen", || async {
+        let marked = app
+            .js("return performance.getEntriesByName('confab:sign-in', 'mark').length > 0")
+            .await?;
+        Ok((marked == serde_json::json!(true)).then_some(()))
+    })
+    .await
+    .expect("app.js shows the sign-in screen");
     assert_eq!(
         app.js("return document.documentElement.dataset.firstScreen ?? null")
             .await
