@@ -86,26 +86,10 @@ struct App {
 /// One measured start.
 #[derive(Debug, Clone, Copy)]
 struct Start {
-    /// Clock start to interactive: the later of `ready_ms` and `paint_ms`.
-    interactive_ms: f64,
-    /// Where `ready_ms` comes from.
-    basis: Basis,
-    /// Clock start to the time `#sign-in` was ready (displayed and enabled).
-    ready_ms: f64,
-    /// Clock start to the page's first contentful paint.
-    paint_ms: f64,
-    /// Clock start to the first poll that found the page ready (WebDriver latency included).
-    polled_ms: f64,
+    /// When the page became interactive, and its milestones.
+    ready: Ready,
     /// Clock start to the new-session reply (the app is up, its WebView exists).
     session_ms: f64,
-    /// Clock start to the page's navigation start (`performance.timeOrigin`).
-    page_start_ms: f64,
-    /// Clock start to the page's DOMContentLoaded (end of its handlers; NaN if it had not
-    /// happened when the page became interactive).
-    dom_loaded_ms: f64,
-    /// Clock start to the end of the page's load event (NaN if it had not happened when the
-    /// page became interactive).
-    load_ms: f64,
     /// Memory after the idle period, summed over the app's processes.
     memory: Memory,
     /// How many processes that sum covers.
@@ -218,15 +202,15 @@ fn measure(apps: &[App], opts: &Options) -> Result<()> {
             eprintln!(
                 "xtask: {:<11} {label:<7} interactive {:6.1} ms (button ready {:5.1} ms from {}, first contentful paint {:5.1} ms; first ready poll {:5.1}, session {:5.1}, page start {:5.1}, DOMContentLoaded {:5.1}, load {:5.1} ms), PSS {:5.1} MB, RSS {:5.1} MB, USS {:5.1} MB, anonymous {:5.1} MB, {} processes",
                 app.name,
-                start.interactive_ms,
-                start.ready_ms,
-                start.basis.label(),
-                start.paint_ms,
-                start.polled_ms,
+                start.ready.interactive_ms,
+                start.ready.ready_ms,
+                start.ready.basis.label(),
+                start.ready.paint_ms,
+                start.ready.polled_ms,
                 start.session_ms,
-                start.page_start_ms,
-                start.dom_loaded_ms,
-                start.load_ms,
+                start.ready.page_start_ms,
+                start.ready.dom_loaded_ms,
+                start.ready.load_ms,
                 mb(start.memory.pss_kib),
                 mb(start.memory.rss_kib),
                 mb(start.memory.uss_kib),
@@ -318,15 +302,8 @@ fn start_once(
     drop(driver);
     drop(desktop);
     Ok(Start {
-        interactive_ms: ready.interactive_ms,
-        basis: ready.basis,
-        ready_ms: ready.ready_ms,
-        paint_ms: ready.paint_ms,
-        polled_ms: ready.polled_ms,
+        ready,
         session_ms,
-        page_start_ms: ready.page_start_ms,
-        dom_loaded_ms: ready.dom_loaded_ms,
-        load_ms: ready.load_ms,
         memory,
         processes: each.len(),
     })
@@ -383,18 +360,24 @@ impl Basis {
     }
 }
 
-/// When a page became interactive, relative to the clock start.
+/// When a page became interactive and its milestones, in ms from the clock start.
+#[derive(Debug, Clone, Copy)]
 struct Ready {
     /// The later of `ready_ms` and `paint_ms`.
     interactive_ms: f64,
+    /// Where `ready_ms` comes from.
     basis: Basis,
+    /// When `#sign-in` was ready (displayed and enabled; for Confab, wired).
     ready_ms: f64,
+    /// The page's first contentful paint.
     paint_ms: f64,
     /// The first poll that found the button ready (an upper bound, WebDriver latency included).
     polled_ms: f64,
+    /// The page's navigation start (`performance.timeOrigin`).
     page_start_ms: f64,
+    /// DOMContentLoaded (end of its handlers; NaN if it had not happened at that poll).
     dom_loaded_ms: f64,
-    /// The load event's end, if it had happened at that poll (NaN if not).
+    /// The load event's end (NaN if it had not happened at that poll).
     load_ms: f64,
 }
 
@@ -466,14 +449,14 @@ fn report(apps: &[App], results: &[Vec<Start>], opts: &Options, load_before: &st
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut medians = Vec::new();
     for (app, runs) in apps.iter().zip(results) {
-        let interactive: Vec<f64> = runs.iter().map(|s| s.interactive_ms).collect();
-        let polled: Vec<f64> = runs.iter().map(|s| s.polled_ms).collect();
+        let interactive: Vec<f64> = runs.iter().map(|s| s.ready.interactive_ms).collect();
+        let polled: Vec<f64> = runs.iter().map(|s| s.ready.polled_ms).collect();
         let how = how_timed(runs);
-        let page: Vec<f64> = runs.iter().map(|s| s.page_start_ms).collect();
+        let page: Vec<f64> = runs.iter().map(|s| s.ready.page_start_ms).collect();
         // DOMContentLoaded can still be ahead when the page is interactive: left out then.
         let loaded: Vec<f64> = runs
             .iter()
-            .map(|s| s.dom_loaded_ms)
+            .map(|s| s.ready.dom_loaded_ms)
             .filter(|v| !v.is_nan())
             .collect();
         let pss: Vec<f64> = runs.iter().map(|s| mb(s.memory.pss_kib)).collect();
@@ -528,13 +511,16 @@ fn report(apps: &[App], results: &[Vec<Start>], opts: &Options, load_before: &st
 fn how_timed(runs: &[Start]) -> String {
     let mut parts: Vec<(String, usize)> = Vec::new();
     for s in runs {
-        let what = if s.paint_ms >= s.ready_ms {
+        let what = if s.ready.paint_ms >= s.ready.ready_ms {
             format!(
                 "first contentful paint (button ready before it, {})",
-                s.basis.label()
+                s.ready.basis.label()
             )
         } else {
-            format!("button ready after the first paint ({})", s.basis.label())
+            format!(
+                "button ready after the first paint ({})",
+                s.ready.basis.label()
+            )
         };
         match parts.iter_mut().find(|(w, _)| *w == what) {
             Some((_, n)) => *n += 1,
