@@ -2,10 +2,48 @@
 // the core sends only what is displayed (user name, email, status, errors in plain words).
 // The chat screen (rooms, history, composer) lives in chat.js.
 
-import { startChat, resetChat, chatShown, closeChatDialog } from './chat.js';
-
 const tauri = window.__TAURI__;
+
+// The chat part (chat.js, virtual-list.js, format.js) is loaded when it may be needed, not at
+// launch: on the sign-in screen it is fetched once sign-in is under way (the person is in the
+// browser then), and in every other case at once. Someone looking at the sign-in screen pays
+// neither its start-up time nor its memory (docs/chat-ui.md, "First screen").
+let chat = null; // the chat module, once loaded
+let chatLoad = null; // its import, once asked for
 let chatStarted = false;
+
+function loadChat() {
+  if (!chatLoad) {
+    chatLoad = import('./chat.js').then(
+      (module) => {
+        chat = module;
+        performance.mark('confab:chat-loaded'); // User Timing, no data (tests read it)
+        return module;
+      },
+      (err) => {
+        chatLoad = null; // asked again at the next need
+        throw err;
+      },
+    );
+  }
+  return chatLoad;
+}
+
+/** Starts the chat part (once) and lays it out if the chat screen is still the one shown. */
+async function openChat() {
+  let module;
+  try {
+    module = await loadChat();
+  } catch (err) {
+    onEvent({ type: 'sign-in-failed', code: 'internal', message: `Confab could not load its chat view (${err && err.message ? err.message : err})` });
+    return;
+  }
+  if (!chatStarted) {
+    chatStarted = true;
+    module.startChat(tauri.core);
+  }
+  if (current === 'chat') module.chatShown();
+}
 
 const screens = {
   busy: document.getElementById('screen-busy'),
@@ -59,7 +97,7 @@ function show(name) {
   document.body.dataset.screen = name;
   if (name !== 'chat') {
     closeMenu();
-    closeChatDialog();
+    if (chat) chat.closeChatDialog();
   }
   current = name;
 }
@@ -202,7 +240,7 @@ function onEvent(event) {
       break;
     case 'signed-out': {
       stopCountdown();
-      resetChat();
+      if (chat) chat.resetChat();
       show('signIn');
       const [status, notice] = SIGNED_OUT[event.reason] || ['', ''];
       el('sign-in-notice').textContent = notice;
@@ -212,6 +250,7 @@ function onEvent(event) {
       break;
     }
     case 'sign-in-pending':
+      loadChat().catch(() => {}); // fetched while the person is in the browser; see openChat
       show('waiting');
       startCountdown(event.deadline);
       announce('Waiting for you to finish signing in in your browser.');
@@ -228,11 +267,7 @@ function onEvent(event) {
       show('chat');
       // The chat part starts with the first sign-in, not at launch: the sign-in screen does
       // not carry its state (the core replays the session, rooms and connection on subscribe).
-      if (!chatStarted) {
-        chatStarted = true;
-        startChat(tauri.core);
-      }
-      chatShown();
+      openChat();
       announce(`Signed in as ${name}.`);
       break;
     }
@@ -375,6 +410,9 @@ async function start() {
     onEvent({ type: 'signed-out', reason: 'not-signed-in' });
     // A click on the button painted before it was wired (first-screen.js) counts now.
     if (window.__confabFirstScreen && window.__confabFirstScreen.takeClick()) signIn();
+  } else {
+    // Likely a returning person: the chat will be needed in a moment.
+    loadChat().catch(() => {}); // a failure shows when the chat is opened (openChat)
   }
   const channel = new tauri.core.Channel();
   channel.onmessage = onEvent;

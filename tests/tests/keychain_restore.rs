@@ -41,6 +41,15 @@ async fn restart_with_a_stored_session_signs_in_silently() {
         serde_json::Value::Null,
         "once app.js runs, the first-frame hint (html[data-first-screen]) is gone"
     );
+    // The chat part (chat.js and its modules) is not loaded for the sign-in screen (start time
+    // and memory, docs/chat-ui.md "First screen"); it is once signing in is under way.
+    const CHAT_LOADED: &str =
+        "return performance.getEntriesByName('confab:chat-loaded', 'mark').length > 0";
+    assert_eq!(
+        app.js(CHAT_LOADED).await.expect("page script runs"),
+        serde_json::json!(false),
+        "the sign-in screen does not load the chat part"
+    );
     app.sign_in_as_alice()
         .await
         .expect("signing in through the browser and the deep link completes");
@@ -50,6 +59,11 @@ async fn restart_with_a_stored_session_signs_in_silently() {
             .expect("page script runs"),
         serde_json::json!("none"),
         "after signing in, the sign-in screen shown in the first frame is hidden"
+    );
+    assert_eq!(
+        app.js(CHAT_LOADED).await.expect("page script runs"),
+        serde_json::json!(true),
+        "signed in, the chat part is loaded"
     );
     let home = app.quit().await.expect("the app quits");
     let before = idp.stats().await.expect("stats");
