@@ -11,6 +11,7 @@ pub mod events;
 mod handle;
 pub mod outbox;
 mod outlet;
+mod push_line;
 #[cfg(feature = "session")]
 pub mod session;
 mod task;
@@ -26,4 +27,4 @@ pub use outlet::Events;
 #[doc(hidden)]
 pub use task::decode_frame_for_bench;
 pub use token::{BoxFuture, StaticToken, TokenError, TokenSource};
-pub use transport::{Connection, Connector, Inbound, TransportError, WsConnector};
+pub use transport::{Connection, Connector, Inbound, TransportError, Utf8Bytes, WsConnector};

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::events::{ChatEntry, ConnectionState, Event, RoomPage, SendState};
 use crate::outbox::{Outbox, OutboxItem, Remover};
 use crate::outlet::Outlet;
+use crate::push_line::{self, PubData, PubLine};
 use crate::token::{TokenError, TokenSource};
 use crate::transport::{Connection, Connector, Inbound};
 
@@ -178,14 +179,16 @@ impl Arrival {
 /// again (a burst of pushes is decoded without a round through `select!` per frame).
 const FRAMES_PER_TURN: usize = 64;
 
-/// The fast path for the hot line type, `{"push":{"channel":"room:…","pub":{…}}}`, decoded
-/// straight into borrowed, typed fields (no `serde_json::Value`, no second decode of `data`).
+/// The serde_json fast path for the hot line type, `{"push":{"channel":"room:…","pub":{…}}}`,
+/// decoded straight into borrowed, typed fields (no `serde_json::Value`, no second decode of
+/// `data`). Lines in the server's exact shape are read before this by the hand-written
+/// [`push_line`](crate::push_line); this path takes the other publication pushes.
 /// It accepts a subset of what the generic [`Reply`] path accepts, with the same meaning:
 /// no other keys in the line or the push (`deny_unknown_fields`), the publication's fields
 /// typed as in [`Publication`] (`info` as [`confab_protocol::ClientInfo`], `tags` a string map)
 /// and `data` a valid [`ChatMessage`]. Anything else fails here and goes the generic way, so
 /// errors and edge cases behave exactly as before.
-mod fast {
+pub(crate) mod fast {
     use std::borrow::Cow;
     use std::collections::BTreeMap;
 
@@ -195,14 +198,14 @@ mod fast {
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    pub(super) struct PushLine<'a> {
+    pub(crate) struct PushLine<'a> {
         #[serde(borrow)]
         pub push: PubPush<'a>,
     }
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    pub(super) struct PubPush<'a> {
+    pub(crate) struct PubPush<'a> {
         #[serde(borrow)]
         pub channel: Cow<'a, str>,
         #[serde(rename = "pub", borrow)]
@@ -210,7 +213,7 @@ mod fast {
     }
 
     #[derive(Deserialize)]
-    pub(super) struct Pub<'a> {
+    pub(crate) struct Pub<'a> {
         #[serde(borrow)]
         pub data: Chat<'a>,
         #[serde(default, borrow)]
@@ -241,7 +244,7 @@ mod fast {
 
     /// Mirrors `ChatMessage`.
     #[derive(Deserialize)]
-    pub(super) struct Chat<'a> {
+    pub(crate) struct Chat<'a> {
         pub id: Uuid,
         #[serde(default, borrow)]
         pub author: Cow<'a, str>,
@@ -249,11 +252,27 @@ mod fast {
         pub text: Cow<'a, str>,
         pub ts: i64,
     }
+
+    impl<'a> From<PubPush<'a>> for crate::push_line::PubLine<'a> {
+        fn from(push: PubPush<'a>) -> Self {
+            let p = push.publication;
+            Self {
+                channel: push.channel,
+                publication: crate::push_line::PubData {
+                    offset: p.offset,
+                    id: p.data.id,
+                    author: p.data.author,
+                    text: p.data.text,
+                    ts: p.data.ts,
+                },
+            }
+        }
+    }
 }
 
 /// One decoded line of a server frame.
 enum Line<'a> {
-    Publication(fast::PubPush<'a>),
+    Publication(PubLine<'a>),
     Reply(Box<Reply>),
 }
 
@@ -276,8 +295,12 @@ fn decode_lines(text: &str, max_bytes: usize) -> std::result::Result<Vec<Line<'_
         if line.is_empty() {
             continue;
         }
+        if let Some(p) = push_line::parse(line) {
+            out.push(Line::Publication(p));
+            continue;
+        }
         if let Ok(p) = serde_json::from_str::<fast::PushLine<'_>>(line) {
-            out.push(Line::Publication(p.push));
+            out.push(Line::Publication(p.push.into()));
             continue;
         }
         let reply =
@@ -304,21 +327,21 @@ pub fn decode_frame_for_bench(text: &str) -> usize {
     lines
         .into_iter()
         .filter_map(|line| match line {
-            Line::Publication(push) => Some(fast_entry(room_id(&push.channel)?, push.publication)),
+            Line::Publication(p) => Some(fast_entry(room_id(&p.channel)?, p.publication)),
             Line::Reply(_) => None,
         })
         .count()
 }
 
-/// The chat entry of a publication decoded by the fast path.
-fn fast_entry(room: &str, p: fast::Pub<'_>) -> ChatEntry {
+/// The chat entry of a publication decoded by a fast path.
+fn fast_entry(room: &str, p: PubData<'_>) -> ChatEntry {
     ChatEntry {
         room: room.to_owned(),
         offset: p.offset,
-        id: p.data.id,
-        author: p.data.author.into_owned(),
-        text: p.data.text.into_owned(),
-        ts: p.data.ts,
+        id: p.id,
+        author: p.author.into_owned(),
+        text: p.text.into_owned(),
+        ts: p.ts,
     }
 }
 
@@ -1163,8 +1186,8 @@ impl Core {
         }
     }
 
-    /// A publication push from the fast path: the same steps as `on_push` → `on_publication`.
-    fn on_fast_publication(&mut self, push: fast::PubPush<'_>) {
+    /// A publication push from a fast path: the same steps as `on_push` → `on_publication`.
+    fn on_fast_publication(&mut self, push: PubLine<'_>) {
         let Some(room) = room_id(&push.channel) else {
             tracing::debug!("publication outside a room ignored");
             return;
@@ -1469,14 +1492,14 @@ mod decode_tests {
         assert_eq!(
             (
                 p.publication.offset,
-                p.publication.data.id,
-                &*p.publication.data.author
+                p.publication.id,
+                &*p.publication.author
             ),
             (expected.offset, expected.id, expected.author.as_str()),
             "the fast path reads the same offset, id and author as the generic path"
         );
         assert_eq!(
-            p.publication.data.text, expected.text,
+            p.publication.text, expected.text,
             "escaped text is unescaped the same way"
         );
     }

@@ -10,6 +10,7 @@ use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+pub use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::token::BoxFuture;
 
@@ -21,8 +22,10 @@ pub struct TransportError(pub String);
 /// Something the server sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {
-    /// A text frame (one or more JSON replies separated by `\n`).
-    Text(String),
+    /// A text frame (one or more JSON replies separated by `\n`). [`Utf8Bytes`] is checked
+    /// UTF-8 that shares the buffer it was read into (no copy per frame; `String` and `&str`
+    /// convert with `into()`).
+    Text(Utf8Bytes),
     /// The server closed the connection, with the close code and reason if any.
     Closed {
         /// WebSocket close code (3000–3999 are protocol disconnects).
@@ -167,8 +170,12 @@ impl ReadAhead {
 /// What the relay sees of one read (`None` for control frames, which tungstenite answers).
 fn inbound(read: Result<Message, tokio_tungstenite::tungstenite::Error>) -> Option<Item> {
     match read {
-        Ok(Message::Text(t)) => Some(Ok(Inbound::Text(t.as_str().to_owned()))),
-        Ok(Message::Binary(b)) => Some(Ok(Inbound::Text(String::from_utf8_lossy(&b).into_owned()))),
+        // The frame's text is a shared slice of tungstenite's read buffer: no copy here, and the
+        // relay's task, which drops it, only releases a reference.
+        Ok(Message::Text(t)) => Some(Ok(Inbound::Text(t))),
+        Ok(Message::Binary(b)) => Some(Ok(Inbound::Text(
+            String::from_utf8_lossy(&b).into_owned().into(),
+        ))),
         Ok(Message::Close(frame)) => Some(Ok(Inbound::Closed {
             code: frame.as_ref().map(|f| u16::from(f.code)),
             reason: frame
