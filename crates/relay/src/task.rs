@@ -630,6 +630,9 @@ impl Core {
                 },
                 frame = conn.stream.next() => match frame {
                     Some(Ok(Inbound::Text(text))) => {
+                        // Lazy watchdog: only the timestamp moves here (once per burst: the
+                        // frames taken below were already there); the timer re-arms from it.
+                        self.last_seen = Instant::now();
                         // The burst's events go to the UI as one batch (see outlet.rs).
                         self.outlet.begin_batch();
                         self.on_frame(&text);
@@ -1165,8 +1168,6 @@ impl Core {
     // ---------------------------------------------------------------- frames
 
     fn on_frame(&mut self, text: &str) {
-        // Lazy watchdog: only the timestamp moves here; the timer re-arms itself from it.
-        self.last_seen = Instant::now();
         let lines = match decode_lines(text, self.config.max_frame_bytes) {
             Ok(r) => r,
             Err(e) => {
