@@ -10,7 +10,8 @@
 //!    confab-relay after the history reply that follows it (the relay loads the room's page
 //!    before it applies live publications). Each receiver's rate is timed from its first
 //!    publication to its last, so connecting, subscribing and loading the room are not part of
-//!    it: only receiving and decoding the stream.
+//!    it: only receiving and decoding the stream. Each receiver (the bare loop, and the relay's
+//!    event consumer) runs as a task on the runtime's two workers, as the app's event pump does.
 //!    For scale it also times serde_json merely checking the same frames (no socket, one core):
 //!    a ceiling for any client that decodes every frame with it; and the relay's own decode of
 //!    each frame alone (entries built, no socket, no hand-over).
@@ -420,14 +421,20 @@ async fn main() {
     let mut relay = Vec::new();
     let mut js = Vec::new();
     for round in 0..ROUNDS {
-        let b = tokio::time::timeout(STEP, bare_loop(&url))
+        // Each receiver runs as a task on the runtime's two workers, as the app's event pump
+        // does (src-tauri/src/chat.rs), not on the bench's main thread (a third thread).
+        let u = url.clone();
+        let b = tokio::spawn(async move { tokio::time::timeout(STEP, bare_loop(&u)).await })
             .await
+            .expect("bare loop task")
             .expect("bare loop in time");
         bare.push(b);
         let d = dir.path().join(format!("r{round}"));
         std::fs::create_dir_all(&d).expect("dir");
-        let r = tokio::time::timeout(STEP, relay_client(&url, &d))
+        let u = url.clone();
+        let r = tokio::spawn(async move { tokio::time::timeout(STEP, relay_client(&u, &d)).await })
             .await
+            .expect("relay task")
             .expect("relay receives in time");
         relay.push(r);
         let j = js_client(&url).await;

@@ -276,16 +276,58 @@ enum Line<'a> {
     Reply(Box<Reply>),
 }
 
+/// One non-blank line: the hand-written reader, then serde_json's typed fast path, then the
+/// generic `Reply`. `number` is the line's 1-based position, for the error.
+fn decode_line(line: &str, number: usize) -> std::result::Result<Line<'_>, FrameError> {
+    if let Some(p) = push_line::parse(line) {
+        return Ok(Line::Publication(p));
+    }
+    if let Ok(p) = serde_json::from_str::<fast::PushLine<'_>>(line) {
+        return Ok(Line::Publication(p.push.into()));
+    }
+    let reply = serde_json::from_str::<Reply>(line).map_err(|source| FrameError::InvalidJson {
+        line: number,
+        source,
+    })?;
+    Ok(Line::Reply(Box::new(reply)))
+}
+
+/// The decoded lines of one frame, in order. The first is held inline: most frames are one
+/// push, and their decode then allocates nothing for the list.
+#[derive(Default)]
+struct Lines<'a> {
+    first: Option<Line<'a>>,
+    rest: std::collections::VecDeque<Line<'a>>,
+}
+
+impl<'a> Lines<'a> {
+    fn push(&mut self, line: Line<'a>) {
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(line);
+        } else {
+            self.rest.push_back(line);
+        }
+    }
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = Line<'a>;
+
+    fn next(&mut self) -> Option<Line<'a>> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
+}
+
 /// Like `decode_replies`, with the fast path for publication pushes: the whole frame is decoded
 /// before anything is applied, and any invalid line fails the frame, as before.
-fn decode_lines(text: &str, max_bytes: usize) -> std::result::Result<Vec<Line<'_>>, FrameError> {
+fn decode_lines(text: &str, max_bytes: usize) -> std::result::Result<Lines<'_>, FrameError> {
     if text.len() > max_bytes {
         return Err(FrameError::TooLarge {
             size: text.len(),
             max: max_bytes,
         });
     }
-    let mut out = Vec::new();
+    let mut out = Lines::default();
     // Lines split with memchr's SIMD search (std's `split` scans a one-line frame bytewise).
     let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
     let mut start = 0;
@@ -295,22 +337,9 @@ fn decode_lines(text: &str, max_bytes: usize) -> std::result::Result<Vec<Line<'_
         if line.is_empty() {
             continue;
         }
-        if let Some(p) = push_line::parse(line) {
-            out.push(Line::Publication(p));
-            continue;
-        }
-        if let Ok(p) = serde_json::from_str::<fast::PushLine<'_>>(line) {
-            out.push(Line::Publication(p.push.into()));
-            continue;
-        }
-        let reply =
-            serde_json::from_str::<Reply>(line).map_err(|source| FrameError::InvalidJson {
-                line: i + 1,
-                source,
-            })?;
-        out.push(Line::Reply(Box::new(reply)));
+        out.push(decode_line(line, i + 1)?);
     }
-    if out.is_empty() {
+    if out.first.is_none() {
         return Err(FrameError::Empty);
     }
     Ok(out)
@@ -1479,7 +1508,9 @@ mod decode_tests {
 
     #[test]
     fn publication_pushes_take_the_fast_path_with_the_generic_meaning() {
-        let lines = decode_lines(PUSH, 1 << 16).expect("a valid push decodes");
+        let lines = decode_lines(PUSH, 1 << 16)
+            .expect("a valid push decodes")
+            .collect::<Vec<_>>();
         let [Line::Publication(p)] = lines.as_slice() else {
             panic!("a plain publication push takes the typed fast path");
         };
@@ -1508,7 +1539,9 @@ mod decode_tests {
     #[test]
     fn anything_unusual_goes_the_generic_way_or_fails_the_frame_as_before() {
         let extra_key = PUSH.replacen(r#"{"push""#, r#"{"id":0,"push""#, 1);
-        let lines = decode_lines(&extra_key, 1 << 16).expect("still a valid reply");
+        let lines = decode_lines(&extra_key, 1 << 16)
+            .expect("still a valid reply")
+            .collect::<Vec<_>>();
         assert!(
             matches!(lines.as_slice(), [Line::Reply(_)]),
             "a line with other keys is decoded generically"
@@ -1518,6 +1551,7 @@ mod decode_tests {
             matches!(
                 decode_lines(&not_chat, 1 << 16)
                     .expect("valid reply")
+                    .collect::<Vec<_>>()
                     .as_slice(),
                 [Line::Reply(_)]
             ),
@@ -1542,7 +1576,9 @@ mod decode_tests {
     #[test]
     fn a_frame_splits_into_lines_at_newlines_skipping_blank_ones() {
         let frame = format!("{PUSH}\n\n  {{}}\r\n{PUSH}\n");
-        let lines = decode_lines(&frame, 1 << 16).expect("three lines and blanks");
+        let lines = decode_lines(&frame, 1 << 16)
+            .expect("three lines and blanks")
+            .collect::<Vec<_>>();
         assert!(
             matches!(
                 lines.as_slice(),

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 pub use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -72,7 +73,31 @@ impl Connector for WsConnector {
             let config = WebSocketConfig::default()
                 .max_message_size(Some(max_frame_bytes))
                 .max_frame_size(Some(max_frame_bytes));
-            let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+            let request = url
+                .into_client_request()
+                .map_err(|e| TransportError(format!("connect: {e}")))?;
+            let uri = request.uri();
+            if uri.scheme_str() != Some("ws") {
+                return Err(TransportError(format!(
+                    "connect: only ws:// URLs are supported, not {url}"
+                )));
+            }
+            let host = uri
+                .host()
+                .ok_or_else(|| TransportError(format!("connect: no host in {url}")))?;
+            // `[::1]` in a URL is `::1` to the resolver.
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port = uri.port_u16().unwrap_or(80);
+            let tcp = tokio::net::TcpStream::connect((host, port))
+                .await
+                .map_err(|e| TransportError(format!("connect: {e}")))?;
+            tcp.set_nodelay(true)
+                .map_err(|e| TransportError(format!("connect: {e}")))?;
+            // tungstenite reads the socket into what is left of its frame buffer, which is
+            // small while earlier frames (shared slices of it) are still being decoded: a few
+            // KiB per read. Reading through a buffer of our own keeps each `recv` large.
+            let tcp = tokio::io::BufReader::with_capacity(SOCKET_READ_BYTES, tcp);
+            let (ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
                 .await
                 .map_err(|e| TransportError(format!("connect: {e}")))?;
             let (sink, stream) = ws.split();
@@ -87,6 +112,9 @@ impl Connector for WsConnector {
         })
     }
 }
+
+/// Bytes asked of the socket per read (see [`WsConnector::connect`]).
+const SOCKET_READ_BYTES: usize = 128 * 1024;
 
 /// Frames read ahead are handed over in batches of at most this many frames…
 const READ_BATCH_FRAMES: usize = 64;
