@@ -60,6 +60,7 @@ pub(crate) struct ChatFigures {
     pub(crate) missing: usize,
     /// Scrolling the long room to its first message.
     pub(crate) sweep: Sweep,
+    pub(crate) glide: Glide,
     /// Idle memory of the signed-in app with the long room open and wholly loaded.
     pub(crate) memory: super::procs::Memory,
 }
@@ -273,6 +274,9 @@ pub(crate) fn measure(
     open_room(&session, LONG_ROOM, LONG_ROOM_MESSAGES)?;
     let sweep = sweep_history(&session, LONG_ROOM_MESSAGES)
         .with_context(|| format!("scrolling through {LONG_ROOM}{}", tail(&log)))?;
+    // Then, everything loaded: the frame rate at rest, and scrolling back down to the newest.
+    let glide = glide_down(&session)
+        .with_context(|| format!("scrolling down {LONG_ROOM}{}", tail(&log)))?;
 
     // Memory of the signed-in app with the whole long room loaded, after the idle period.
     std::thread::sleep(idle);
@@ -288,6 +292,7 @@ pub(crate) fn measure(
         latencies,
         missing,
         sweep,
+        glide,
         memory,
     })
 }
@@ -485,6 +490,78 @@ fn sweep_history(session: &Session, total: u64) -> Result<Sweep> {
     Ok(Sweep { total_ms, frames })
 }
 
+/// Frame intervals with the whole long room loaded: at rest, then scrolling down.
+pub(crate) struct Glide {
+    /// Intervals between animation frames while nothing happens (this display's frame pace).
+    pub(crate) idle: Vec<f64>,
+    /// Intervals between animation frames while the view moves down by [`GLIDE_STEP_PX`] a
+    /// frame, from the first message to the newest.
+    pub(crate) frames: Vec<f64>,
+    /// The most message rows in the DOM at once during the glide.
+    pub(crate) max_rows: u64,
+    /// Pixels travelled.
+    pub(crate) distance_px: f64,
+}
+
+/// Pixels per frame in [`glide_down`]: a brisk scroll-wheel pace (about 18,000 px/s at 60 Hz).
+const GLIDE_STEP_PX: u64 = 300;
+
+/// With every message of the long room loaded and the view at the top: notes 60 frame intervals
+/// at rest, then moves the view down by [`GLIDE_STEP_PX`] each frame until the newest message is
+/// shown, noting every interval and the number of message rows in the DOM.
+fn glide_down(session: &Session) -> Result<Glide> {
+    session.set_script_timeout(Duration::from_secs(110))?;
+    let v = session.execute_async(GLIDE, vec![json!(GLIDE_STEP_PX)])?;
+    let list = |k: &str| -> Vec<f64> {
+        v.get(k)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default()
+    };
+    if let Some(err) = v.get("error").and_then(Value::as_str) {
+        bail!("{err}");
+    }
+    Ok(Glide {
+        idle: list("idle"),
+        frames: list("frames"),
+        max_rows: v.get("maxRows").and_then(Value::as_u64).unwrap_or(0),
+        distance_px: v.get("distance").and_then(Value::as_f64).unwrap_or(0.0),
+    })
+}
+
+/// Page script for [`glide_down`].
+const GLIDE: &str = r#"
+const [step, done] = arguments;
+const list = document.getElementById('messages');
+const idle = [];
+const frames = [];
+let maxRows = 0;
+let last = 0;
+const t0 = performance.now();
+const start = list.scrollTop;
+const rest = (now) => {
+  if (last) idle.push(now - last);
+  last = now;
+  if (idle.length < 60) { requestAnimationFrame(rest); return; }
+  last = 0;
+  requestAnimationFrame(glide);
+};
+const glide = (now) => {
+  if (last) frames.push(now - last);
+  last = now;
+  maxRows = Math.max(maxRows, list.querySelectorAll('.msg').length);
+  const bottom = list.scrollHeight - list.clientHeight;
+  if (list.scrollTop >= bottom - 1) {
+    done({ idle, frames, maxRows, distance: list.scrollTop - start });
+    return;
+  }
+  if (performance.now() - t0 > 100000) { done({ error: `stopped at ${list.scrollTop} of ${bottom} px` }); return; }
+  list.scrollTop = Math.min(bottom, list.scrollTop + step);
+  requestAnimationFrame(glide);
+};
+requestAnimationFrame(rest);
+"#;
+
 /// Page script for [`sweep_history`].
 const SWEEP: &str = r#"
 const [total, done] = arguments;
@@ -507,6 +584,15 @@ const step = (now) => {
 requestAnimationFrame(step);
 "#;
 
+/// The `p`th percentile (nearest rank) of `sorted`, ascending; NaN when empty.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
 /// Lines for the report.
 pub(crate) fn report(figures: &ChatFigures) {
     println!();
@@ -524,13 +610,7 @@ pub(crate) fn report(figures: &ChatFigures) {
     }
     let mut l = figures.latencies.clone();
     l.sort_by(f64::total_cmp);
-    let pct = |p: f64| -> f64 {
-        if l.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((p / 100.0) * l.len() as f64).ceil() as usize;
-        l[rank.clamp(1, l.len()) - 1]
-    };
+    let pct = |p: f64| percentile(&l, p);
     println!(
         "Message arriving at the core to its row in the DOM ({} messages, one every {LIVE_INTERVAL_MS} ms, {} missing): p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (goal p99 ≤ 16 ms: {})",
         l.len(),
@@ -543,13 +623,7 @@ pub(crate) fn report(figures: &ChatFigures) {
     );
     let mut f = figures.sweep.frames.clone();
     f.sort_by(f64::total_cmp);
-    let fpct = |p: f64| -> f64 {
-        if f.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((p / 100.0) * f.len() as f64).ceil() as usize;
-        f[rank.clamp(1, f.len()) - 1]
-    };
+    let fpct = |p: f64| percentile(&f, p);
     println!(
         "Scroll {LONG_ROOM} from the newest to the first message (held at the top until all {LONG_ROOM_MESSAGES} are loaded): {:.1} s, {} frames; frame interval p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} frames over 50 ms",
         figures.sweep.total_ms / 1000.0,
@@ -558,6 +632,27 @@ pub(crate) fn report(figures: &ChatFigures) {
         fpct(99.0),
         f.last().copied().unwrap_or(f64::NAN),
         f.iter().filter(|&&x| x > 50.0).count(),
+    );
+    let mut idle = figures.glide.idle.clone();
+    idle.sort_by(f64::total_cmp);
+    let mut g = figures.glide.frames.clone();
+    g.sort_by(f64::total_cmp);
+    let at = percentile;
+    println!(
+        "All {LONG_ROOM_MESSAGES} loaded, at rest: frame interval p50 {:.1} ms, p99 {:.1} ms ({} frames)",
+        at(&idle, 50.0),
+        at(&idle, 99.0),
+        idle.len(),
+    );
+    println!(
+        "All {LONG_ROOM_MESSAGES} loaded, scrolled from the first to the newest message at {GLIDE_STEP_PX} px a frame: {:.0} px, {} frames; frame interval p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} frames over 50 ms; at most {} message rows in the DOM",
+        figures.glide.distance_px,
+        g.len(),
+        at(&g, 50.0),
+        at(&g, 99.0),
+        g.last().copied().unwrap_or(f64::NAN),
+        g.iter().filter(|&&x| x > 50.0).count(),
+        figures.glide.max_rows,
     );
     println!(
         "Signed in, {LONG_ROOM} open with all its messages loaded, idle: PSS {:.1} MB, RSS {:.1} MB, USS {:.1} MB",
