@@ -528,7 +528,10 @@ server.on('error', (err) => {
   process.exit(1);
 });
 
+// Progress lines for the log: a start that stalls shows how far it got.
+log('modules loaded; listening');
 server.listen(PORT, '127.0.0.1', () => {
+  log('listening; making the signing keys and the provider');
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
   const provider = buildProvider(issuer);
