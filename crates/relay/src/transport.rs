@@ -231,3 +231,37 @@ impl Stream for ReadAhead {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn dial_error(url: &str) -> String {
+        match WsConnector.connect(url, 1 << 16).await {
+            Ok(_) => panic!("{url} must not connect"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[tokio::test]
+    async fn urls_it_cannot_dial_get_an_error_that_names_the_problem() {
+        for url in [
+            "wss://chat.example/connection/websocket",
+            "http://127.0.0.1:1/",
+        ] {
+            let e = dial_error(url).await;
+            assert!(
+                e.contains("only ws:// URLs are supported") && e.contains(url),
+                "{url}: {e}"
+            );
+        }
+        let e = dial_error("not a url").await;
+        assert!(e.starts_with("connect: "), "an unparsable URL: {e}");
+        // Nothing listens on port 1 of loopback: the dial itself fails, with the OS's reason.
+        let e = dial_error("ws://127.0.0.1:1/connection/websocket").await;
+        assert!(
+            e.starts_with("connect: ") && e.len() > "connect: ".len(),
+            "{e}"
+        );
+    }
+}
