@@ -475,11 +475,7 @@ fn sweep_history(session: &Session, total: u64) -> Result<Sweep> {
     // The page gives up after 100 s; WebDriver waits a little longer.
     session.set_script_timeout(Duration::from_secs(110))?;
     let v = session.execute_async(SWEEP, vec![json!(total)])?;
-    let frames: Vec<f64> = v
-        .get("frames")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
+    let frames = numbers(&v, "frames");
     if let Some(err) = v.get("error").and_then(Value::as_str) {
         bail!("{err} after {} frames", frames.len());
     }
@@ -488,6 +484,14 @@ fn sweep_history(session: &Session, total: u64) -> Result<Sweep> {
         .and_then(Value::as_f64)
         .context("no sweep time")?;
     Ok(Sweep { total_ms, frames })
+}
+
+/// The numbers in the array `key` of a page script's result (none if it is missing).
+fn numbers(v: &Value, key: &str) -> Vec<f64> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default()
 }
 
 /// Frame intervals with the whole long room loaded: at rest, then scrolling down.
@@ -512,18 +516,12 @@ const GLIDE_STEP_PX: u64 = 300;
 fn glide_down(session: &Session) -> Result<Glide> {
     session.set_script_timeout(Duration::from_secs(110))?;
     let v = session.execute_async(GLIDE, vec![json!(GLIDE_STEP_PX)])?;
-    let list = |k: &str| -> Vec<f64> {
-        v.get(k)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_f64).collect())
-            .unwrap_or_default()
-    };
     if let Some(err) = v.get("error").and_then(Value::as_str) {
         bail!("{err}");
     }
     Ok(Glide {
-        idle: list("idle"),
-        frames: list("frames"),
+        idle: numbers(&v, "idle"),
+        frames: numbers(&v, "frames"),
         max_rows: v.get("maxRows").and_then(Value::as_u64).unwrap_or(0),
         distance_px: v.get("distance").and_then(Value::as_f64).unwrap_or(0.0),
     })
@@ -593,6 +591,19 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// "frame interval p50 …, p99 …, max …; N frames over 50 ms" for a scroll's frame intervals.
+fn frame_summary(frames: &[f64]) -> String {
+    let mut f = frames.to_vec();
+    f.sort_by(f64::total_cmp);
+    format!(
+        "frame interval p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} frames over 50 ms",
+        percentile(&f, 50.0),
+        percentile(&f, 99.0),
+        f.last().copied().unwrap_or(f64::NAN),
+        f.iter().filter(|&&x| x > 50.0).count(),
+    )
+}
+
 /// Lines for the report.
 pub(crate) fn report(figures: &ChatFigures) {
     println!();
@@ -621,37 +632,25 @@ pub(crate) fn report(figures: &ChatFigures) {
         l.last().copied().unwrap_or(f64::NAN),
         super::verdict(pct(99.0) <= 16.0 && figures.missing == 0),
     );
-    let mut f = figures.sweep.frames.clone();
-    f.sort_by(f64::total_cmp);
-    let fpct = |p: f64| percentile(&f, p);
     println!(
-        "Scroll {LONG_ROOM} from the newest to the first message (held at the top until all {LONG_ROOM_MESSAGES} are loaded): {:.1} s, {} frames; frame interval p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} frames over 50 ms",
+        "Scroll {LONG_ROOM} from the newest to the first message (held at the top until all {LONG_ROOM_MESSAGES} are loaded): {:.1} s, {} frames; {}",
         figures.sweep.total_ms / 1000.0,
-        f.len(),
-        fpct(50.0),
-        fpct(99.0),
-        f.last().copied().unwrap_or(f64::NAN),
-        f.iter().filter(|&&x| x > 50.0).count(),
+        figures.sweep.frames.len(),
+        frame_summary(&figures.sweep.frames),
     );
     let mut idle = figures.glide.idle.clone();
     idle.sort_by(f64::total_cmp);
-    let mut g = figures.glide.frames.clone();
-    g.sort_by(f64::total_cmp);
-    let at = percentile;
     println!(
         "All {LONG_ROOM_MESSAGES} loaded, at rest: frame interval p50 {:.1} ms, p99 {:.1} ms ({} frames)",
-        at(&idle, 50.0),
-        at(&idle, 99.0),
+        percentile(&idle, 50.0),
+        percentile(&idle, 99.0),
         idle.len(),
     );
     println!(
-        "All {LONG_ROOM_MESSAGES} loaded, scrolled from the first to the newest message at {GLIDE_STEP_PX} px a frame: {:.0} px, {} frames; frame interval p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} frames over 50 ms; at most {} message rows in the DOM",
+        "All {LONG_ROOM_MESSAGES} loaded, scrolled from the first to the newest message at {GLIDE_STEP_PX} px a frame: {:.0} px, {} frames; {}; at most {} message rows in the DOM",
         figures.glide.distance_px,
-        g.len(),
-        at(&g, 50.0),
-        at(&g, 99.0),
-        g.last().copied().unwrap_or(f64::NAN),
-        g.iter().filter(|&&x| x > 50.0).count(),
+        figures.glide.frames.len(),
+        frame_summary(&figures.glide.frames),
         figures.glide.max_rows,
     );
     println!(
