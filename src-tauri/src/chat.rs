@@ -366,9 +366,9 @@ impl ChatHub {
             Event::Message(entry) => {
                 let (own, changed, room_name) = {
                     let mut st = self.st();
-                    let own = st.live.as_ref().is_some_and(|l| l.me == entry.author);
-                    let changed = st.rooms.on_message(&entry.room, entry.offset, own);
-                    let name = st.rooms.name(&entry.room).map(str::to_owned);
+                    let own = st.live.as_ref().is_some_and(|l| l.me == entry.author());
+                    let changed = st.rooms.on_message(entry.room(), entry.offset, own);
+                    let name = st.rooms.name(entry.room()).map(str::to_owned);
                     (own, changed, name)
                 };
                 if should_notify(
@@ -376,8 +376,8 @@ impl ChatHub {
                     self.focused.load(Ordering::Relaxed),
                     self.notifications_enabled(),
                 ) {
-                    let room = room_name.unwrap_or_else(|| entry.room.clone());
-                    self.show_notification(&format!("{} in {room}", entry.author), &entry.text);
+                    let room = room_name.unwrap_or_else(|| entry.room().to_owned());
+                    self.show_notification(&format!("{} in {room}", entry.author()), entry.text());
                 }
                 self.emit(ChatEvent::Message(MessageView { entry, own, at_us }));
                 if changed {
@@ -565,7 +565,7 @@ fn views(messages: Vec<ChatEntry>, me: Option<&str>, at_us: u64) -> Vec<MessageV
     messages
         .into_iter()
         .map(|entry| MessageView {
-            own: me.is_some_and(|me| me == entry.author),
+            own: me.is_some_and(|me| me == entry.author()),
             entry,
             at_us,
         })
@@ -827,14 +827,14 @@ mod tests {
 
     #[test]
     fn events_have_the_shape_the_ui_reads() {
-        let entry = ChatEntry {
-            room: "general".into(),
-            offset: 7,
-            id: Uuid::nil(),
-            author: "bob".into(),
-            text: "<img src=x onerror=alert(1)>".into(),
-            ts: 5,
-        };
+        let entry = ChatEntry::new(
+            "general",
+            7,
+            Uuid::nil(),
+            "bob",
+            "<img src=x onerror=alert(1)>",
+            5,
+        );
         let v = serde_json::to_value(ChatEvent::Message(MessageView {
             entry,
             own: false,

@@ -52,12 +52,12 @@ fn peers_dir() -> std::path::PathBuf {
 /// encoded once, so replaying it costs the feeder a plain socket write: the feeder shares this
 /// machine's two cores with the receiver under test, and a feeder that framed each message
 /// again would take CPU from whichever receiver uses more than one thread.
-fn wire_bytes(frames: &[String]) -> Vec<u8> {
+fn wire_bytes(frames: &[confab_relay::Utf8Bytes]) -> Vec<u8> {
     use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
     let mut out = Vec::with_capacity(frames.iter().map(|f| f.len() + 10).sum());
     for f in frames {
-        Frame::message(f.clone().into_bytes(), OpCode::Data(Data::Text), true)
+        Frame::message(f.as_bytes().to_vec(), OpCode::Data(Data::Text), true)
             .format(&mut out)
             .expect("frame encodes");
     }
@@ -382,7 +382,7 @@ async fn main() {
         pubs
     };
     eprintln!("bench: throughput part");
-    let frames: Vec<String> = (0..FRAMES)
+    let frames: Vec<confab_relay::Utf8Bytes> = (0..FRAMES)
         .map(|i| {
             let mut p = history[i % N].clone();
             p.offset = i as u64 + 1;
@@ -392,9 +392,10 @@ async fn main() {
                 ..Push::default()
             })])
             .expect("encode")
+            .into()
         })
         .collect();
-    let bytes: usize = frames.iter().map(String::len).sum();
+    let bytes: usize = frames.iter().map(|f| f.len()).sum();
     // The JSON floor: serde_json only checking each frame (building nothing), one core. No
     // client that decodes every frame with it can go faster than this.
     let json_floor = {
@@ -410,7 +411,7 @@ async fn main() {
         let started = Instant::now();
         let made: usize = frames
             .iter()
-            .map(|f| confab_relay::decode_frame_for_bench(f))
+            .map(confab_relay::decode_frame_for_bench)
             .sum();
         assert_eq!(made, FRAMES, "every frame decodes to one chat entry");
         started.elapsed()

@@ -5,6 +5,7 @@
 //! Start it with [`RelayHandle::start`] (a [`RelayConfig`], a [`TokenSource`]); keep the handle
 //! and forward the returned event receiver to the UI. See the crate README for the behaviour.
 
+mod batch;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -8,9 +8,17 @@
 //! Error events that do not fit are dropped and counted (they are also logged).
 //! Memory is therefore bounded by the capacity (in events) plus one state and a set of room ids.
 //!
+//! **Read buffers.** A message read from the socket shares the frame it arrived in (see
+//! [`ChatEntry`](crate::ChatEntry)), and so the read buffer the frame was cut from. While the
+//! reader keeps up, those buffers are released as fast as messages are shown. Once the reader's
+//! backlog is more than half the capacity, messages are queued as copies of their own
+//! ([`ChatEntry::detached`](crate::ChatEntry::detached)): at most half the capacity in queued
+//! messages can hold a read buffer, however long the UI lags.
+//!
 //! **Batches.** Events are handed over in batches: while the relay works through a burst of
 //! frames, its events collect in one `Vec` that is sent once at the end of the burst (at most
-//! `FRAMES_PER_TURN` frames), so the reader is woken once per burst instead of once per message.
+//! `FRAMES_PER_TURN` frames, or a quarter of the capacity in events), so the reader is woken once
+//! per burst instead of once per message.
 //! Outside a burst every event is sent at once. The capacity still counts events: those sent and
 //! not yet taken by [`Events::recv`] plus those in the open batch.
 
@@ -20,6 +28,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::batch::{Reading, Spares};
 use crate::events::{ConnectionState, Event};
 
 /// The receiving end of the relay's events: ordered, bounded (see the module docs for what
@@ -27,7 +36,7 @@ use crate::events::{ConnectionState, Event};
 #[derive(Debug)]
 pub struct Events {
     rx: mpsc::UnboundedReceiver<Vec<Event>>,
-    current: std::vec::IntoIter<Event>,
+    current: Reading<Event>,
     queued: Arc<AtomicUsize>,
 }
 
@@ -38,7 +47,8 @@ impl Events {
             if let Some(event) = self.take_one() {
                 return Some(event);
             }
-            self.current = self.rx.recv().await?.into_iter();
+            let batch = self.rx.recv().await?;
+            self.current.start(batch);
         }
     }
 
@@ -48,14 +58,15 @@ impl Events {
             if let Some(event) = self.take_one() {
                 return Some(event);
             }
-            self.current = self.rx.try_recv().ok()?.into_iter();
+            let batch = self.rx.try_recv().ok()?;
+            self.current.start(batch);
         }
     }
 
     /// Every event that is waiting (at least one), in order; `None` once the relay has stopped
     /// and every event was taken. For a reader that handles a burst at once.
     pub async fn recv_many(&mut self) -> Option<Vec<Event>> {
-        let mut batch: Vec<Event> = self.current.by_ref().collect();
+        let mut batch: Vec<Event> = self.current.drain().collect();
         if batch.is_empty() {
             batch = self.rx.recv().await?;
         }
@@ -87,18 +98,26 @@ impl Events {
 pub(crate) fn stream(capacity: usize) -> (Outlet, Events) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
+    let spares = Spares::default();
     let events = Events {
         rx,
-        current: Vec::new().into_iter(),
+        current: Reading::new(spares.clone()),
         queued: Arc::clone(&queued),
     };
-    (Outlet::new(tx, queued, capacity), events)
+    (Outlet::new(tx, queued, spares, capacity), events)
 }
 
 pub(crate) struct Outlet {
     tx: mpsc::UnboundedSender<Vec<Event>>,
+    /// Batches the reader emptied, to fill again.
+    spares: Spares<Event>,
     /// Events sent and not yet taken by the reader.
     queued: Arc<AtomicUsize>,
+    /// `queued` as last read: once per batch during a burst, not once per event (the reader
+    /// changes it on the other core, and reading it per event made that cache line travel
+    /// between the cores with every message). Only the reader lowers `queued`, so an old
+    /// reading can only overstate the backlog: the checks below stay on the safe side.
+    seen_queued: usize,
     capacity: usize,
     /// The open batch (only non-empty between `begin_batch` and `end_batch`).
     batch: Vec<Event>,
@@ -113,11 +132,14 @@ impl Outlet {
     fn new(
         tx: mpsc::UnboundedSender<Vec<Event>>,
         queued: Arc<AtomicUsize>,
+        spares: Spares<Event>,
         capacity: usize,
     ) -> Self {
         Self {
             tx,
+            spares,
             queued,
+            seen_queued: 0,
             capacity,
             batch: Vec::new(),
             batching: false,
@@ -127,22 +149,38 @@ impl Outlet {
         }
     }
 
-    /// Room left for events (the reader's backlog and the open batch count).
+    /// Reads the reader's backlog afresh.
+    fn look(&mut self) {
+        self.seen_queued = self.queued.load(Ordering::Relaxed);
+    }
+
+    /// Room left for events (the reader's backlog as last read, and the open batch).
     fn free(&self) -> usize {
         self.capacity
-            .saturating_sub(self.queued.load(Ordering::Relaxed))
+            .saturating_sub(self.seen_queued)
             .saturating_sub(self.batch.len())
     }
 
+    /// True once the open batch holds a quarter of the capacity: time to hand it over (the
+    /// connection loop ends its turn), so one burst never fills the stream by itself.
+    pub(crate) fn batch_is_large(&self) -> bool {
+        self.batch.len() * 4 >= self.capacity
+    }
+
     /// True when at least half the stream is free (time to send resets for stale rooms).
-    pub(crate) fn has_room(&self) -> bool {
+    pub(crate) fn has_room(&mut self) -> bool {
+        self.look();
         self.free() * 2 >= self.capacity
     }
 
     /// From here until [`Outlet::end_batch`], events collect in one batch.
     pub(crate) fn begin_batch(&mut self) {
         self.batching = true;
-        self.batch.reserve(64); // a burst's worth, so the batch does not grow step by step
+        self.look();
+        if self.batch.capacity() == 0 {
+            // A burst's worth of room, in a batch the reader emptied if one came back.
+            self.batch = self.spares.take(64);
+        }
     }
 
     /// Sends the open batch and goes back to sending every event at once.
@@ -158,6 +196,7 @@ impl Outlet {
         let batch = std::mem::take(&mut self.batch);
         let n = batch.len();
         self.queued.fetch_add(n, Ordering::Relaxed);
+        self.seen_queued += n;
         if self.tx.send(batch).is_err() {
             // The reader is gone: nothing to deliver, nothing to count.
             self.queued.fetch_sub(n, Ordering::Relaxed);
@@ -165,12 +204,24 @@ impl Outlet {
     }
 
     /// Queues `event` if there is room, else hands it back.
-    fn offer(&mut self, event: Event) -> Result<(), Event> {
+    fn offer(&mut self, mut event: Event) -> Result<(), Event> {
         if self.tx.is_closed() {
             return Ok(()); // nobody reads: dropped, as a closed channel did
         }
+        if !self.batching {
+            self.look();
+        }
         if self.free() == 0 {
-            return Err(event);
+            self.look(); // perhaps the reader took some since the burst began
+            if self.free() == 0 {
+                return Err(event);
+            }
+        }
+        if let Event::Message(m) = &mut event {
+            // A lagging reader: do not let its backlog hold read buffers (module docs).
+            if m.shares_a_frame() && self.seen_queued * 2 > self.capacity {
+                *m = m.detached();
+            }
         }
         self.batch.push(event);
         if !self.batching {
@@ -190,7 +241,7 @@ impl Outlet {
     pub(crate) fn emit(&mut self, event: Event) {
         self.flush_held();
         let room = match &event {
-            Event::Message(m) => Some(m.room.as_str()),
+            Event::Message(m) => Some(m.room()),
             Event::MessageState { room, .. } => Some(room.as_str()),
             _ => None,
         };
@@ -206,7 +257,7 @@ impl Outlet {
         if let Err(event) = self.offer(event) {
             match event {
                 Event::Message(m) => {
-                    self.stale_rooms.insert(m.room);
+                    self.stale_rooms.insert(m.room().to_owned());
                 }
                 Event::MessageState { room, .. } | Event::RoomReset { room, .. } => {
                     self.stale_rooms.insert(room);
@@ -227,14 +278,7 @@ mod tests {
     use crate::events::ChatEntry;
 
     fn msg(room: &str, offset: u64) -> Event {
-        Event::Message(ChatEntry {
-            room: room.into(),
-            offset,
-            id: uuid::Uuid::nil(),
-            author: "a".into(),
-            text: "t".into(),
-            ts: 0,
-        })
+        Event::Message(ChatEntry::new(room, offset, uuid::Uuid::nil(), "a", "t", 0))
     }
 
     #[test]
@@ -260,6 +304,44 @@ mod tests {
         assert!(
             rx.try_recv().is_none(),
             "messages of a stale room wait for the reset"
+        );
+    }
+
+    #[test]
+    fn a_lagging_reader_gets_copies_that_hold_no_read_buffer() {
+        let frame = crate::Utf8Bytes::from("r a t");
+        let f = frame.as_str();
+        let read = |offset| {
+            Event::Message(ChatEntry::in_frame(
+                &frame,
+                &f[0..1],
+                offset,
+                uuid::Uuid::nil(),
+                &f[2..3],
+                &f[4..5],
+                0,
+            ))
+        };
+        let (mut o, mut rx) = stream(8);
+        for offset in 1..=7 {
+            o.emit(read(offset));
+        }
+        let mut shares = Vec::new();
+        while let Some(Event::Message(m)) = rx.try_recv() {
+            assert_eq!((m.room(), m.author(), m.text()), ("r", "a", "t"));
+            shares.push(m.shares_a_frame());
+        }
+        assert_eq!(
+            shares,
+            [true, true, true, true, true, false, false],
+            "once more than half the capacity waits, messages are queued as their own copies"
+        );
+        o.emit(read(8));
+        assert_eq!(
+            rx.try_recv()
+                .map(|e| matches!(e, Event::Message(m) if m.shares_a_frame())),
+            Some(true),
+            "a reader that caught up gets shared entries again"
         );
     }
 

@@ -23,7 +23,7 @@ use crate::outbox::{Outbox, OutboxItem, Remover};
 use crate::outlet::Outlet;
 use crate::push_line::{self, PubData, PubLine};
 use crate::token::{TokenError, TokenSource};
-use crate::transport::{Connection, Connector, Inbound};
+use crate::transport::{Connection, Connector, Inbound, Utf8Bytes};
 
 /// Frames sent to the server are batched up to this size (the server's default limit is 64 KiB).
 const MAX_OUT_FRAME: usize = 60 * 1024;
@@ -176,8 +176,11 @@ impl Arrival {
 }
 
 /// Frames handled per wake-up of the connection loop before it looks at commands and timers
-/// again (a burst of pushes is decoded without a round through `select!` per frame).
-const FRAMES_PER_TURN: usize = 64;
+/// again (a burst of pushes is decoded without a round through `select!` per frame). A turn
+/// also ends once its batch of events holds a quarter of the event stream's capacity
+/// (`Outlet::batch_is_large`), so a burst is handed to the UI in
+/// pieces it can take while the next one is decoded instead of overflowing the stream at once.
+const FRAMES_PER_TURN: usize = 1024;
 
 /// The serde_json fast path for the hot line type, `{"push":{"channel":"room:…","pub":{…}}}`,
 /// decoded straight into borrowed, typed fields (no `serde_json::Value`, no second decode of
@@ -349,41 +352,30 @@ fn decode_lines(text: &str, max_bytes: usize) -> std::result::Result<Lines<'_>, 
 /// (lines, the publication fast path, the generic path otherwise) and builds the chat entries
 /// it would emit, without a connection. Returns how many entries that made.
 #[doc(hidden)]
-pub fn decode_frame_for_bench(text: &str) -> usize {
-    let Ok(lines) = decode_lines(text, usize::MAX) else {
+pub fn decode_frame_for_bench(frame: &Utf8Bytes) -> usize {
+    let Ok(lines) = decode_lines(frame, usize::MAX) else {
         return 0;
     };
     lines
         .into_iter()
         .filter_map(|line| match line {
-            Line::Publication(p) => Some(fast_entry(room_id(&p.channel)?, p.publication)),
+            Line::Publication(p) => Some(fast_entry(frame, room_id(&p.channel)?, p.publication)),
             Line::Reply(_) => None,
         })
         .count()
 }
 
-/// The chat entry of a publication decoded by a fast path.
-fn fast_entry(room: &str, p: PubData<'_>) -> ChatEntry {
-    ChatEntry {
-        room: room.to_owned(),
-        offset: p.offset,
-        id: p.id,
-        author: p.author.into_owned(),
-        text: p.text.into_owned(),
-        ts: p.ts,
-    }
+/// The chat entry of a publication decoded by a fast path from `frame`: its strings are slices
+/// of the frame when they were read without unescaping (no copy, no allocation).
+fn fast_entry(frame: &Utf8Bytes, room: &str, p: PubData<'_>) -> ChatEntry {
+    ChatEntry::in_frame(frame, room, p.offset, p.id, &p.author, &p.text, p.ts)
 }
 
 fn entry(room: &str, p: &Publication) -> Option<ChatEntry> {
     let m = ChatMessage::deserialize(&p.data).ok()?;
-    Some(ChatEntry {
-        room: room.to_owned(),
-        offset: p.offset,
-        id: m.id,
-        author: m.author,
-        text: m.text,
-        ts: m.ts,
-    })
+    Some(ChatEntry::new(
+        room, p.offset, m.id, &m.author, &m.text, m.ts,
+    ))
 }
 
 fn is_terminal(code: u16) -> bool {
@@ -667,7 +659,7 @@ impl Core {
                         self.on_frame(&text);
                         // Frames that are already here are handled in the same turn.
                         for _ in 1..FRAMES_PER_TURN {
-                            if self.end.is_some() {
+                            if self.end.is_some() || self.outlet.batch_is_large() {
                                 break;
                             }
                             match conn.stream.next().now_or_never() {
@@ -1165,7 +1157,12 @@ impl Core {
                 self.end = Some(End::Protocol("room too far behind".into()));
                 return;
             }
-            r.buffer.push(p);
+            // Held until the room's page arrives: a copy of its own, so the frame's read
+            // buffer is not kept with it.
+            r.buffer.push(Arrival {
+                offset: p.offset,
+                message: p.message.map(|m| m.detached()),
+            });
             return;
         }
         if p.offset == 0 {
@@ -1196,8 +1193,8 @@ impl Core {
 
     // ---------------------------------------------------------------- frames
 
-    fn on_frame(&mut self, text: &str) {
-        let lines = match decode_lines(text, self.config.max_frame_bytes) {
+    fn on_frame(&mut self, frame: &Utf8Bytes) {
+        let lines = match decode_lines(frame, self.config.max_frame_bytes) {
             Ok(r) => r,
             Err(e) => {
                 self.error("protocol", format!("malformed frame from the server: {e}"));
@@ -1210,14 +1207,14 @@ impl Core {
                 return;
             }
             match line {
-                Line::Publication(push) => self.on_fast_publication(push),
+                Line::Publication(push) => self.on_fast_publication(frame, push),
                 Line::Reply(reply) => self.on_reply(*reply),
             }
         }
     }
 
     /// A publication push from a fast path: the same steps as `on_push` → `on_publication`.
-    fn on_fast_publication(&mut self, push: PubLine<'_>) {
+    fn on_fast_publication(&mut self, frame: &Utf8Bytes, push: PubLine<'_>) {
         let Some(room) = room_id(&push.channel) else {
             tracing::debug!("publication outside a room ignored");
             return;
@@ -1227,7 +1224,7 @@ impl Core {
         }
         let arrival = Arrival {
             offset: push.publication.offset,
-            message: Some(fast_entry(room, push.publication)),
+            message: Some(fast_entry(frame, room, push.publication)),
         };
         self.on_publication(room, arrival);
     }
@@ -1527,11 +1524,12 @@ mod decode_tests {
                 p.publication.id,
                 &*p.publication.author
             ),
-            (expected.offset, expected.id, expected.author.as_str()),
+            (expected.offset, expected.id, expected.author()),
             "the fast path reads the same offset, id and author as the generic path"
         );
         assert_eq!(
-            p.publication.text, expected.text,
+            p.publication.text,
+            expected.text(),
             "escaped text is unescaped the same way"
         );
     }

@@ -331,11 +331,11 @@ impl View {
     pub fn apply(&mut self, ev: Event) {
         match ev {
             Event::Message(m) => {
-                let list = self.rooms.entry(m.room.clone()).or_default();
+                let list = self.rooms.entry(m.room().to_owned()).or_default();
                 if list.iter().any(|e| e.offset == m.offset) {
-                    self.duplicates.push((m.room.clone(), m.offset));
+                    self.duplicates.push((m.room().to_owned(), m.offset));
                 } else if list.last().is_some_and(|l| l.offset >= m.offset) {
-                    self.out_of_order.push((m.room.clone(), m.offset));
+                    self.out_of_order.push((m.room().to_owned(), m.offset));
                 }
                 list.push(m);
             }
