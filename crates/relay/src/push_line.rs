@@ -46,21 +46,29 @@ pub(crate) fn parse(line: &str) -> Option<PubLine<'_>> {
     let channel = c.string()?;
     c.lit(r#","pub":{"data":{"#)?;
     let (mut id, mut author, mut text, mut ts) = (None, None, None, None);
-    loop {
-        let key = c.string()?;
-        c.lit(":")?;
-        // A repeated key gives up (serde_json's derive refuses duplicates).
-        match key {
-            "id" if id.is_none() => id = Some(Uuid::try_parse(c.string()?).ok()?),
-            "author" if author.is_none() => author = Some(c.string()?),
-            "text" if text.is_none() => text = Some(c.string()?),
-            "ts" if ts.is_none() => ts = Some(c.int()?),
-            _ => return None,
+    // The server's own key order first (serde_json writes a map's keys sorted), matched as
+    // literals; any other order goes through the loop, which reads the same keys the same way.
+    let start = c.i;
+    if let Some((a, i, t, s)) = in_server_order(&mut c) {
+        (author, id, text, ts) = (Some(a), Some(i), Some(t), Some(s));
+    } else {
+        c.i = start;
+        loop {
+            let key = c.string()?;
+            c.lit(":")?;
+            // A repeated key gives up (serde_json's derive refuses duplicates).
+            match key {
+                "id" if id.is_none() => id = Some(Uuid::try_parse(c.string()?).ok()?),
+                "author" if author.is_none() => author = Some(c.string()?),
+                "text" if text.is_none() => text = Some(c.string()?),
+                "ts" if ts.is_none() => ts = Some(c.int()?),
+                _ => return None,
+            }
+            if c.eat("}") {
+                break;
+            }
+            c.lit(",")?;
         }
-        if c.eat("}") {
-            break;
-        }
-        c.lit(",")?;
     }
     if c.eat(r#","info":{"user":"#) {
         c.string()?;
@@ -86,6 +94,20 @@ pub(crate) fn parse(line: &str) -> Option<PubLine<'_>> {
             ts: ts?,
         },
     })
+}
+
+/// `data`'s keys in the order confab-server writes them: author, id, text, ts (and the `}`).
+fn in_server_order<'a>(c: &mut Cursor<'a>) -> Option<(&'a str, Uuid, &'a str, i64)> {
+    c.lit(r#""author":"#)?;
+    let author = c.string()?;
+    c.lit(r#","id":"#)?;
+    let id = Uuid::try_parse(c.string()?).ok()?;
+    c.lit(r#","text":"#)?;
+    let text = c.string()?;
+    c.lit(r#","ts":"#)?;
+    let ts = c.int()?;
+    c.lit("}")?;
+    Some((author, id, text, ts))
 }
 
 /// A position in the line; every method consumes what it read, or returns `None`.
@@ -119,13 +141,9 @@ impl<'a> Cursor<'a> {
         if rest.first() != Some(&b'"') {
             return None;
         }
-        // The closing quote or an escape, with memchr's SIMD search; then one pass over the
-        // bytes before it for control characters (a loop the compiler vectorizes).
-        let len = memchr::memchr2(b'"', b'\\', &rest[1..])?;
-        let controls = rest[1..1 + len]
-            .iter()
-            .fold(false, |seen, &b| seen | (b < 0x20));
-        if rest[1 + len] != b'"' || controls {
+        let body = &rest[1..];
+        let len = special(body)?;
+        if body[len] != b'"' {
             return None; // an escape, or a control character (not JSON)
         }
         let start = self.i + 1;
@@ -173,6 +191,55 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Bytes scanned eight at a time before [`special`] hands a long string to memchr.
+const SHORT: usize = 64;
+
+/// The position of the first byte of `s` that ends or breaks a plain JSON string: `"`, `\\` or
+/// a control character (below 0x20). Most strings in a push are short (keys, ids, names), and
+/// for those a word-at-a-time scan is quicker than setting up memchr's SIMD search; past
+/// [`SHORT`] bytes, memchr finds the quote or backslash and one pass checks for controls.
+fn special(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    let short = &s[..s.len().min(SHORT)];
+    let mut words = short.chunks_exact(8);
+    for (n, w) in words.by_ref().enumerate() {
+        let mut b = [0; 8];
+        b.copy_from_slice(w);
+        let x = u64::from_le_bytes(b);
+        // Per byte, the high bit is set where the byte is 0 (in `q ^ x`) or below 0x20: the
+        // classic "has zero / has less" tests. A flag can also appear above a real hit (a borrow
+        // carries up), never below the first one, so the lowest flag is the first hit.
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        let flags = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (x.wrapping_sub(ONES * 0x20) & !x);
+        let flags = flags & HIGHS;
+        if flags != 0 {
+            return Some(n * 8 + flags.trailing_zeros() as usize / 8);
+        }
+    }
+    let tail = words.remainder();
+    let done = short.len() - tail.len();
+    if let Some(i) = tail
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+    {
+        return Some(done + i);
+    }
+    if short.len() == s.len() {
+        return None;
+    }
+    let long = &s[short.len()..];
+    let len = memchr::memchr2(b'"', b'\\', long);
+    // Then one pass for control characters before it (a loop the compiler vectorizes).
+    let control = long[..len.unwrap_or(long.len())]
+        .iter()
+        .position(|&b| b < 0x20);
+    control.or(len).map(|i| short.len() + i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +266,34 @@ mod tests {
                     "the hand-written path read {line:?} differently from serde_json"
                 );
                 true
+            }
+        }
+    }
+
+    #[test]
+    fn special_finds_the_first_quote_backslash_or_control_character() {
+        let naive = |s: &[u8]| s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        let fillers = [
+            b'a', b' ', b'~', 0x7f, 0x80, 0xe2, 0xff, b'!', b'#', b'[', b']',
+        ];
+        let hits = [b'"', b'\\', 0x00, 0x0a, 0x1f];
+        for len in 0..(SHORT + 40) {
+            for &fill in &fillers {
+                let plain = vec![fill; len];
+                assert_eq!(special(&plain), naive(&plain), "{len} x {fill:#x}");
+                for at in 0..len {
+                    for &hit in &hits {
+                        let mut s = plain.clone();
+                        s[at] = hit;
+                        // A second hit later, and bytes around it that stress the borrows.
+                        if at + 3 < len {
+                            s[at + 1] = 0x01;
+                            s[at + 3] = b'"';
+                        }
+                        assert_eq!(special(&s), Some(at), "{len} x {fill:#x}, {hit:#x} at {at}");
+                        assert_eq!(special(&s), naive(&s));
+                    }
+                }
             }
         }
     }

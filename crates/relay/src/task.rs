@@ -331,6 +331,13 @@ fn decode_lines(text: &str, max_bytes: usize) -> std::result::Result<Lines<'_>, 
         });
     }
     let mut out = Lines::default();
+    // Most frames are one publication push: the hand-written reader takes the whole frame at
+    // once. It accepts no newline and no surrounding whitespace, so this reads such a frame
+    // exactly as the split below would, without the scan for newlines.
+    if let Some(p) = push_line::parse(text) {
+        out.push(Line::Publication(p));
+        return Ok(out);
+    }
     // Lines split with memchr's SIMD search (std's `split` scans a one-line frame bytewise).
     let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
     let mut start = 0;
