@@ -37,10 +37,12 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 const N: usize = 20_000;
-/// Frames replayed per receiver (the N real publications, repeated with fresh offsets).
-const FRAMES: usize = 100_000;
+/// Frames replayed per receiver (the N real publications, repeated with fresh offsets). At
+/// 100,000 a round of the native receivers lasted about 25 ms, short enough for one hiccup of
+/// this VM's scheduling to move it by half; rounds of 500,000 (about 0.1 s) spread less.
+const FRAMES: usize = 500_000;
 /// Rounds per receiver; the median is reported.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 /// Upper bound for any one step, so a stuck step fails the bench instead of hanging it.
 const STEP: Duration = Duration::from_secs(120);
 
@@ -218,6 +220,51 @@ async fn js_client(url: &str) -> Option<Duration> {
         .parse()
         .ok()?;
     Some(Duration::from_secs_f64(ms / 1e3))
+}
+
+/// CPU time used so far by this process's threads (Linux: `/proc/self/task/*/schedstat`),
+/// `None` where that cannot be read. A thread that ended is no longer counted.
+fn process_cpu() -> Option<Duration> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue; // ended meanwhile
+        };
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(ns))
+}
+
+/// Runs one receiver's round as a task and returns its first-to-last time, with the whole
+/// process's CPU time over the round (connecting included, the feeder too) and the round's
+/// wall time.
+async fn round_of<F>(receiver: F) -> (Duration, Option<(Duration, Duration)>)
+where
+    F: std::future::Future<Output = Duration> + Send + 'static,
+{
+    let (cpu, wall) = (process_cpu(), Instant::now());
+    let d = tokio::spawn(async move { tokio::time::timeout(STEP, receiver).await })
+        .await
+        .expect("receiver task")
+        .expect("receiver done in time");
+    let used = cpu
+        .zip(process_cpu())
+        .map(|(a, b)| (b.saturating_sub(a), wall.elapsed()));
+    (d, used)
+}
+
+/// Median CPU per publication and cores busy, over the rounds' `(cpu, wall)`.
+fn cpu_figures(rounds: &[(Duration, Duration)]) -> Option<(f64, f64)> {
+    if rounds.is_empty() {
+        return None;
+    }
+    let ns = median(rounds.iter().map(|(c, _)| *c).collect()).as_nanos() as f64 / FRAMES as f64;
+    let mut cores: Vec<f64> = rounds
+        .iter()
+        .map(|(c, w)| c.as_secs_f64() / w.as_secs_f64())
+        .collect();
+    cores.sort_by(f64::total_cmp);
+    Some((ns, cores[cores.len() / 2]))
 }
 
 /// Publications per second from the first to the last (FRAMES - 1 intervals).
@@ -421,23 +468,20 @@ async fn main() {
     let mut bare = Vec::new();
     let mut relay = Vec::new();
     let mut js = Vec::new();
+    let (mut bare_cpu, mut relay_cpu) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         // Each receiver runs as a task on the runtime's two workers, as the app's event pump
         // does (src-tauri/src/chat.rs), not on the bench's main thread (a third thread).
         let u = url.clone();
-        let b = tokio::spawn(async move { tokio::time::timeout(STEP, bare_loop(&u)).await })
-            .await
-            .expect("bare loop task")
-            .expect("bare loop in time");
+        let (b, cpu) = round_of(async move { bare_loop(&u).await }).await;
         bare.push(b);
+        bare_cpu.extend(cpu);
         let d = dir.path().join(format!("r{round}"));
         std::fs::create_dir_all(&d).expect("dir");
         let u = url.clone();
-        let r = tokio::spawn(async move { tokio::time::timeout(STEP, relay_client(&u, &d)).await })
-            .await
-            .expect("relay task")
-            .expect("relay receives in time");
+        let (r, cpu) = round_of(async move { relay_client(&u, &d).await }).await;
         relay.push(r);
+        relay_cpu.extend(cpu);
         let j = js_client(&url).await;
         eprintln!(
             "bench: round {round}: bare {:.0}/s, relay {:.0}/s, js {}",
@@ -486,6 +530,16 @@ async fn main() {
             100.0 * rate(js) / rate(bare),
             rate(relay) / rate(js)
         );
+    }
+    if let (Some((b_ns, b_cores)), Some((r_ns, r_cores))) =
+        (cpu_figures(&bare_cpu), cpu_figures(&relay_cpu))
+    {
+        println!();
+        println!("CPU of the whole process per publication (feeder included, connecting included), median of {ROUNDS}:");
+        println!("| receiver | CPU per publication | cores busy |");
+        println!("|---|---|---|");
+        println!("| bare loop | {b_ns:.0} ns | {b_cores:.2} |");
+        println!("| confab-relay | {r_ns:.0} ns | {r_cores:.2} |");
     }
     println!();
     println!(
