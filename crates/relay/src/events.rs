@@ -290,7 +290,9 @@ pub enum Event {
     ConnectionState(ConnectionState),
     /// Something went wrong that the user may want to know (no secrets in the text).
     Error {
-        /// Short machine-readable kind (`protocol`, `transport`, `server`, `outbox`, `token`).
+        /// Short machine-readable kind (`protocol`, `transport`, `tls`, `server`, `outbox`,
+        /// `token`). `tls`: the server's certificate or TLS setup was refused (told once per
+        /// cause while the relay keeps retrying).
         kind: String,
         /// Human-readable text.
         message: String,

@@ -43,10 +43,11 @@ pub fn valid_room(room: &str) -> Result<()> {
 }
 
 impl RelayHandle {
-    /// Starts the relay over WebSocket. Must be called inside a tokio runtime. Returns the
+    /// Starts the relay over WebSocket (`ws://`, or `wss://` trusting the default roots: see
+    /// [`WsConnector`]). Must be called inside a tokio runtime. Returns the
     /// handle and the (bounded) event stream for the UI.
     pub fn start(config: RelayConfig, source: Arc<dyn TokenSource>) -> Result<(Self, Events)> {
-        Self::start_with(config, source, Arc::new(WsConnector))
+        Self::start_with(config, source, Arc::new(WsConnector::default()))
     }
 
     /// Starts the relay with a custom transport.

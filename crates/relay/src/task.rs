@@ -118,6 +118,8 @@ pub(crate) struct Core {
     in_flight: HashSet<Uuid>,
     next_seq: u64,
     deferred: Vec<Cmd>,
+    /// The TLS failure last told to the UI since the last connection (told once per cause).
+    told_tls: Option<String>,
     // per connection
     pending: HashMap<u32, Pending>,
     out: Vec<WireCommand>,
@@ -425,6 +427,7 @@ impl Core {
             end: None,
             internal_tx,
             internal_rx,
+            told_tls: None,
         };
         for item in core.outbox.list()? {
             let state = match &item.failed {
@@ -510,6 +513,7 @@ impl Core {
             let end = match outcome {
                 Ok((conn, result)) => {
                     attempt = 0;
+                    self.told_tls = None;
                     self.serve(conn, result, &mut cmds).await
                 }
                 Err(Failure::SignedOut) => {
@@ -527,6 +531,17 @@ impl Core {
                 },
                 Err(Failure::Retry(why)) => {
                     tracing::info!(error = %why, "connect attempt failed");
+                    End::Transport(why)
+                }
+                Err(Failure::Tls(why)) => {
+                    // Not an outage but a certificate or TLS setup problem: the connection
+                    // line alone would say "Reconnecting…" forever. Told once per cause; the
+                    // relay keeps trying (the certificate may be fixed).
+                    tracing::warn!(error = %why, "TLS handshake failed");
+                    if self.told_tls.as_deref() != Some(why.as_str()) {
+                        self.told_tls = Some(why.clone());
+                        self.error("tls", format!("cannot connect securely: {why}"));
+                    }
                     End::Transport(why)
                 }
             };
@@ -1426,6 +1441,8 @@ enum Failure {
     TokenExpired,
     Terminal(u16, String),
     Retry(String),
+    /// The TLS handshake failed (retried like `Retry`, and told to the user).
+    Tls(String),
 }
 
 /// Dials, authenticates and waits for the `connect` reply, within the connect timeout.
@@ -1449,7 +1466,13 @@ async fn establish(
         let mut conn = connector
             .connect(&config.url, config.max_frame_bytes)
             .await
-            .map_err(|e| Failure::Retry(e.0))?;
+            .map_err(|e| {
+                if e.is_tls() {
+                    Failure::Tls(e.0)
+                } else {
+                    Failure::Retry(e.0)
+                }
+            })?;
         let cmd = WireCommand {
             id: 1,
             connect: Some(ConnectRequest {

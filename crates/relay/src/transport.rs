@@ -1,13 +1,16 @@
 //! The transport under the protocol: a [`Connector`] dials and returns a [`Connection`] (a frame
-//! sink and a frame stream). [`WsConnector`] is the real one (tokio-tungstenite); tests can
-//! provide their own.
+//! sink and a frame stream). [`WsConnector`] is the real one (tokio-tungstenite, with TLS by
+//! rustls for `wss://`); tests can provide their own.
 
 use std::pin::Pin;
-
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -20,6 +23,22 @@ use crate::token::BoxFuture;
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct TransportError(pub String);
+
+/// How every TLS failure's text begins (see [`TransportError::is_tls`]).
+const TLS_FAILURE: &str = "connect: TLS ";
+
+impl TransportError {
+    /// The TLS handshake with `host` failed (an untrusted or wrong certificate, say).
+    fn tls(host: &str, why: impl std::fmt::Display) -> Self {
+        Self(format!("{TLS_FAILURE}with {host}: {why}"))
+    }
+
+    /// True for a failed TLS handshake: a problem with the server's certificate or TLS setup,
+    /// not a network outage, so worth telling the user rather than only retrying.
+    pub fn is_tls(&self) -> bool {
+        self.0.starts_with(TLS_FAILURE)
+    }
+}
 
 /// Something the server sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,9 +79,84 @@ pub trait Connector: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Connection, TransportError>>;
 }
 
-/// The real transport: WebSocket over tokio-tungstenite (`ws://` only: TLS is not built in).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WsConnector;
+/// The real transport: WebSocket over tokio-tungstenite, `ws://` or `wss://`.
+///
+/// `wss://` is TLS by rustls (TLS 1.2 and 1.3, ring's algorithms, ALPN `http/1.1`), the server's
+/// certificate checked against its name and, by default, against the Mozilla root certificates
+/// that webpki-roots carries: the same roots the sign-in's HTTP client (reqwest with rustls)
+/// trusts. [`WsConnector::with_root_certificates`] trusts given roots instead (a private CA).
+#[derive(Clone, Default)]
+pub struct WsConnector {
+    /// `None`: the default roots, made once per process on the first `wss://` dial.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for WsConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsConnector")
+            .field(
+                "roots",
+                &if self.tls.is_some() {
+                    "given"
+                } else {
+                    "webpki-roots"
+                },
+            )
+            .finish()
+    }
+}
+
+impl WsConnector {
+    /// Trusts exactly `roots` (DER certificates) for `wss://`, instead of the default roots.
+    pub fn with_root_certificates(
+        roots: impl IntoIterator<Item = CertificateDer<'static>>,
+    ) -> Result<Self, TransportError> {
+        let mut store = rustls::RootCertStore::empty();
+        for cert in roots {
+            store
+                .add(cert)
+                .map_err(|e| TransportError(format!("TLS root certificate: {e}")))?;
+        }
+        if store.is_empty() {
+            return Err(TransportError("TLS: no root certificate given".into()));
+        }
+        Ok(Self {
+            tls: Some(Arc::new(client_config(store)?)),
+        })
+    }
+
+    fn tls(&self) -> Result<Arc<rustls::ClientConfig>, TransportError> {
+        if let Some(tls) = &self.tls {
+            return Ok(Arc::clone(tls));
+        }
+        static DEFAULT: OnceLock<Result<Arc<rustls::ClientConfig>, TransportError>> =
+            OnceLock::new();
+        DEFAULT
+            .get_or_init(|| {
+                let store = rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                client_config(store).map(Arc::new)
+            })
+            .clone()
+    }
+}
+
+fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, TransportError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TransportError(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // The WebSocket handshake is HTTP/1.1: a server that would pick h2 must not.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The byte stream under the WebSocket: plain TCP or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 impl Connector for WsConnector {
     fn connect<'a>(
@@ -78,27 +172,45 @@ impl Connector for WsConnector {
                 .into_client_request()
                 .map_err(|e| TransportError(format!("connect: {e}")))?;
             let uri = request.uri();
-            if uri.scheme_str() != Some("ws") {
-                return Err(TransportError(format!(
-                    "connect: only ws:// URLs are supported, not {url}"
-                )));
-            }
+            let (tls, default_port) = match uri.scheme_str() {
+                Some("ws") => (false, 80),
+                Some("wss") => (true, 443),
+                _ => {
+                    return Err(TransportError(format!(
+                        "connect: only ws:// and wss:// URLs are supported, not {url}"
+                    )))
+                }
+            };
             let host = uri
                 .host()
                 .ok_or_else(|| TransportError(format!("connect: no host in {url}")))?;
-            // `[::1]` in a URL is `::1` to the resolver.
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            let port = uri.port_u16().unwrap_or(80);
-            let tcp = tokio::net::TcpStream::connect((host, port))
+            // `[::1]` in a URL is `::1` to the resolver and to the certificate check.
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri.port_u16().unwrap_or(default_port);
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
                 .await
                 .map_err(|e| TransportError(format!("connect: {e}")))?;
             tcp.set_nodelay(true)
                 .map_err(|e| TransportError(format!("connect: {e}")))?;
+            let io: Box<dyn Io> = if tls {
+                let name = ServerName::try_from(host.clone())
+                    .map_err(|e| TransportError::tls(&host, e))?;
+                let stream = tokio_rustls::TlsConnector::from(self.tls()?)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| TransportError::tls(&host, e))?;
+                Box::new(stream)
+            } else {
+                Box::new(tcp)
+            };
             // tungstenite reads the socket into what is left of its frame buffer, which is
             // small while earlier frames (shared slices of it) are still being decoded: a few
             // KiB per read. Reading through a buffer of our own keeps each `recv` large.
-            let tcp = tokio::io::BufReader::with_capacity(SOCKET_READ_BYTES, tcp);
-            let (ws, _) = tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
+            let io = tokio::io::BufReader::with_capacity(SOCKET_READ_BYTES, io);
+            let (ws, _) = tokio_tungstenite::client_async_with_config(request, io, Some(config))
                 .await
                 .map_err(|e| TransportError(format!("connect: {e}")))?;
             let (sink, stream) = ws.split();
@@ -236,11 +348,20 @@ impl Stream for ReadAhead {
 }
 
 #[cfg(test)]
+#[path = "../tests/common/pki.rs"]
+mod pki;
+
+#[cfg(test)]
 mod tests {
+    use super::pki::TestPki;
     use super::*;
 
     async fn dial_error(url: &str) -> String {
-        match WsConnector.connect(url, 1 << 16).await {
+        dial_error_with(&WsConnector::default(), url).await
+    }
+
+    async fn dial_error_with(connector: &WsConnector, url: &str) -> String {
+        match connector.connect(url, 1 << 16).await {
             Ok(_) => panic!("{url} must not connect"),
             Err(e) => e.0,
         }
@@ -248,23 +369,102 @@ mod tests {
 
     #[tokio::test]
     async fn urls_it_cannot_dial_get_an_error_that_names_the_problem() {
-        for url in [
-            "wss://chat.example/connection/websocket",
-            "http://127.0.0.1:1/",
-        ] {
+        for url in ["http://127.0.0.1:1/", "ftp://chat.example/"] {
             let e = dial_error(url).await;
             assert!(
-                e.contains("only ws:// URLs are supported") && e.contains(url),
+                e.contains("only ws:// and wss:// URLs are supported") && e.contains(url),
                 "{url}: {e}"
             );
         }
         let e = dial_error("not a url").await;
         assert!(e.starts_with("connect: "), "an unparsable URL: {e}");
         // Nothing listens on port 1 of loopback: the dial itself fails, with the OS's reason.
-        let e = dial_error("ws://127.0.0.1:1/connection/websocket").await;
+        for url in [
+            "ws://127.0.0.1:1/connection/websocket",
+            "wss://127.0.0.1:1/connection/websocket",
+        ] {
+            let e = dial_error(url).await;
+            assert!(
+                e.starts_with("connect: ") && e.len() > "connect: ".len(),
+                "{url}: {e}"
+            );
+            assert!(
+                !TransportError(e.clone()).is_tls(),
+                "an outage is not a TLS problem: {e}"
+            );
+        }
+    }
+
+    /// A WebSocket server behind TLS on loopback that greets each client with one text frame.
+    async fn tls_greeter(pki: &TestPki) -> u16 {
+        let acceptor = pki.acceptor();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return; // the client refused the certificate
+                    };
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                        return;
+                    };
+                    let _ = ws.send(Message::text("hello over TLS")).await;
+                    while let Some(Ok(_)) = ws.next().await {}
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn wss_checks_the_servers_certificate_and_then_carries_frames() {
+        let pki = TestPki::new(&["localhost"]);
+        let port = tls_greeter(&pki).await;
+        let url = format!("wss://localhost:{port}/connection/websocket");
+
+        let trusting = WsConnector::with_root_certificates([pki.ca.clone()]).expect("roots");
+        let mut conn = trusting.connect(&url, 1 << 16).await.expect("wss connects");
+        match conn.stream.next().await {
+            Some(Ok(Inbound::Text(t))) => assert_eq!(t.as_str(), "hello over TLS"),
+            other => panic!("the server's frame arrives over TLS, got {other:?}"),
+        }
+
+        // The default roots do not include the test CA: refused, and the error says why.
+        let e = dial_error(&url).await;
         assert!(
-            e.starts_with("connect: ") && e.len() > "connect: ".len(),
-            "{e}"
+            e.contains("TLS with localhost") && e.contains("invalid peer certificate"),
+            "an unknown CA: {e}"
+        );
+        assert!(TransportError(e.clone()).is_tls(), "{e}");
+        assert!(e.contains("UnknownIssuer"), "{e}");
+
+        // A trusted certificate for another name: refused too.
+        let e = dial_error_with(
+            &trusting,
+            &format!("wss://127.0.0.1:{port}/connection/websocket"),
+        )
+        .await;
+        assert!(
+            e.contains("invalid peer certificate") && e.contains("127.0.0.1"),
+            "a certificate for another name: {e}"
+        );
+    }
+
+    #[test]
+    fn root_certificates_must_be_given_and_be_certificates() {
+        let none = WsConnector::with_root_certificates([]);
+        assert!(
+            matches!(&none, Err(e) if e.0.contains("no root certificate")),
+            "an empty set of roots would trust nothing: {none:?}"
+        );
+        let junk = WsConnector::with_root_certificates([CertificateDer::from(vec![1, 2, 3])]);
+        assert!(
+            matches!(&junk, Err(e) if e.0.starts_with("TLS root certificate")),
+            "{junk:?}"
         );
     }
 }

@@ -884,3 +884,96 @@ async fn slow_ui_gets_a_room_reset_instead_of_unbounded_buffering() {
         "the reset page plus older pages equal the server's history"
     );
 }
+
+/// `wss://`: a client behind TLS (trusting the proxy's CA) and a plain client chat both ways
+/// through the same server; a client that does not trust the certificate never connects and
+/// says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_carries_chat_both_ways_and_an_untrusted_certificate_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(300)).await;
+    let server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
+    let tls = TlsProxy::start(server.addr.expect("server is running")).await;
+    let alice = Client::start_with(
+        relay_config(&tls.url(), &dir.path().join("alice.db")),
+        IdpTokens::login(idp.clone(), "alice").await,
+        tls.connector(),
+    );
+    let bob = Client::start(
+        relay_config(&server.url(), &dir.path().join("bob.db")),
+        IdpTokens::login(idp.clone(), "bob").await,
+    );
+    alice.wait_connected(T).await;
+    bob.wait_connected(T).await;
+    alice
+        .relay
+        .create_room("Over TLS", Some("tls"))
+        .await
+        .expect("alice creates a room over wss");
+    bob.relay.join_room("tls").await.expect("bob joins");
+    alice.relay.open_room("tls").await.expect("alice opens");
+    bob.relay.open_room("tls").await.expect("bob opens");
+    for i in 0..20 {
+        alice
+            .relay
+            .send("tls", &format!("from alice {i}"))
+            .await
+            .expect("alice sends");
+        bob.relay
+            .send("tls", &format!("from bob {i}"))
+            .await
+            .expect("bob sends");
+    }
+    wait_until("both see the 40 messages", T, || {
+        alice.view(|v| v.ids("tls").len()) == 40 && bob.view(|v| v.ids("tls").len()) == 40
+    })
+    .await;
+    let history = server.history("tls");
+    assert_eq!(alice.view(|v| v.ids("tls")), history, "wss client = server");
+    assert_eq!(bob.view(|v| v.ids("tls")), history, "ws client = server");
+    let texts = |c: &Client| {
+        c.view(|v| {
+            v.rooms["tls"]
+                .iter()
+                .map(|m| m.text().to_owned())
+                .collect::<HashSet<_>>()
+        })
+    };
+    assert!(
+        texts(&bob).contains("from alice 19") && texts(&alice).contains("from bob 19"),
+        "messages cross between the TLS and the plain connection"
+    );
+
+    // The default roots (Mozilla's) do not include the test CA.
+    let untrusting = Client::start(
+        relay_config(&tls.url(), &dir.path().join("alice2.db")),
+        IdpTokens::login(idp.clone(), "alice").await,
+    );
+    wait_until("the refused certificate is reported", T, || {
+        untrusting.view(|v| {
+            v.errors
+                .iter()
+                .any(|(k, m)| k == "tls" && m.contains("invalid peer certificate"))
+        })
+    })
+    .await;
+    wait_until("a few more attempts", T, || {
+        untrusting.view(|v| {
+            v.connection
+                .iter()
+                .filter(|s| matches!(s, ConnectionState::Reconnecting { .. }))
+                .count()
+                >= 3
+        })
+    })
+    .await;
+    assert_eq!(
+        untrusting.view(|v| v.errors.iter().filter(|(k, _)| k == "tls").count()),
+        1,
+        "the same certificate problem is told once, not at every attempt"
+    );
+    assert!(
+        untrusting.view(|v| !v.connection.contains(&ConnectionState::Connected)),
+        "a connection to an untrusted certificate is never made"
+    );
+}

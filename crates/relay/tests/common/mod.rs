@@ -1,7 +1,10 @@
 //! Shared helpers for the relay's integration tests: a token source backed by the real test
 //! IdP, the real confab-server in-process (restartable on the same SQLite file), a TCP proxy
-//! that cuts connections, and an event collector that builds each room's view.
+//! that cuts connections, a TLS-terminating proxy with a test CA, and an event collector that
+//! builds each room's view.
 #![allow(dead_code)]
+
+pub mod pki;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -12,8 +15,8 @@ use std::time::Duration;
 
 use confab_protocol::{ChatMessage, Token};
 use confab_relay::{
-    BoxFuture, ChatEntry, ConnectionState, Event, RelayConfig, RelayHandle, SendState, TokenError,
-    TokenSource,
+    BoxFuture, ChatEntry, ConnectionState, Connector, Event, RelayConfig, RelayHandle, SendState,
+    TokenError, TokenSource, WsConnector,
 };
 use confab_server::{Config, Server};
 use confab_testkit::{Idp, IdpOptions};
@@ -308,6 +311,55 @@ impl Drop for Proxy {
     }
 }
 
+/// A TLS-terminating proxy in front of the server: `wss://localhost:<port>` outside, with a
+/// certificate from a test CA of its own, plain TCP to the server inside.
+pub struct TlsProxy {
+    pub addr: SocketAddr,
+    pub pki: pki::TestPki,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsProxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let pki = pki::TestPki::new(&["localhost"]);
+        let acceptor = pki.acceptor();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("TLS proxy binds");
+        let addr = listener.local_addr().expect("TLS proxy address");
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut client) = acceptor.accept(client).await else {
+                        return; // the client refused the certificate
+                    };
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        Self { addr, pki, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("wss://localhost:{}/connection/websocket", self.addr.port())
+    }
+
+    /// A connector that trusts this proxy's CA (and nothing else).
+    pub fn connector(&self) -> Arc<dyn Connector> {
+        Arc::new(WsConnector::with_root_certificates([self.pki.ca.clone()]).expect("test CA"))
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 // ------------------------------------------------------------------ client + events
 
 /// What a client's UI would show, built from the relay's events.
@@ -388,7 +440,16 @@ pub fn relay_config(url: &str, outbox: &Path) -> RelayConfig {
 
 impl Client {
     pub fn start(config: RelayConfig, tokens: Arc<dyn TokenSource>) -> Self {
-        let (relay, mut events) = RelayHandle::start(config, tokens.clone()).expect("relay starts");
+        Self::start_with(config, tokens, Arc::new(WsConnector::default()))
+    }
+
+    pub fn start_with(
+        config: RelayConfig,
+        tokens: Arc<dyn TokenSource>,
+        connector: Arc<dyn Connector>,
+    ) -> Self {
+        let (relay, mut events) =
+            RelayHandle::start_with(config, tokens.clone(), connector).expect("relay starts");
         let view = Arc::new(Mutex::new(View::default()));
         let v = view.clone();
         tokio::spawn(async move {
