@@ -21,7 +21,9 @@
 //! the grant and the user has to sign in again. No client can close that window alone (the new
 //! token exists only in the response). It is kept as short as possible: the save is the very first
 //! thing done with a response, nothing else (no event, no log write, no publish) comes before it,
-//! and the store's write is a single atomic replace. If the save fails, `R2` is kept in memory,
+//! and the store's write is a single atomic replace (the one check before it, in memory, is that a
+//! new ID token names the session's user, OpenID Connect Core §12.2; if it names another, nothing
+//! of the response is kept and the session ends). If the save fails, `R2` is kept in memory,
 //! the access token is still published (the old `R1` is dead either way), and the save is retried
 //! before the next refresh.
 
@@ -627,6 +629,28 @@ impl Shared {
             id_token,
             user,
         } = tokens;
+        if let Some(fresh) = &user {
+            // OpenID Connect Core §12.2: a refreshed ID token must name the same user (`iss`
+            // and `sub`) as the one the session began with. If not, nothing of this response
+            // is kept (the access token is never handed out, the rotated refresh token never
+            // stored) and the session ends: the grant no longer stands for this user.
+            let same = self
+                .user
+                .lock()
+                .map(|u| u.issuer == fresh.issuer && u.subject == fresh.subject)
+                .unwrap_or(false);
+            if !same {
+                tracing::error!("a refreshed ID token names another user; ending the session");
+                self.log("subject_changed", json!({}));
+                secrets.refresh = None;
+                secrets.id_token = None;
+                if let Err(err) = self.store.delete().await {
+                    tracing::warn!(error = %err, "could not wipe the stored refresh token");
+                }
+                self.end(SignOutReason::SessionEnded);
+                return Outcome::Ended;
+            }
+        }
         if let Some(rotated) = refresh_token {
             // Durable first (see module docs); a couple of quick retries for I/O hiccups.
             let mut saved = Err(String::new());

@@ -31,6 +31,8 @@ struct FakeIdp {
     requests: AtomicUsize,
     request_times: Mutex<Vec<std::time::Instant>>,
     fail_revoke: bool,
+    /// The user a refresh's (validated) ID token names; `None`: no ID token profile.
+    user_on_refresh: Mutex<Option<User>>,
 }
 
 impl FakeIdp {
@@ -43,6 +45,7 @@ impl FakeIdp {
             requests: AtomicUsize::new(0),
             request_times: Mutex::new(Vec::new()),
             fail_revoke: false,
+            user_on_refresh: Mutex::new(None),
         })
     }
 
@@ -65,7 +68,7 @@ impl FakeIdp {
             lifetime: self.lifetime,
             refresh_token: Some(Secret::new(rt)),
             id_token: Some(Secret::new("id-token".into())),
-            user: None,
+            user: self.user_on_refresh.lock().unwrap().clone(),
         }
     }
 
@@ -631,6 +634,72 @@ async fn invalid_grant_signs_out_with_the_reason_and_wipes_the_store() {
         !log.contains("rt-") && !log.contains("at-") && !log.contains("id-token"),
         "the auth log never contains a token"
     );
+}
+
+#[tokio::test]
+async fn a_refresh_whose_id_token_names_another_user_ends_the_session_and_keeps_nothing() {
+    for other in [
+        User::new("http://idp.test", "mallory"),
+        User::new("http://other-idp.test", "alice"),
+    ] {
+        let idp = FakeIdp::new(Duration::from_secs(3600), Duration::ZERO);
+        let store = Arc::new(MemoryTokenStore::new());
+        let clock = Arc::new(ShiftedClock::new());
+        store.save(&idp.grant()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = dir.path().join("auth.jsonl");
+        // The same user with a profile update is accepted as before.
+        let mut renamed = alice();
+        renamed.name = Some("Alice Example".into());
+        *idp.user_on_refresh.lock().unwrap() = Some(renamed.clone());
+        let manager = TokenManager::builder(idp.clone(), store.clone())
+            .config(config())
+            .clock(clock.clone())
+            .auth_log(AuthLog::open(&log_path).unwrap())
+            .restore(alice())
+            .await
+            .expect("the same user's refresh signs in");
+        assert_eq!(manager.user(), renamed, "the profile follows the ID token");
+        let before = manager.access_token().await.unwrap();
+
+        *idp.user_on_refresh.lock().unwrap() = Some(other.clone());
+        let mut events = manager.subscribe();
+        clock.advance(Duration::from_secs(56 * 60));
+        manager.notify_resume();
+        let event = tokio::time::timeout(Duration::from_secs(3), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            event,
+            SessionEvent::SignedOut {
+                reason: SignOutReason::SessionEnded
+            },
+            "an ID token for {other:?} ends alice's session"
+        );
+        assert!(
+            matches!(
+                manager.access_token().await,
+                Err(Error::SignedOut(SignOutReason::SessionEnded))
+            ),
+            "the access token of that response is never handed out"
+        );
+        assert!(
+            store.load().await.unwrap().is_none(),
+            "neither the spent nor the rotated refresh token stays in the store"
+        );
+        assert_eq!(
+            manager.user(),
+            renamed,
+            "the session's user is not replaced"
+        );
+        assert_ne!(before.expose_secret(), "", "a token was handed out before");
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        assert!(
+            log.contains("\"event\":\"subject_changed\""),
+            "the log records why: {log}"
+        );
+    }
 }
 
 #[tokio::test]
