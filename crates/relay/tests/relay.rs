@@ -131,14 +131,7 @@ async fn message_sent_while_server_down_is_delivered_after_restart() {
     );
     alice.wait_connected(T).await;
     bob.wait_connected(T).await;
-    alice
-        .relay
-        .create_room("Down", Some("down"))
-        .await
-        .expect("create");
-    bob.relay.join_room("down").await.expect("join");
-    alice.relay.open_room("down").await.expect("open");
-    bob.relay.open_room("down").await.expect("open");
+    shared_room(&alice, &bob, "down").await;
 
     server.stop().await;
     proxy.set_upstream(None);
@@ -407,14 +400,7 @@ async fn chaos_two_clients_2000_messages_restarts_and_cuts() {
     alice.wait_connected(T).await;
     bob.wait_connected(T).await;
     for room in ROOMS {
-        alice
-            .relay
-            .create_room(room, Some(room))
-            .await
-            .expect("create");
-        bob.relay.join_room(room).await.expect("join");
-        alice.relay.open_room(room).await.expect("alice opens");
-        bob.relay.open_room(room).await.expect("bob opens");
+        shared_room(&alice, &bob, room).await;
     }
 
     // Senders: 1,000 messages each, alternating rooms, paced over about 20 s.
@@ -905,14 +891,7 @@ async fn wss_carries_chat_both_ways_and_an_untrusted_certificate_is_refused() {
     );
     alice.wait_connected(T).await;
     bob.wait_connected(T).await;
-    alice
-        .relay
-        .create_room("Over TLS", Some("tls"))
-        .await
-        .expect("alice creates a room over wss");
-    bob.relay.join_room("tls").await.expect("bob joins");
-    alice.relay.open_room("tls").await.expect("alice opens");
-    bob.relay.open_room("tls").await.expect("bob opens");
+    shared_room(&alice, &bob, "tls").await; // alice over wss
     for i in 0..20 {
         alice
             .relay

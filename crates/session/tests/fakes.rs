@@ -172,6 +172,47 @@ async fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool
     }
 }
 
+/// Moves the clock 56 minutes on (past refresh time for 1-hour tokens), tells the manager (as on
+/// resume) and returns the next session event.
+async fn event_at_refresh_time(manager: &TokenManager, clock: &ShiftedClock) -> SessionEvent {
+    let mut events = manager.subscribe();
+    clock.advance(Duration::from_secs(56 * 60));
+    manager.notify_resume();
+    tokio::time::timeout(Duration::from_secs(3), events.recv())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Moves the clock to refresh time and checks that the refresh ends the session: a
+/// `SignedOut(SessionEnded)` event, callers get `SignedOut`, no refresh token left in the store.
+async fn refresh_ends_the_session(
+    manager: &TokenManager,
+    clock: &ShiftedClock,
+    store: &MemoryTokenStore,
+    why: &str,
+) {
+    let event = event_at_refresh_time(manager, clock).await;
+    assert_eq!(
+        event,
+        SessionEvent::SignedOut {
+            reason: SignOutReason::SessionEnded
+        },
+        "{why}: the session ends with a reason"
+    );
+    assert!(
+        matches!(
+            manager.access_token().await,
+            Err(Error::SignedOut(SignOutReason::SessionEnded))
+        ),
+        "{why}: after the session ended, callers get SignedOut"
+    );
+    assert!(
+        store.load().await.unwrap().is_none(),
+        "{why}: no refresh token is left in the store"
+    );
+}
+
 async fn signed_in(idp: &Arc<FakeIdp>, store: &Arc<MemoryTokenStore>) -> TokenManager {
     let rt = idp.grant();
     store.save(&rt).await.unwrap();
@@ -551,13 +592,7 @@ async fn invalid_grant_rereads_the_store_and_uses_a_token_rotated_by_another_pro
         .cloned()
         .unwrap();
     idp.state.lock().unwrap().valid.remove(&ours);
-    let mut events = manager.subscribe();
-    clock.advance(Duration::from_secs(56 * 60));
-    manager.notify_resume();
-    let event = tokio::time::timeout(Duration::from_secs(3), events.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let event = event_at_refresh_time(&manager, &clock).await;
     assert!(
         matches!(event, SessionEvent::Refreshed { .. }),
         "after invalid_grant, a different token in the store is tried once and succeeds: {event:?}"
@@ -584,35 +619,11 @@ async fn invalid_grant_signs_out_with_the_reason_and_wipes_the_store() {
         .await
         .unwrap();
     idp.state.lock().unwrap().valid.clear();
-    let mut events = manager.subscribe();
-    clock.advance(Duration::from_secs(56 * 60));
-    manager.notify_resume();
-    let event = tokio::time::timeout(Duration::from_secs(3), events.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        event,
-        SessionEvent::SignedOut {
-            reason: SignOutReason::SessionEnded
-        },
-        "invalid_grant ends the session with a reason"
-    );
+    refresh_ends_the_session(&manager, &clock, &store, "invalid_grant").await;
     assert_eq!(
         SignOutReason::SessionEnded.to_string(),
         "Your session ended, please sign in again",
         "the reason the UI shows"
-    );
-    assert!(
-        matches!(
-            manager.access_token().await,
-            Err(Error::SignedOut(SignOutReason::SessionEnded))
-        ),
-        "after the session ended, callers get SignedOut"
-    );
-    assert!(
-        store.load().await.unwrap().is_none(),
-        "the dead refresh token is wiped from the store"
     );
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(
@@ -663,31 +674,10 @@ async fn a_refresh_whose_id_token_names_another_user_ends_the_session_and_keeps_
         let before = manager.access_token().await.unwrap();
 
         *idp.user_on_refresh.lock().unwrap() = Some(other.clone());
-        let mut events = manager.subscribe();
-        clock.advance(Duration::from_secs(56 * 60));
-        manager.notify_resume();
-        let event = tokio::time::timeout(Duration::from_secs(3), events.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            event,
-            SessionEvent::SignedOut {
-                reason: SignOutReason::SessionEnded
-            },
-            "an ID token for {other:?} ends alice's session"
-        );
-        assert!(
-            matches!(
-                manager.access_token().await,
-                Err(Error::SignedOut(SignOutReason::SessionEnded))
-            ),
-            "the access token of that response is never handed out"
-        );
-        assert!(
-            store.load().await.unwrap().is_none(),
-            "neither the spent nor the rotated refresh token stays in the store"
-        );
+        // Ended: the access token of that response is never handed out, and neither the spent
+        // nor the rotated refresh token stays in the store.
+        let why = format!("an ID token for {other:?} after alice's");
+        refresh_ends_the_session(&manager, &clock, &store, &why).await;
         assert_eq!(
             manager.user(),
             renamed,

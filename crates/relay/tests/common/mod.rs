@@ -438,6 +438,26 @@ pub fn relay_config(url: &str, outbox: &Path) -> RelayConfig {
         .build()
 }
 
+/// `owner` creates room `id`, `other` joins it, and both open it (each gets its page).
+pub async fn shared_room(owner: &Client, other: &Client, id: &str) {
+    owner
+        .relay
+        .create_room(id, Some(id))
+        .await
+        .unwrap_or_else(|e| panic!("create room {id}: {e}"));
+    other
+        .relay
+        .join_room(id)
+        .await
+        .unwrap_or_else(|e| panic!("join room {id}: {e}"));
+    for c in [owner, other] {
+        c.relay
+            .open_room(id)
+            .await
+            .unwrap_or_else(|e| panic!("open room {id}: {e}"));
+    }
+}
+
 impl Client {
     pub fn start(config: RelayConfig, tokens: Arc<dyn TokenSource>) -> Self {
         Self::start_with(config, tokens, Arc::new(WsConnector::default()))
