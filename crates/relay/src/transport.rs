@@ -33,6 +33,35 @@ impl TransportError {
         Self(format!("{TLS_FAILURE}with {host}: {why}"))
     }
 
+    /// A failed handshake with `host`: what it means for the user first, rustls' words after.
+    fn handshake(host: &str, e: &std::io::Error) -> Self {
+        use rustls::CertificateError as C;
+        let rustls = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        let meaning = match rustls {
+            Some(rustls::Error::InvalidCertificate(c)) => Some(match c {
+                C::UnknownIssuer => {
+                    "the server's certificate is not from an authority this app trusts"
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "the server's certificate is for another name"
+                }
+                C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired",
+                C::NotValidYet | C::NotValidYetContext { .. } => {
+                    "the server's certificate is not valid yet (is this device's clock right?)"
+                }
+                C::Revoked => "the server's certificate was revoked",
+                _ => "the server's certificate was refused",
+            }),
+            _ => None,
+        };
+        match meaning {
+            Some(m) => Self::tls(host, format_args!("{m} ({e})")),
+            None => Self::tls(host, e),
+        }
+    }
+
     /// True for a failed TLS handshake: a problem with the server's certificate or TLS setup,
     /// not a network outage, so worth telling the user rather than only retrying.
     pub fn is_tls(&self) -> bool {
@@ -201,7 +230,7 @@ impl Connector for WsConnector {
                 let stream = tokio_rustls::TlsConnector::from(self.tls()?)
                     .connect(name, tcp)
                     .await
-                    .map_err(|e| TransportError::tls(&host, e))?;
+                    .map_err(|e| TransportError::handshake(&host, &e))?;
                 Box::new(stream)
             } else {
                 Box::new(tcp)
@@ -440,7 +469,10 @@ mod tests {
             "an unknown CA: {e}"
         );
         assert!(TransportError(e.clone()).is_tls(), "{e}");
-        assert!(e.contains("UnknownIssuer"), "{e}");
+        assert!(
+            e.contains("not from an authority this app trusts") && e.contains("UnknownIssuer"),
+            "the meaning first, rustls' words after: {e}"
+        );
 
         // A trusted certificate for another name: refused too.
         let e = dial_error_with(
@@ -449,7 +481,9 @@ mod tests {
         )
         .await;
         assert!(
-            e.contains("invalid peer certificate") && e.contains("127.0.0.1"),
+            e.contains("invalid peer certificate")
+                && e.contains("127.0.0.1")
+                && e.contains("for another name"),
             "a certificate for another name: {e}"
         );
     }
