@@ -219,7 +219,7 @@ impl Outlet {
         }
         if let Event::Message(m) = &mut event {
             // A lagging reader: do not let its backlog hold read buffers (module docs).
-            if m.shares_a_frame() && self.seen_queued * 2 > self.capacity {
+            if self.seen_queued * 2 > self.capacity && m.shares_a_frame() {
                 *m = m.detached();
             }
         }

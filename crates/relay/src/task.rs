@@ -287,6 +287,11 @@ fn decode_line(line: &str, number: usize) -> std::result::Result<Line<'_>, Frame
     if let Some(p) = push_line::parse(line) {
         return Ok(Line::Publication(p));
     }
+    decode_line_with_serde(line, number)
+}
+
+/// [`decode_line`] after the hand-written reader gave up on `line`.
+fn decode_line_with_serde(line: &str, number: usize) -> std::result::Result<Line<'_>, FrameError> {
     if let Ok(p) = serde_json::from_str::<fast::PushLine<'_>>(line) {
         return Ok(Line::Publication(p.push.into()));
     }
@@ -349,7 +354,13 @@ fn decode_lines(text: &str, max_bytes: usize) -> std::result::Result<Lines<'_>, 
         if line.is_empty() {
             continue;
         }
-        out.push(decode_line(line, i + 1)?);
+        // A frame that is this one line was already offered to the hand-written reader above.
+        let decoded = if line.len() == text.len() {
+            decode_line_with_serde(line, i + 1)
+        } else {
+            decode_line(line, i + 1)
+        };
+        out.push(decoded?);
     }
     if out.first.is_none() {
         return Err(FrameError::Empty);
