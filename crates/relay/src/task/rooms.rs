@@ -1,0 +1,260 @@
+//! Followed rooms: subscriptions with recovery, page reloads (resets), and the one filter
+//! every publication passes (dedupe by offset, gaps, held while the room syncs).
+
+use confab_protocol::{
+    room_channel, Command as WireCommand, ErrorCode, HistoryRequest, Publication, Reply,
+    SubscribeRequest,
+};
+use tokio::sync::oneshot;
+
+use super::decode::entry;
+use super::{server_error, Core, End, Pending};
+use crate::error::Result;
+use crate::events::{ChatEntry, Event, RoomPage};
+use crate::outbox::OutboxItem;
+
+/// Publications held for a room while its subscription or reset is in flight; more means the
+/// room is far behind and a reconnect (with recovery) is cheaper than holding them.
+const MAX_SYNC_BUFFER: usize = 10_000;
+
+#[derive(Default)]
+pub(super) struct Room {
+    pub(super) epoch: String,
+    offset: u64,
+    pub(super) known: bool,
+    pub(super) subscribed: bool,
+    pub(super) syncing: bool,
+    needs_reset: bool,
+    pub(super) buffer: Vec<Arrival>,
+    pub(super) waiters: Vec<oneshot::Sender<Result<RoomPage>>>,
+}
+
+/// A publication reduced to what the relay uses: its offset and the chat message (`None` when
+/// its data is not one).
+pub(super) struct Arrival {
+    pub(super) offset: u64,
+    pub(super) message: Option<ChatEntry>,
+}
+
+impl Arrival {
+    pub(super) fn of(room: &str, p: &Publication) -> Self {
+        Self {
+            offset: p.offset,
+            message: entry(room, p),
+        }
+    }
+}
+
+impl Core {
+    pub(super) fn subscribe(&mut self, room: &str) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.syncing = true;
+        r.subscribed = false;
+        r.buffer.clear();
+        let req = SubscribeRequest {
+            channel: room_channel(room),
+            recover: r.known,
+            epoch: if r.known {
+                r.epoch.clone()
+            } else {
+                String::new()
+            },
+            offset: if r.known { r.offset } else { 0 },
+            positioned: true,
+            recoverable: true,
+            ..SubscribeRequest::default()
+        };
+        let id = self.push_cmd(WireCommand {
+            subscribe: Some(req),
+            ..WireCommand::default()
+        });
+        self.pending.insert(id, Pending::Subscribe(room.to_owned()));
+    }
+
+    pub(super) fn start_reset(&mut self, room: &str) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.syncing = true;
+        r.needs_reset = true;
+        let id = self.push_cmd(WireCommand {
+            history: Some(HistoryRequest {
+                channel: room_channel(room),
+                limit: i32::try_from(self.config.page_size).unwrap_or(i32::MAX),
+                since: None,
+                reverse: true,
+            }),
+            ..WireCommand::default()
+        });
+        self.pending.insert(id, Pending::Reset(room.to_owned()));
+    }
+
+    pub(super) fn on_subscribed(&mut self, room: &str, reply: Reply) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if let Some(e) = reply.error {
+            r.syncing = false;
+            let err_text = format!("cannot open room {room}: {}", e.message);
+            for w in r.waiters.drain(..) {
+                let _ = w.send(Err(server_error(&e)));
+            }
+            if e.temporary || e.code == ErrorCode::INTERNAL {
+                self.error("server", err_text);
+                self.end = Some(End::Protocol("temporary subscribe failure".into()));
+            } else {
+                // Not a member / unknown room: stop following it.
+                self.rooms.remove(room);
+                self.error("server", err_text);
+            }
+            return;
+        }
+        let Some(res) = reply.subscribe else {
+            self.end = Some(End::Protocol("subscribe reply without result".into()));
+            return;
+        };
+        r.subscribed = true;
+        let recovered = r.known && res.recovered && res.epoch == r.epoch;
+        if recovered {
+            let pubs = res.publications;
+            let wants_page = !r.waiters.is_empty() || r.needs_reset;
+            r.syncing = false;
+            for p in pubs {
+                let a = Arrival::of(room, &p);
+                self.on_publication(room, a);
+            }
+            self.drain_buffer(room);
+            if wants_page {
+                self.start_reset(room);
+            }
+        } else {
+            if r.known {
+                tracing::info!(room, "recovery failed; reloading recent history");
+            }
+            r.epoch = res.epoch;
+            r.offset = res.offset;
+            r.known = true;
+            self.start_reset(room);
+        }
+    }
+
+    pub(super) fn on_reset(&mut self, room: &str, reply: Reply) {
+        let unsent: Vec<OutboxItem> = self.unsent(room);
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.syncing = false;
+        match (reply.error, reply.history) {
+            (Some(e), _) => {
+                for w in r.waiters.drain(..) {
+                    let _ = w.send(Err(server_error(&e)));
+                }
+                self.outlet.stale_rooms.insert(room.to_owned()); // retried by the stale check
+                self.error("server", format!("cannot load room {room}: {}", e.message));
+            }
+            (None, Some(h)) => {
+                let mut pubs = h.publications;
+                pubs.reverse();
+                let page_top = pubs.last().map(|p| p.offset).unwrap_or(0);
+                if h.epoch != r.epoch {
+                    r.epoch = h.epoch;
+                    r.offset = h.offset.max(page_top);
+                } else {
+                    r.offset = r.offset.max(h.offset).max(page_top);
+                }
+                r.needs_reset = false;
+                let has_older = pubs.first().is_some_and(|p| p.offset > 1);
+                let messages: Vec<ChatEntry> = pubs.iter().filter_map(|p| entry(room, p)).collect();
+                let page = RoomPage {
+                    room: room.to_owned(),
+                    messages: messages.clone(),
+                    has_older,
+                };
+                for w in r.waiters.drain(..) {
+                    let _ = w.send(Ok(page.clone()));
+                }
+                self.outlet.stale_rooms.remove(room);
+                self.outlet.emit(Event::RoomReset {
+                    room: room.to_owned(),
+                    messages,
+                    has_older,
+                    unsent,
+                });
+            }
+            (None, None) => {
+                self.end = Some(End::Protocol("history reply without result".into()));
+                return;
+            }
+        }
+        self.drain_buffer(room);
+    }
+
+    fn unsent(&self, room: &str) -> Vec<OutboxItem> {
+        let mut v: Vec<&(u64, OutboxItem)> = self
+            .items
+            .values()
+            .filter(|(_, i)| i.room == room)
+            .collect();
+        v.sort_by_key(|(seq, _)| *seq);
+        v.into_iter().map(|(_, i)| i.clone()).collect()
+    }
+
+    fn drain_buffer(&mut self, room: &str) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if r.syncing {
+            return;
+        }
+        let buffered = std::mem::take(&mut r.buffer);
+        for p in buffered {
+            self.on_publication(room, p);
+        }
+    }
+
+    /// Applies one publication: dedupe by offset, detect gaps, emit.
+    pub(super) fn on_publication(&mut self, room: &str, p: Arrival) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return; // a room we no longer follow
+        };
+        if r.syncing {
+            if r.buffer.len() >= MAX_SYNC_BUFFER {
+                self.end = Some(End::Protocol("room too far behind".into()));
+                return;
+            }
+            // Held until the room's page arrives: a copy of its own, so the frame's read
+            // buffer is not kept with it.
+            r.buffer.push(Arrival {
+                offset: p.offset,
+                message: p.message.map(|m| m.detached()),
+            });
+            return;
+        }
+        if p.offset == 0 {
+            self.error(
+                "protocol",
+                format!("publication without offset in room {room}"),
+            );
+            return;
+        }
+        if p.offset <= r.offset {
+            return; // seen already (recovery overlap, reset overlap or a resent push)
+        }
+        if p.offset > r.offset + 1 {
+            // A gap: reconnecting recovers the missed publications from our position.
+            self.end = Some(End::Protocol(format!(
+                "gap in room {room}: expected offset {}, got {}",
+                r.offset + 1,
+                p.offset
+            )));
+            return;
+        }
+        r.offset = p.offset;
+        match p.message {
+            Some(e) => self.outlet.emit(Event::Message(e)),
+            None => self.error("protocol", format!("undecodable message in room {room}")),
+        }
+    }
+}
