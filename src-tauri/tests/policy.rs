@@ -115,11 +115,19 @@ fn ui_has_no_inline_code() {
             "no inline event handlers ({handler})"
         );
     }
-    let scripts: Vec<PathBuf> = std::fs::read_dir(root().join("ui"))
-        .expect("ui/ exists")
-        .map(|e| e.expect("readable ui/ entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "js"))
-        .collect();
+    // Subfolders too: the chat part's modules live in ui/chat/.
+    let mut scripts: Vec<PathBuf> = Vec::new();
+    let mut dirs = vec![root().join("ui")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("ui/ is readable") {
+            let path = entry.expect("readable ui/ entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|x| x == "js") {
+                scripts.push(path);
+            }
+        }
+    }
     assert!(!scripts.is_empty(), "the UI has scripts to check");
     for script in scripts {
         let js = std::fs::read_to_string(&script).expect("readable script");
