@@ -7,7 +7,7 @@ const tauri = window.__TAURI__;
 // The chat part (chat.js and chat/, virtual-list.js, format.js) is loaded when it may be needed,
 // not at launch: on the sign-in screen it is fetched once sign-in is under way (the person is in
 // the browser then), and in every other case at once. Someone looking at the sign-in screen pays
-// neither its start-up time nor its memory (docs/chat-ui.md, "First screen").
+// neither its start-up time nor its memory (docs/ui-contract.md, "First screen").
 let chat = null; // the chat module, once loaded
 let chatLoad = null; // its import, once asked for
 let chatStarted = false;

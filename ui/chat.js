@@ -1,7 +1,7 @@
 // Confab chat screen: the room list, the open room's history (virtualized), the composer, the
 // connection line and the new-room dialog. Display and input only: the core (Rust) keeps the
 // connection, the outbox, unread counts, drafts and read positions, and tells this module what
-// to show over one ordered channel (docs/chat-ui.md). Each part is a module under chat/; this
+// to show over one ordered channel (docs/ui-contract.md). Each part is a module under chat/; this
 // one routes the core's events to them, wires them up and is what app.js imports.
 
 import { dayKey } from './format.js';

@@ -1,6 +1,6 @@
 // Pure display helpers: times, day labels, avatars and safe links. Nothing here touches the core.
 
-/** Longest message the core accepts, in Unicode scalar values (docs/chat-ui.md). */
+/** Longest message the core accepts, in Unicode scalar values (docs/ui-contract.md). */
 export const MAX_MESSAGE_CHARS = 4000;
 
 /** Length as the core counts it (code points, not UTF-16 units). */

@@ -1,70 +1,146 @@
-//! Commands the UI may call. Each is a one-line forward to [`SignInFlow`]; none returns a secret.
-//! The passphrase arrives only in `unlock_vault` and goes straight into a zeroizing
-//! `SecretString`; it is never stored, logged or sent back.
+//! Commands the UI may call: one-line forwards to the core (`confab-client`). None returns a
+//! secret. The passphrase arrives only in `unlock_vault` and goes straight into a zeroizing
+//! `SecretString`; it is never stored, logged or sent back. The contract: docs/ui-contract.md.
 
 use std::sync::Arc;
 
+use confab_client::chat::{ChatEvent, OlderPage, OpenedRoom, RoomView};
+use confab_client::{Core, Result, UiEvent, UserView};
+use confab_vault::SecretString;
 use tauri::ipc::Channel;
 use tauri::State;
 
-use confab_vault::SecretString;
+type App<'a> = State<'a, Arc<Core>>;
 
-use crate::error::Result;
-use crate::events::{UiEvent, UserView};
-use crate::signin::SignInFlow;
-
-/// Streams [`UiEvent`]s to this window, starting with the current status.
+/// Streams sign-in [`UiEvent`]s to this window, starting with the current status.
 #[tauri::command]
-pub(crate) fn subscribe_events(flow: State<'_, Arc<SignInFlow>>, channel: Channel<UiEvent>) {
-    flow.subscribe(Box::new(move |event| channel.send(event).is_ok()));
+pub(crate) fn subscribe_events(core: App<'_>, channel: Channel<UiEvent>) {
+    core.flow
+        .subscribe(Box::new(move |e| channel.send(e).is_ok()));
 }
 
 /// Starts signing in: opens the system browser and waits for the redirect.
 #[tauri::command]
-pub(crate) async fn sign_in(flow: State<'_, Arc<SignInFlow>>) -> Result<()> {
-    flow.inner().clone().sign_in().await
+pub(crate) async fn sign_in(core: App<'_>) -> Result<()> {
+    core.flow.sign_in().await
 }
 
 /// Cancels the pending sign-in, if any.
 #[tauri::command]
-pub(crate) async fn cancel_sign_in(flow: State<'_, Arc<SignInFlow>>) -> Result<bool> {
-    Ok(flow.cancel().await)
+pub(crate) async fn cancel_sign_in(core: App<'_>) -> Result<bool> {
+    Ok(core.flow.cancel().await)
 }
 
 /// Restarts the pending sign-in with a fresh request and opens the browser again.
 #[tauri::command]
-pub(crate) async fn open_browser_again(flow: State<'_, Arc<SignInFlow>>) -> Result<()> {
-    flow.inner().clone().sign_in().await
+pub(crate) async fn open_browser_again(core: App<'_>) -> Result<()> {
+    core.flow.sign_in().await
 }
 
 /// The signed-in user (name, email, issuer), if any.
 #[tauri::command]
-pub(crate) fn current_user(flow: State<'_, Arc<SignInFlow>>) -> Option<UserView> {
-    flow.current_user()
+pub(crate) fn current_user(core: App<'_>) -> Option<UserView> {
+    core.flow.current_user()
 }
 
 /// Unlocks the vault with a passphrase (first run: creates it; `confirmation` must match).
 #[tauri::command]
 pub(crate) async fn unlock_vault(
-    flow: State<'_, Arc<SignInFlow>>,
+    core: App<'_>,
     passphrase: String,
     confirmation: Option<String>,
 ) -> Result<()> {
-    let (passphrase, confirmation) = (
-        SecretString::new(passphrase),
-        confirmation.map(SecretString::new),
-    );
-    flow.inner().clone().unlock(passphrase, confirmation).await
+    let confirmation = confirmation.map(SecretString::new);
+    core.flow
+        .unlock(SecretString::new(passphrase), confirmation)
+        .await
 }
 
 /// Moves the unusable vault aside and starts afresh (the UI asked the user first).
 #[tauri::command]
-pub(crate) async fn reset_vault(flow: State<'_, Arc<SignInFlow>>) -> Result<()> {
-    flow.inner().clone().reset_vault().await
+pub(crate) async fn reset_vault(core: App<'_>) -> Result<()> {
+    core.flow.reset_vault().await
 }
 
 /// Signs out: revoke, wipe the vault entry and memory, open the provider's logout page.
 #[tauri::command]
-pub(crate) async fn sign_out(flow: State<'_, Arc<SignInFlow>>) -> Result<()> {
-    flow.inner().clone().sign_out().await
+pub(crate) async fn sign_out(core: App<'_>) -> Result<()> {
+    core.flow.sign_out().await
+}
+
+/// Streams chat events to this window, starting with the current state.
+#[tauri::command]
+pub(crate) fn subscribe_chat(core: App<'_>, channel: Channel<ChatEvent>) {
+    core.chat
+        .subscribe(Box::new(move |e| channel.send(e).is_ok()));
+}
+
+/// The room list (from the server), with unread counts.
+#[tauri::command]
+pub(crate) async fn list_rooms(core: App<'_>) -> Result<Vec<RoomView>> {
+    core.chat.list_rooms().await
+}
+
+/// Creates a room named `name`; the user becomes a member.
+#[tauri::command]
+pub(crate) async fn create_room(core: App<'_>, name: String) -> Result<RoomView> {
+    core.chat.create_room(&name).await
+}
+
+/// Joins the room `id`.
+#[tauri::command]
+pub(crate) async fn join_room(core: App<'_>, id: String) -> Result<RoomView> {
+    core.chat.join_room(&id).await
+}
+
+/// Opens a room; its latest page follows on the chat channel.
+#[tauri::command]
+pub(crate) async fn open_room(core: App<'_>, room: String) -> Result<OpenedRoom> {
+    core.chat.open_room(room).await
+}
+
+/// The page of messages before `before_offset` in an open room.
+#[tauri::command]
+pub(crate) async fn load_older(
+    core: App<'_>,
+    room: String,
+    before_offset: u64,
+) -> Result<OlderPage> {
+    core.chat.load_older(&room, before_offset).await
+}
+
+/// Sends a message (durable in the outbox when this returns) and clears the room's draft.
+#[tauri::command]
+pub(crate) async fn send_message(core: App<'_>, room: String, text: String) -> Result<String> {
+    core.chat.send_message(&room, &text).await
+}
+
+/// Publishes a failed message again.
+#[tauri::command]
+pub(crate) async fn retry_message(core: App<'_>, id: String) -> Result<()> {
+    core.chat.retry_message(&id).await
+}
+
+/// Saves the composer's draft for `room` (durable when this returns; "" removes it).
+#[tauri::command]
+pub(crate) async fn save_draft(core: App<'_>, room: String, text: String) -> Result<()> {
+    core.chat.save_draft(&room, text).await
+}
+
+/// The user has seen `room` up to `offset` (the read position only moves forward).
+#[tauri::command]
+pub(crate) async fn mark_read(core: App<'_>, room: String, offset: u64) -> Result<()> {
+    core.chat.mark_read(&room, offset).await
+}
+
+/// Turns desktop notifications on or off.
+#[tauri::command]
+pub(crate) async fn set_notifications(core: App<'_>, enabled: bool) -> Result<()> {
+    core.chat.set_notifications(enabled).await
+}
+
+/// Opens a web link from a message in the system browser (http and https only).
+#[tauri::command]
+pub(crate) fn open_link(core: App<'_>, url: String) -> Result<()> {
+    core.chat.open_link(&url)
 }

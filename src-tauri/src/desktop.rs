@@ -4,7 +4,7 @@ use confab_config::{AppConfig, RedirectMode};
 use tauri::{AppHandle, Manager, Runtime};
 use tauri_plugin_deep_link::DeepLinkExt;
 
-use crate::signin::RedirectPlan;
+use confab_client::RedirectPlan;
 
 /// The single-instance plugin. It must be registered before every other plugin; with its
 /// `deep-link` feature it hands a second process's URL argument to the deep-link plugin of the

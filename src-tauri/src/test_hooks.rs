@@ -12,27 +12,32 @@
 //! daemon).
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::OnceLock;
 
 use url::Url;
-
-use crate::signin::BrowserOpener;
 
 /// Environment variable naming the file that receives authorization URLs.
 pub const TEST_OPEN_URL_FILE: &str = "CONFAB_TEST_OPEN_URL_FILE";
 
-/// The file-writing opener when [`TEST_OPEN_URL_FILE`] is set.
-pub fn browser_opener_from_env() -> Option<BrowserOpener> {
-    let path = PathBuf::from(std::env::var_os(TEST_OPEN_URL_FILE)?);
-    tracing::warn!(
-        "test hook {TEST_OPEN_URL_FILE} is set: authorization URLs go to a file, not the browser"
-    );
-    Some(Arc::new(move |url: &Url| {
-        let tmp = path.with_extension("tmp");
+/// With [`TEST_OPEN_URL_FILE`] set: writes `url` to that file instead of opening a browser and
+/// returns the outcome; `None` when the hook is not set.
+pub fn open_url(url: &Url) -> Option<Result<(), String>> {
+    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let path = PATH
+        .get_or_init(|| {
+            let path = PathBuf::from(std::env::var_os(TEST_OPEN_URL_FILE)?);
+            tracing::warn!(
+                "test hook {TEST_OPEN_URL_FILE} is set: authorization URLs go to a file, not the browser"
+            );
+            Some(path)
+        })
+        .as_ref()?;
+    let tmp = path.with_extension("tmp");
+    Some(
         std::fs::write(&tmp, url.as_str())
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| format!("test hook could not write {}: {e}", path.display()))
-    }))
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("test hook could not write {}: {e}", path.display())),
+    )
 }
 
 /// Environment variable naming the file that receives notifications.

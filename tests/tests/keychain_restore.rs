@@ -42,7 +42,7 @@ async fn restart_with_a_stored_session_signs_in_silently() {
         "once app.js runs, the first-frame hint (html[data-first-screen]) is gone"
     );
     // The chat part (chat.js and its modules) is not loaded for the sign-in screen (start time
-    // and memory, docs/chat-ui.md "First screen"); it is once signing in is under way.
+    // and memory, docs/ui-contract.md "First screen"); it is once signing in is under way.
     const CHAT_LOADED: &str =
         "return performance.getEntriesByName('confab:chat-loaded', 'mark').length > 0";
     assert_eq!(

@@ -20,7 +20,7 @@ async fn corrupt_vault_is_reported_and_reset_only_after_confirmation() {
         .expect("with the keychain reachable, the vault opens without asking anything");
     let vault = app.data_dir().join("vault.stronghold");
     let vault_path = &vault;
-    // The sign-in screen shows while the vault is still being created (docs/chat-ui.md).
+    // The sign-in screen shows while the vault is still being created (docs/ui-contract.md).
     app.poll("the first start creates the vault", || async move {
         Ok(vault_path.is_file().then_some(()))
     })

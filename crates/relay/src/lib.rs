@@ -13,8 +13,6 @@ mod handle;
 pub mod outbox;
 mod outlet;
 mod push_line;
-#[cfg(feature = "session")]
-pub mod session;
 mod task;
 pub mod token;
 pub mod transport;

@@ -45,7 +45,7 @@ pub enum EndpointError {
 
 /// The identity provider's token, revocation and end-session endpoints.
 ///
-/// Implemented for `confab_auth::AuthClient` in [`crate::adapters`]; tests can fake it.
+/// The app core (confab-client) implements it over `confab_auth::AuthClient`; tests fake it.
 pub trait TokenEndpoint: Send + Sync + 'static {
     /// Refresh-token grant.
     fn refresh<'a>(

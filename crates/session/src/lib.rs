@@ -6,7 +6,6 @@
 //! Start with [`TokenManager::builder`], then [`TokenManagerBuilder::restore`] (app start) or
 //! [`TokenManagerBuilder::sign_in`] (after a browser login).
 
-pub mod adapters;
 pub mod clock;
 pub mod config;
 pub mod endpoint;
@@ -16,7 +15,6 @@ pub mod manager;
 pub mod secret;
 pub mod store;
 
-pub use adapters::{AuthEndpoint, VaultSlot};
 pub use clock::{Clock, ShiftedClock, SystemClock};
 pub use config::SessionConfig;
 pub use endpoint::{EndpointError, TokenEndpoint, Tokens};

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use confab_auth::{AuthClient, AuthConfig, RedirectTarget, SignedIn};
-use confab_session::adapters::handoff;
+use confab_client::adapters::handoff;
+use confab_client::adapters::AuthEndpoint;
 use confab_session::{
-    AuthEndpoint, RefreshTokenStore, SessionConfig, SessionEvent, TokenManager, TokenManagerBuilder,
+    RefreshTokenStore, SessionConfig, SessionEvent, TokenManager, TokenManagerBuilder,
 };
 use confab_testkit::{
     headless_login, jwt_claims, Idp, IdpOptions, CHAT_RESOURCE, CLIENT_ID, PRIVATE_USE_REDIRECT_URI,

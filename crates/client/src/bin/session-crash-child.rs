@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use confab_auth::{AuthClient, AuthConfig};
+use confab_client::adapters::{AuthEndpoint, VaultSlot};
 use confab_session::{
-    AuthEndpoint, EndpointError, RefreshTokenStore, Secret, SessionConfig, TokenEndpoint,
-    TokenManager, Tokens, User, VaultSlot,
+    EndpointError, RefreshTokenStore, Secret, SessionConfig, TokenEndpoint, TokenManager, Tokens,
+    User,
 };
 use confab_vault::{AccountId, KeySource, StrongholdStore};
 use futures_util::future::BoxFuture;

@@ -1,13 +1,14 @@
 //! The session adapter: a real `TokenManager` (refreshing 10 s tokens at the real test IdP)
 //! drives the relay's connection tokens and in-band refreshes against the real server.
 
+#[path = "../../relay/tests/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use confab_relay::session::SessionTokens;
+use confab_client::adapters::SessionTokens;
 use confab_relay::{ConnectionState, SendState};
 use confab_session::{EndpointError, Secret, TokenEndpoint, TokenManager, Tokens, User};
 use confab_testkit::Idp;

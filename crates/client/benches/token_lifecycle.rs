@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_session::adapters::handoff;
+use confab_client::adapters::handoff;
+use confab_client::adapters::AuthEndpoint;
 use confab_session::{
-    AuthEndpoint, EndpointError, MemoryTokenStore, Secret, SessionConfig, ShiftedClock,
-    TokenEndpoint, TokenManager, Tokens, User,
+    EndpointError, MemoryTokenStore, Secret, SessionConfig, ShiftedClock, TokenEndpoint,
+    TokenManager, Tokens, User,
 };
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;

@@ -13,36 +13,30 @@ use std::time::{Instant, SystemTime};
 
 use confab_auth::{AuthClient, AuthConfig, LoopbackListener, RedirectTarget};
 use confab_config::{AppConfig, VaultKeyMode};
-use confab_session::{
-    adapters, AuthEndpoint, AuthLog, SessionEvent, SignOutReason, TokenManager, VaultSlot,
-};
+use confab_session::{AuthLog, SessionEvent, TokenManager};
 use confab_vault::{AccountId, KeySource, SecretString, StrongholdStore};
-use tauri::async_runtime::JoinHandle;
+use tokio::runtime::Handle;
 use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 use url::Url;
 
 use crate::account::{self, LastAccount};
+use crate::adapters::{self, AuthEndpoint, VaultSlot};
 use crate::error::{Error, Result};
-use crate::events::{unix_millis, UiEvent, UserView};
+use crate::events::{unix_millis, RedirectKind, SignedOutReason, UiEvent, UserView};
+use crate::platform::{AppPaths, Platform};
+use crate::Subscriber;
 
 /// File name of the vault snapshot in the data dir.
 pub const VAULT_FILE: &str = "vault.stronghold";
 /// File name of the auth event log (JSON lines, no secrets) in the log dir.
 pub const AUTH_LOG_FILE: &str = "auth.jsonl";
 
-/// Where the flow keeps its files.
-#[derive(Debug, Clone)]
-pub struct AppPaths {
-    /// Data dir (vault, remembered account).
-    pub data_dir: PathBuf,
-    /// Log dir (auth event log).
-    pub log_dir: PathBuf,
-}
-
 /// How long signing in waits for the vault that is still being opened at start.
 const VAULT_OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// How the redirect comes back to this app, decided once at start (see `desktop.rs`/`mobile.rs`).
+/// How the redirect comes back to this app, decided once at start by the shell (desktop:
+/// whether the scheme could be registered; mobile: always the scheme).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedirectPlan {
     /// Private-use scheme delivered as a deep link.
@@ -50,12 +44,6 @@ pub enum RedirectPlan {
     /// Loopback listener on 127.0.0.1 with an ephemeral port.
     Loopback,
 }
-
-/// Opens the authorization URL in the system browser (or, in debug builds, the E2E test hook).
-pub type BrowserOpener = Arc<dyn Fn(&Url) -> std::result::Result<(), String> + Send + Sync>;
-
-/// Receives UI events; returns `false` when the receiver is gone (then it is dropped).
-pub type Subscriber = Box<dyn Fn(UiEvent) -> bool + Send + Sync>;
 
 /// Told when a session starts (sign-in or restore) and ends (sign-out, session ended, vault
 /// reset). The chat hub uses it to run the relay for the signed-in user.
@@ -66,17 +54,19 @@ pub trait SessionObserver: Send + Sync {
     fn session_ended(self: Arc<Self>);
 }
 
-/// The app's sign-in state machine, managed by Tauri and shared by all commands.
+/// The app's sign-in state machine, shared by every command of the sign-in channel.
 pub struct SignInFlow {
     config: std::result::Result<AppConfig, String>,
     paths: AppPaths,
     /// Decided off the start-up path (registering the scheme runs OS tools); `None` until then.
     plan: tokio::sync::watch::Receiver<Option<RedirectPlan>>,
-    open_browser: BrowserOpener,
+    platform: Arc<dyn Platform>,
+    /// The runtime its background tasks run on (callers may be on a thread outside it).
+    rt: Handle,
     /// Discovered lazily (the provider may be down at start); a failed discovery is retried.
     client: tokio::sync::Mutex<Option<Arc<AuthClient>>>,
     state: Mutex<State>,
-    subscribers: Mutex<Vec<Subscriber>>,
+    subscribers: Mutex<Vec<Subscriber<UiEvent>>>,
     observer: std::sync::OnceLock<Arc<dyn SessionObserver>>,
     /// True once the latest attempt to open the vault at start has finished (opened or not).
     vault_attempted: tokio::sync::watch::Sender<bool>,
@@ -99,12 +89,14 @@ struct State {
 }
 
 impl SignInFlow {
-    /// A flow for `config` (or the config error to show), redirecting per `plan`.
+    /// A flow for `config` (or the config error to show), redirecting per `plan`, with its
+    /// background tasks on `rt`.
     pub fn new(
         config: std::result::Result<AppConfig, String>,
         paths: AppPaths,
         plan: tokio::sync::watch::Receiver<Option<RedirectPlan>>,
-        open_browser: BrowserOpener,
+        platform: Arc<dyn Platform>,
+        rt: Handle,
     ) -> Arc<Self> {
         let view = match &config {
             Ok(_) => UiEvent::Starting,
@@ -114,7 +106,8 @@ impl SignInFlow {
             config,
             paths,
             plan,
-            open_browser,
+            platform,
+            rt,
             client: tokio::sync::Mutex::new(None),
             state: Mutex::new(State {
                 view,
@@ -154,7 +147,7 @@ impl SignInFlow {
     /// and sent while the subscriber list is locked, so a status published at the same moment
     /// (at start, the first screen) reaches the new subscriber after it, never not at all.
     /// (Lock order: subscribers, then state; nothing publishes while holding the state.)
-    pub fn subscribe(&self, subscriber: Subscriber) {
+    pub fn subscribe(&self, subscriber: Subscriber<UiEvent>) {
         let mut subscribers = self
             .subscribers
             .lock()
@@ -261,11 +254,11 @@ impl SignInFlow {
             }
         };
         let redirect = match plan {
-            RedirectPlan::Scheme => "private-use-scheme",
-            RedirectPlan::Loopback => "loopback",
+            RedirectPlan::Scheme => RedirectKind::PrivateUseScheme,
+            RedirectPlan::Loopback => RedirectKind::Loopback,
         };
         let login = client.begin(target)?;
-        if let Err(e) = (self.open_browser)(&login.authorize_url) {
+        if let Err(e) = self.platform.open_url(&login.authorize_url) {
             client.cancel();
             return Err(Error::Browser(e));
         }
@@ -273,12 +266,12 @@ impl SignInFlow {
 
         let mut tasks = Vec::new();
         let this = self.clone();
-        tasks.push(tauri::async_runtime::spawn(async move {
+        tasks.push(self.rt.spawn(async move {
             this.expire_at(attempt, deadline).await;
         }));
         if let Some(listener) = listener {
             let this = self.clone();
-            tasks.push(tauri::async_runtime::spawn(async move {
+            tasks.push(self.rt.spawn(async move {
                 match listener.wait_until(deadline).await {
                     Ok(url) => this.complete(url.as_str()).await,
                     Err(e) => {
@@ -378,7 +371,7 @@ impl SignInFlow {
         }
         if self.state().user.is_none() {
             self.publish(UiEvent::SignedOut {
-                reason: "cancelled",
+                reason: SignedOutReason::Cancelled,
             });
         }
         was_pending
@@ -421,7 +414,7 @@ impl SignInFlow {
         }
         if matches!(self.state().view, UiEvent::Starting) {
             self.publish(UiEvent::SignedOut {
-                reason: "not-signed-in",
+                reason: SignedOutReason::NotSignedIn,
             });
         }
         true
@@ -539,7 +532,7 @@ impl SignInFlow {
             );
             if starting {
                 self.publish(UiEvent::SignedOut {
-                    reason: "not-signed-in",
+                    reason: SignedOutReason::NotSignedIn,
                 });
             }
             return;
@@ -573,7 +566,7 @@ impl SignInFlow {
             Err(Error::Session(confab_session::Error::SignedOut(reason))) => {
                 account::forget(&self.paths.data_dir);
                 self.publish(UiEvent::SignedOut {
-                    reason: reason_code(&reason),
+                    reason: SignedOutReason::from(&reason),
                 });
             }
             Err(e) => {
@@ -638,7 +631,7 @@ impl SignInFlow {
         mut rx: broadcast::Receiver<SessionEvent>,
     ) {
         let this = Arc::clone(self);
-        tauri::async_runtime::spawn(async move {
+        self.rt.spawn(async move {
             loop {
                 match rx.recv().await {
                     Ok(event) => this.on_session_event(gen, event),
@@ -673,7 +666,7 @@ impl SignInFlow {
                 self.session_ended();
                 tracing::info!(reason = reason.code(), "session ended");
                 self.publish(UiEvent::SignedOut {
-                    reason: reason_code(reason),
+                    reason: SignedOutReason::from(reason),
                 });
             }
             other => {
@@ -700,11 +693,11 @@ impl SignInFlow {
             None => Ok(None),
         };
         self.publish(UiEvent::SignedOut {
-            reason: "signed-out",
+            reason: SignedOutReason::SignedOut,
         });
         tracing::info!("signed out");
         if let Ok(Some(url)) = &result {
-            if let Err(e) = (self.open_browser)(url) {
+            if let Err(e) = self.platform.open_url(url) {
                 tracing::warn!("could not open the logout page: {e}");
             }
         }
@@ -731,15 +724,6 @@ async fn open_blocking(
                 "vault task failed: {e}"
             )))
         })
-}
-
-/// The UI's reason code for a session end.
-fn reason_code(reason: &SignOutReason) -> &'static str {
-    match reason {
-        SignOutReason::UserRequested => "signed-out",
-        SignOutReason::SessionEnded => "session-ended",
-        SignOutReason::NoStoredSession => "not-signed-in",
-    }
 }
 
 /// Wall-clock milliseconds of a monotonic deadline, for the UI's countdown.

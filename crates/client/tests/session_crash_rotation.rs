@@ -17,8 +17,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_session::adapters::handoff;
-use confab_session::{RefreshTokenStore, TokenManager, User, VaultSlot};
+use confab_client::adapters::handoff;
+use confab_client::adapters::VaultSlot;
+use confab_session::{RefreshTokenStore, TokenManager, User};
 use confab_vault::{AccountId, KeySource, StrongholdStore};
 use rand::{Rng, SeedableRng};
 use support::*;
@@ -100,7 +101,10 @@ async fn crash_loop(
     let vault = Arc::new(
         StrongholdStore::open(&vault_path, &KeySource::raw(TEST_KEY)).expect("vault opens"),
     );
-    let endpoint = Arc::new(confab_session::AuthEndpoint::new(client.clone(), None));
+    let endpoint = Arc::new(confab_client::adapters::AuthEndpoint::new(
+        client.clone(),
+        None,
+    ));
     let manager = TokenManager::builder(endpoint, Arc::new(VaultSlot::new(vault, account)))
         .config(test_config())
         .restore(User::new(issuer, user))

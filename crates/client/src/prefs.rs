@@ -1,12 +1,13 @@
-//! Non-secret UI state kept with tauri-plugin-store: the last open room, per-room drafts and read
-//! positions (one file per account), the notification setting and the window size (one file
-//! for the app). No token, verifier or key is ever put here.
+//! Non-secret UI state: the last open room, per-room drafts and read positions (one file per
+//! account), the notification setting and the window size (one file for the app). No token,
+//! verifier or key is ever put here.
 //!
-//! The store plugin keeps the values in memory and loads the file, but its own `save` is a plain
-//! `fs::write` (truncate, then write): a crash in the middle would leave a torn file, which the
-//! plugin then silently ignores — every draft would be lost. [`Prefs::persist`] therefore writes
-//! the store's entries itself, in the plugin's format (pretty JSON object), to a temporary file
-//! that is synced and renamed over the old one, so a crash leaves either the old or the new file.
+//! The values live in a [`KeyValueStore`] the platform provides (the app: tauri-plugin-store).
+//! That plugin's own `save` is a plain `fs::write` (truncate, then write): a crash in the middle
+//! would leave a torn file, which the plugin then silently ignores — every draft would be lost.
+//! [`Prefs::persist`] therefore writes the store's entries itself, in the plugin's format (pretty
+//! JSON object), to a temporary file that is synced and renamed over the old one, so a crash
+//! leaves either the old or the new file.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -14,26 +15,23 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
-use tauri::{AppHandle, Runtime};
-use tauri_plugin_store::{Store, StoreExt};
 
 use crate::error::{Error, Result};
+use crate::platform::{KeyValueStore, Platform};
 
 /// One store file.
-pub struct Prefs<R: Runtime> {
-    store: Arc<Store<R>>,
+pub struct Prefs {
+    store: Arc<dyn KeyValueStore>,
     path: PathBuf,
     /// Serializes writers of the file (two saves must not share the temporary file).
     write: Mutex<()>,
 }
 
-impl<R: Runtime> Prefs<R> {
+impl Prefs {
     /// Opens (loads, or starts empty) the store file at the absolute `path`.
-    pub fn open(app: &AppHandle<R>, path: PathBuf) -> Result<Self> {
-        let store = app
-            .store_builder(&path)
-            .disable_auto_save()
-            .build()
+    pub fn open(platform: &dyn Platform, path: PathBuf) -> Result<Self> {
+        let store = platform
+            .open_store(&path)
             .map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
         Ok(Self {
             store,

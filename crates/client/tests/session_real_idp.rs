@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use confab_client::adapters::VaultSlot;
 use confab_session::{
     Clock, Error, MemoryTokenStore, RefreshTokenStore, SessionConfig, SessionEvent, ShiftedClock,
-    SignOutReason, TokenManager, VaultSlot,
+    SignOutReason, TokenManager,
 };
 use confab_testkit::Idp;
 use confab_vault::{AccountId, KeySource, StrongholdStore};
@@ -280,7 +281,10 @@ async fn silent_restore_from_the_vault_signs_in_without_a_browser() {
     // "Restart": a new vault handle from the file, a new manager.
     let vault = Arc::new(StrongholdStore::open(&vault_path, &KeySource::raw(key)).expect("reopen"));
     let (tx, mut rx) = tokio::sync::broadcast::channel(16);
-    let endpoint = Arc::new(confab_session::AuthEndpoint::new(client.clone(), None));
+    let endpoint = Arc::new(confab_client::adapters::AuthEndpoint::new(
+        client.clone(),
+        None,
+    ));
     let restored = TokenManager::builder(
         endpoint.clone(),
         Arc::new(VaultSlot::new(vault.clone(), account.clone())),

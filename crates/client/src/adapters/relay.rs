@@ -1,4 +1,4 @@
-//! Adapter: confab-session's [`TokenManager`] as a [`TokenSource`] (feature `session`).
+//! confab-session's [`TokenManager`] as confab-relay's [`TokenSource`].
 
 use std::sync::{Arc, Mutex};
 
@@ -6,7 +6,7 @@ use confab_protocol::Token;
 use confab_session::{AccessToken, SessionEvent, TokenManager};
 use tokio::sync::{broadcast, watch};
 
-use crate::token::{BoxFuture, TokenError, TokenSource};
+use confab_relay::{BoxFuture, TokenError, TokenSource};
 
 /// Hands the session's access tokens to the relay and turns its `refreshed` events into
 /// in-band `refresh` commands. Must be created inside a tokio runtime.

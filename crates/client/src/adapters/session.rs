@@ -1,5 +1,5 @@
-//! Adapters to the real peers: [`AuthEndpoint`] over `confab_auth::AuthClient`, and
-//! [`VaultSlot`] over a `confab_vault::SecretStore`.
+//! confab-session's traits over the real peers: [`AuthEndpoint`] over
+//! `confab_auth::AuthClient`, and [`VaultSlot`] over a `confab_vault::SecretStore`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -9,10 +9,7 @@ use confab_vault::{AccountId, SecretStore, SecretString as VaultSecret};
 use futures_util::future::BoxFuture;
 use url::Url;
 
-use crate::endpoint::{EndpointError, TokenEndpoint, Tokens};
-use crate::events::User;
-use crate::secret::Secret;
-use crate::store::RefreshTokenStore;
+use confab_session::{EndpointError, RefreshTokenStore, Secret, TokenEndpoint, Tokens, User};
 
 /// Name of the refresh-token entry in the vault (per account).
 pub const REFRESH_TOKEN_ENTRY: &str = "refresh_token";
@@ -78,7 +75,7 @@ pub fn tokens_from(set: &confab_auth::TokenSet, user: Option<User>) -> Tokens {
 }
 
 /// Sign-in handoff: the user and tokens of a completed confab-auth login, ready for
-/// [`crate::TokenManagerBuilder::sign_in`].
+/// [`confab_session::TokenManagerBuilder::sign_in`].
 pub fn handoff(signed_in: &confab_auth::SignedIn) -> (User, Tokens) {
     let user = user_from(&signed_in.user);
     let tokens = tokens_from(&signed_in.tokens, Some(user.clone()));

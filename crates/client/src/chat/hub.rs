@@ -1,12 +1,12 @@
-//! Chat in the app: runs the relay (`confab-relay`) for the signed-in session and relays its
-//! events to the UI over Tauri channels (ordered), keeping the room list with unread counts,
-//! drafts, read positions and the last open room. The contract with the UI is
-//! `docs/chat-ui.md`. Nothing secret crosses it: the relay gets its access tokens straight from
-//! the session's token manager, in Rust.
+//! The chat hub: runs the relay (`confab-relay`) for the signed-in session and relays its
+//! events to the UI's subscribers (in order), keeping the room list with unread counts, drafts,
+//! read positions and the last open room. The contract with the UI is `docs/ui-contract.md`.
+//! Nothing secret crosses it: the relay gets its access tokens straight from the session's
+//! token manager, in Rust.
 //!
 //! Per account (a directory under `chat/` in the data dir named by a UUIDv5 of issuer and
 //! subject) there is the relay's outbox (`outbox.sqlite3`) and the UI state
-//! (`ui-state.json`, tauri-plugin-store). Keeping them per account means a message one user
+//! (`ui-state.json`, the platform's key-value store). Keeping them per account means a message one user
 //! queued is never published under another user's identity, and signing back in as the same
 //! user delivers what was still queued.
 
@@ -15,20 +15,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use confab_relay::session::SessionTokens;
-use confab_relay::{
-    ChatEntry, ConnectionState, Event, OutboxItem, RelayConfig, RelayHandle, SendState,
-};
-use serde::Serialize;
+use confab_relay::{ChatEntry, ConnectionState, Event, RelayConfig, RelayHandle};
 use serde_json::{json, Value};
-use tauri::ipc::Channel;
-use tauri::{AppHandle, State};
+use tokio::runtime::Handle;
 use uuid::Uuid;
 
+use super::events::{ChatEvent, MessageView, OlderPage, OpenedRoom};
+use super::rooms::{RoomBook, RoomView};
+use crate::adapters::SessionTokens;
 use crate::error::{Error, Result};
+use crate::platform::Platform;
 use crate::prefs::Prefs;
-use crate::rooms::{RoomBook, RoomView};
-use crate::signin::{BrowserOpener, SessionObserver};
+use crate::signin::SessionObserver;
+use crate::Subscriber;
 
 /// Directory in the data dir holding one sub-directory per account.
 pub const CHAT_DIR: &str = "chat";
@@ -45,98 +44,12 @@ const NOTIFICATION_BODY_CHARS: usize = 180;
 /// Namespace of the account directory names (UUIDv5 of `issuer \n subject`).
 const ACCOUNT_NAMESPACE: Uuid = Uuid::from_u128(0x6c0f_8d5e_3b1a_4c55_9a57_0e3c_c0fa_b0a1);
 
-/// A message as the UI gets it.
-#[derive(Debug, Clone, Serialize)]
-pub struct MessageView {
-    /// The message.
-    #[serde(flatten)]
-    pub entry: ChatEntry,
-    /// Written by the signed-in user.
-    pub own: bool,
-    /// When the core received it (Unix µs; the UI latency benchmark reads it).
-    pub at_us: u64,
-}
-
-/// What the UI gets on the chat channel (see docs/chat-ui.md).
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ChatEvent {
-    /// Chat is available for `me`.
-    Session {
-        /// The user's id (the `author` of their messages).
-        me: String,
-        /// The room to open, if any.
-        last_room: Option<String>,
-        /// Desktop notifications on.
-        notifications: bool,
-    },
-    /// The room list changed.
-    Rooms {
-        /// Member rooms first, then the others.
-        rooms: Vec<RoomView>,
-    },
-    /// A new message.
-    Message(MessageView),
-    /// A sent message changed state.
-    MessageState {
-        /// Client message id.
-        id: Uuid,
-        /// Room id.
-        room: String,
-        /// The new state.
-        #[serde(flatten)]
-        state: SendState,
-    },
-    /// Replace the view of a room.
-    RoomReset {
-        /// Room id.
-        room: String,
-        /// Latest page, oldest first.
-        messages: Vec<MessageView>,
-        /// Older messages exist.
-        has_older: bool,
-        /// The room's unsent outbox items, oldest first.
-        unsent: Vec<OutboxItem>,
-    },
-    /// For the connection line.
-    ConnectionState(ConnectionState),
-    /// Something the user may want to know.
-    Error {
-        /// Short kind.
-        kind: String,
-        /// Plain words.
-        message: String,
-    },
-}
-
-/// What `open_room` returns.
-#[derive(Debug, Clone, Serialize)]
-pub struct OpenedRoom {
-    /// Room id.
-    pub room: String,
-    /// The saved draft ("" when none).
-    pub draft: String,
-    /// Offset of the last message the user has read (0 when none).
-    pub read_offset: u64,
-}
-
-/// A page of older messages.
-#[derive(Debug, Clone, Serialize)]
-pub struct OlderPage {
-    /// Room id.
-    pub room: String,
-    /// Oldest first.
-    pub messages: Vec<MessageView>,
-    /// Even older messages exist.
-    pub has_older: bool,
-}
-
 /// The running chat of the signed-in user.
 #[derive(Clone)]
 struct Live {
     me: String,
     relay: RelayHandle,
-    prefs: Arc<Prefs<tauri::Wry>>,
+    prefs: Arc<Prefs>,
 }
 
 struct Inner {
@@ -149,29 +62,29 @@ struct Inner {
     connection: ConnectionState,
 }
 
-/// The app's chat state, managed by Tauri.
+/// The app's chat state, shared by every command of the chat channel.
 pub struct ChatHub {
-    app: AppHandle,
+    platform: Arc<dyn Platform>,
+    rt: Handle,
     data_dir: PathBuf,
     chat_url: std::result::Result<String, String>,
-    open_browser: BrowserOpener,
-    settings: Option<Arc<Prefs<tauri::Wry>>>,
+    settings: Option<Arc<Prefs>>,
     focused: AtomicBool,
     window_save_pending: AtomicBool,
     inner: Mutex<Inner>,
-    subscribers: Mutex<Vec<Channel<ChatEvent>>>,
+    subscribers: Mutex<Vec<Subscriber<ChatEvent>>>,
 }
 
 impl ChatHub {
-    /// A hub for the app; `chat_url` is the configured server (or the configuration error);
-    /// links from messages open with `open_browser`.
+    /// A hub keeping its files under `data_dir`; `chat_url` is the configured server (or the
+    /// configuration error); background tasks run on `rt`.
     pub fn new(
-        app: AppHandle,
+        platform: Arc<dyn Platform>,
+        rt: Handle,
         data_dir: PathBuf,
         chat_url: std::result::Result<String, String>,
-        open_browser: BrowserOpener,
     ) -> Arc<Self> {
-        let settings = match Prefs::open(&app, data_dir.join(SETTINGS_FILE)) {
+        let settings = match Prefs::open(platform.as_ref(), data_dir.join(SETTINGS_FILE)) {
             Ok(p) => Some(Arc::new(p)),
             Err(e) => {
                 tracing::warn!("settings unavailable: {e}");
@@ -179,10 +92,10 @@ impl ChatHub {
             }
         };
         Arc::new(Self {
-            app,
+            platform,
+            rt,
             data_dir,
             chat_url,
-            open_browser,
             settings,
             focused: AtomicBool::new(true),
             window_save_pending: AtomicBool::new(false),
@@ -213,7 +126,7 @@ impl ChatHub {
         self.subscribers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|c| c.send(event.clone()).is_ok());
+            .retain(|s| s(event.clone()));
     }
 
     fn emit_rooms(&self) {
@@ -237,13 +150,13 @@ impl ChatHub {
         }
     }
 
-    /// Adds a UI channel and sends it the current state.
+    /// Adds a UI subscriber and sends it the current state.
     ///
     /// The UI subscribes when the first sign-in completes, at the moment the session starts, so
     /// the state is read and sent while the subscriber list is locked: an event emitted at the
     /// same time reaches the new channel after this state, never before it and never not at
     /// all. (Lock order: subscribers, then state; nothing emits while holding the state.)
-    pub fn subscribe(&self, channel: Channel<ChatEvent>) {
+    pub fn subscribe(&self, subscriber: Subscriber<ChatEvent>) {
         let mut subscribers = self
             .subscribers
             .lock()
@@ -258,8 +171,8 @@ impl ChatHub {
         }
         first.push(ChatEvent::Rooms { rooms });
         first.push(ChatEvent::ConnectionState(connection));
-        if first.into_iter().all(|e| channel.send(e).is_ok()) {
-            subscribers.push(channel);
+        if first.into_iter().all(&subscriber) {
+            subscribers.push(subscriber);
         }
     }
 
@@ -293,7 +206,7 @@ impl ChatHub {
             return;
         }
         let this = Arc::clone(self);
-        tauri::async_runtime::spawn(async move {
+        self.rt.spawn(async move {
             tokio::time::sleep(Duration::from_millis(500)).await;
             this.window_save_pending.store(false, Ordering::Release);
             if let Err(e) = persist(settings).await {
@@ -318,10 +231,16 @@ impl ChatHub {
         let url = self.chat_url.clone().map_err(Error::Config)?;
         let dir = self.account_dir(user);
         std::fs::create_dir_all(&dir).map_err(|e| Error::Storage(e.to_string()))?;
-        let prefs = Arc::new(Prefs::open(&self.app, dir.join(UI_STATE_FILE))?);
+        let prefs = Arc::new(Prefs::open(
+            self.platform.as_ref(),
+            dir.join(UI_STATE_FILE),
+        )?);
         let config = RelayConfig::builder(url, dir.join(OUTBOX_FILE))
             .client_name("confab-app")
             .build();
+        // The relay and its token source spawn onto the current runtime: enter ours, as the
+        // session may start from a thread outside it.
+        let _rt = self.rt.enter();
         let (relay, events) =
             RelayHandle::start(config, Arc::new(SessionTokens::new(manager.clone())))?;
         let live = Live {
@@ -338,15 +257,16 @@ impl ChatHub {
             (st.gen, st.live.replace(live.clone()))
         };
         if let Some(old) = old {
-            tauri::async_runtime::spawn(async move { old.relay.shutdown().await });
+            self.rt.spawn(async move { old.relay.shutdown().await });
         }
         tracing::info!("chat started");
         self.emit(self.session_event(&live));
         self.emit(ChatEvent::ConnectionState(ConnectionState::Connecting));
         let this = Arc::clone(self);
-        tauri::async_runtime::spawn(async move { this.pump(gen, events).await });
+        self.rt.spawn(async move { this.pump(gen, events).await });
         let this = Arc::clone(self);
-        tauri::async_runtime::spawn(async move { this.bootstrap(gen, live).await });
+        self.rt
+            .spawn(async move { this.bootstrap(gen, live).await });
         Ok(())
     }
 
@@ -479,21 +399,7 @@ impl ChatHub {
 
     fn show_notification(&self, title: &str, text: &str) {
         let body = truncate_chars(text, NOTIFICATION_BODY_CHARS);
-        #[cfg(debug_assertions)]
-        if crate::test_hooks::record_notification(title, &body) {
-            return;
-        }
-        use tauri_plugin_notification::NotificationExt;
-        if let Err(e) = self
-            .app
-            .notification()
-            .builder()
-            .title(title)
-            .body(body)
-            .show()
-        {
-            tracing::warn!("could not show a notification: {e}");
-        }
+        self.platform.notify(title, &body);
     }
 
     async fn joined(&self, info: confab_relay::RoomInfo, live: &Live) -> Result<RoomView> {
@@ -518,7 +424,7 @@ impl SessionObserver for ChatHub {
         if let Err(e) = self.start(manager, user) {
             tracing::error!("chat could not start: {e}");
             self.emit(ChatEvent::Error {
-                kind: e.code(),
+                kind: e.code().to_string(),
                 message: e.to_string(),
             });
         }
@@ -534,7 +440,7 @@ impl SessionObserver for ChatHub {
             st.live.take()
         };
         if let Some(old) = old {
-            tauri::async_runtime::spawn(async move { old.relay.shutdown().await });
+            self.rt.spawn(async move { old.relay.shutdown().await });
             tracing::info!("chat stopped");
         }
         self.emit(ChatEvent::ConnectionState(ConnectionState::SignedOut));
@@ -572,7 +478,7 @@ fn views(messages: Vec<ChatEntry>, me: Option<&str>, at_us: u64) -> Vec<MessageV
         .collect()
 }
 
-fn read_position(prefs: &Prefs<tauri::Wry>, room: &str) -> u64 {
+fn read_position(prefs: &Prefs, room: &str) -> u64 {
     prefs
         .get_in("read", room)
         .and_then(|v| v.as_u64())
@@ -594,7 +500,7 @@ fn unix_micros(t: SystemTime) -> u64 {
 }
 
 /// Writes a store on the blocking pool.
-async fn persist(prefs: Arc<Prefs<tauri::Wry>>) -> Result<()> {
+async fn persist(prefs: Arc<Prefs>) -> Result<()> {
     tokio::task::spawn_blocking(move || prefs.persist())
         .await
         .map_err(|e| Error::Storage(e.to_string()))?
@@ -604,180 +510,159 @@ fn valid_room_id(room: &str) -> Result<()> {
     Ok(confab_relay::valid_room(room)?)
 }
 
-// ---- commands (see docs/chat-ui.md) ----
-
-type Hub<'a> = State<'a, Arc<ChatHub>>;
-
-/// Streams chat events to this window, starting with the current state.
-#[tauri::command]
-pub(crate) fn subscribe_chat(hub: Hub<'_>, channel: Channel<ChatEvent>) {
-    hub.subscribe(channel);
-}
-
-/// The room list (from the server), with unread counts.
-#[tauri::command]
-pub(crate) async fn list_rooms(hub: Hub<'_>) -> Result<Vec<RoomView>> {
-    let live = hub.live()?;
-    let list = live.relay.list_rooms().await?;
-    hub.take_list(list, &live);
-    let gen = hub.st().gen;
-    hub.subscribe_members(gen, &live).await;
-    Ok(hub.st().rooms.views())
-}
-
-/// Creates a room named `name`; the user becomes a member.
-#[tauri::command]
-pub(crate) async fn create_room(hub: Hub<'_>, name: String) -> Result<RoomView> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_ROOM_NAME_CHARS {
-        return Err(Error::InvalidRoomName {
-            max: MAX_ROOM_NAME_CHARS,
-        });
+/// The chat channel's commands (see docs/ui-contract.md); the shell forwards each in one line.
+impl ChatHub {
+    /// The room list (from the server), with unread counts.
+    pub async fn list_rooms(self: &Arc<Self>) -> Result<Vec<RoomView>> {
+        let live = self.live()?;
+        let list = live.relay.list_rooms().await?;
+        self.take_list(list, &live);
+        let gen = self.st().gen;
+        self.subscribe_members(gen, &live).await;
+        Ok(self.st().rooms.views())
     }
-    let live = hub.live()?;
-    let info = live.relay.create_room(name, None).await?;
-    hub.joined(info, &live).await
-}
 
-/// Joins the room `id`.
-#[tauri::command]
-pub(crate) async fn join_room(hub: Hub<'_>, id: String) -> Result<RoomView> {
-    valid_room_id(&id)?;
-    let live = hub.live()?;
-    let info = live.relay.join_room(&id).await?;
-    hub.joined(info, &live).await
-}
-
-/// Opens a room: remembers it as the last room and returns its draft and read position; its
-/// latest page follows as a `room_reset` event (when connected).
-#[tauri::command]
-pub(crate) async fn open_room(hub: Hub<'_>, room: String) -> Result<OpenedRoom> {
-    valid_room_id(&room)?;
-    let live = hub.live()?;
-    live.prefs.set("last_room", json!(room));
-    persist(live.prefs.clone()).await?;
-    let relay = live.relay.clone();
-    let target = room.clone();
-    let (gen, first) = {
-        let mut st = hub.st();
-        (st.gen, st.opened.insert(room.clone()))
-    };
-    let this = Arc::clone(hub.inner());
-    // In the background: offline, the relay subscribes when it connects.
-    tauri::async_runtime::spawn(async move {
-        match relay.open_room(&target).await {
-            Ok(_) | Err(confab_relay::Error::Timeout) => {}
-            Err(e) => {
-                if first && this.is_current(gen) {
-                    this.st().opened.remove(&target);
-                }
-                this.emit(ChatEvent::Error {
-                    kind: "open-room".to_owned(),
-                    message: format!("could not open the room: {e}"),
-                });
-            }
+    /// Creates a room named `name`; the user becomes a member.
+    pub async fn create_room(self: &Arc<Self>, name: &str) -> Result<RoomView> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_ROOM_NAME_CHARS {
+            return Err(Error::InvalidRoomName {
+                max: MAX_ROOM_NAME_CHARS,
+            });
         }
-    });
-    let draft = live
-        .prefs
-        .get_in("drafts", &room)
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let read_offset = hub
-        .st()
-        .rooms
-        .read_position(&room)
-        .max(read_position(&live.prefs, &room));
-    Ok(OpenedRoom {
-        room,
-        draft,
-        read_offset,
-    })
-}
-
-/// The page of messages before `before_offset` in an open room.
-#[tauri::command]
-pub(crate) async fn load_older(
-    hub: Hub<'_>,
-    room: String,
-    before_offset: u64,
-) -> Result<OlderPage> {
-    let live = hub.live()?;
-    let page = live.relay.load_older(&room, before_offset).await?;
-    let at_us = unix_micros(SystemTime::now());
-    Ok(OlderPage {
-        room: page.room,
-        messages: views(page.messages, Some(&live.me), at_us),
-        has_older: page.has_older,
-    })
-}
-
-/// Sends a message (durable in the outbox when this returns) and clears the room's draft.
-#[tauri::command]
-pub(crate) async fn send_message(hub: Hub<'_>, room: String, text: String) -> Result<String> {
-    let live = hub.live()?;
-    let id = live.relay.send(&room, &text).await?;
-    live.prefs.set_in("drafts", &room, None);
-    if let Err(e) = persist(live.prefs.clone()).await {
-        tracing::warn!("could not clear the draft: {e}");
+        let live = self.live()?;
+        let info = live.relay.create_room(name, None).await?;
+        self.joined(info, &live).await
     }
-    Ok(id.to_string())
-}
 
-/// Publishes a failed message again.
-#[tauri::command]
-pub(crate) async fn retry_message(hub: Hub<'_>, id: String) -> Result<()> {
-    let id = Uuid::parse_str(&id).map_err(|_| Error::Chat(confab_relay::Error::UnknownMessage))?;
-    let live = hub.live()?;
-    live.relay.retry(id).await?;
-    Ok(())
-}
-
-/// Saves the composer's draft for `room` (durable when this returns; "" removes it).
-#[tauri::command]
-pub(crate) async fn save_draft(hub: Hub<'_>, room: String, text: String) -> Result<()> {
-    valid_room_id(&room)?;
-    if text.chars().count() > confab_relay::MAX_TEXT_CHARS * 2 {
-        return Err(Error::Chat(confab_relay::Error::InvalidText {
-            max: confab_relay::MAX_TEXT_CHARS,
-        }));
+    /// Joins the room `id`.
+    pub async fn join_room(self: &Arc<Self>, id: &str) -> Result<RoomView> {
+        valid_room_id(id)?;
+        let live = self.live()?;
+        let info = live.relay.join_room(id).await?;
+        self.joined(info, &live).await
     }
-    let live = hub.live()?;
-    let value = (!text.is_empty()).then_some(Value::String(text));
-    live.prefs.set_in("drafts", &room, value);
-    persist(live.prefs).await
-}
 
-/// The user has seen `room` up to `offset` (the read position only moves forward).
-#[tauri::command]
-pub(crate) async fn mark_read(hub: Hub<'_>, room: String, offset: u64) -> Result<()> {
-    valid_room_id(&room)?;
-    let live = hub.live()?;
-    let moved = hub.st().rooms.mark_read(&room, offset);
-    if let Some(read) = moved {
-        hub.emit_rooms();
-        live.prefs.set_in("read", &room, Some(json!(read)));
-        persist(live.prefs).await?;
+    /// Opens a room: remembers it as the last room and returns its draft and read position; its
+    /// latest page follows as a `room_reset` event (when connected).
+    pub async fn open_room(self: &Arc<Self>, room: String) -> Result<OpenedRoom> {
+        valid_room_id(&room)?;
+        let live = self.live()?;
+        live.prefs.set("last_room", json!(room));
+        persist(live.prefs.clone()).await?;
+        let relay = live.relay.clone();
+        let target = room.clone();
+        let (gen, first) = {
+            let mut st = self.st();
+            (st.gen, st.opened.insert(room.clone()))
+        };
+        let this = Arc::clone(self);
+        // In the background: offline, the relay subscribes when it connects.
+        self.rt.spawn(async move {
+            match relay.open_room(&target).await {
+                Ok(_) | Err(confab_relay::Error::Timeout) => {}
+                Err(e) => {
+                    if first && this.is_current(gen) {
+                        this.st().opened.remove(&target);
+                    }
+                    this.emit(ChatEvent::Error {
+                        kind: "open-room".to_owned(),
+                        message: format!("could not open the room: {e}"),
+                    });
+                }
+            }
+        });
+        let draft = live
+            .prefs
+            .get_in("drafts", &room)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let read_offset = self
+            .st()
+            .rooms
+            .read_position(&room)
+            .max(read_position(&live.prefs, &room));
+        Ok(OpenedRoom {
+            room,
+            draft,
+            read_offset,
+        })
     }
-    Ok(())
-}
 
-/// Turns desktop notifications on or off.
-#[tauri::command]
-pub(crate) async fn set_notifications(hub: Hub<'_>, enabled: bool) -> Result<()> {
-    let settings = hub
-        .settings
-        .clone()
-        .ok_or_else(|| Error::Storage("settings are unavailable".to_owned()))?;
-    settings.set("notifications", json!(enabled));
-    persist(settings).await
-}
+    /// The page of messages before `before_offset` in an open room.
+    pub async fn load_older(&self, room: &str, before_offset: u64) -> Result<OlderPage> {
+        let live = self.live()?;
+        let page = live.relay.load_older(room, before_offset).await?;
+        let at_us = unix_micros(SystemTime::now());
+        Ok(OlderPage {
+            room: page.room,
+            messages: views(page.messages, Some(&live.me), at_us),
+            has_older: page.has_older,
+        })
+    }
 
-/// Opens a web link from a message in the system browser (http and https only).
-#[tauri::command]
-pub(crate) fn open_link(hub: Hub<'_>, url: String) -> Result<()> {
-    let url = safe_link(&url)?;
-    (hub.open_browser)(&url).map_err(Error::Browser)
+    /// Sends a message (durable in the outbox when this returns) and clears the room's draft.
+    pub async fn send_message(&self, room: &str, text: &str) -> Result<String> {
+        let live = self.live()?;
+        let id = live.relay.send(room, text).await?;
+        live.prefs.set_in("drafts", room, None);
+        if let Err(e) = persist(live.prefs.clone()).await {
+            tracing::warn!("could not clear the draft: {e}");
+        }
+        Ok(id.to_string())
+    }
+
+    /// Publishes a failed message again.
+    pub async fn retry_message(&self, id: &str) -> Result<()> {
+        let id =
+            Uuid::parse_str(id).map_err(|_| Error::Chat(confab_relay::Error::UnknownMessage))?;
+        let live = self.live()?;
+        live.relay.retry(id).await?;
+        Ok(())
+    }
+
+    /// Saves the composer's draft for `room` (durable when this returns; "" removes it).
+    pub async fn save_draft(&self, room: &str, text: String) -> Result<()> {
+        valid_room_id(room)?;
+        if text.chars().count() > confab_relay::MAX_TEXT_CHARS * 2 {
+            return Err(Error::Chat(confab_relay::Error::InvalidText {
+                max: confab_relay::MAX_TEXT_CHARS,
+            }));
+        }
+        let live = self.live()?;
+        let value = (!text.is_empty()).then_some(Value::String(text));
+        live.prefs.set_in("drafts", room, value);
+        persist(live.prefs).await
+    }
+
+    /// The user has seen `room` up to `offset` (the read position only moves forward).
+    pub async fn mark_read(&self, room: &str, offset: u64) -> Result<()> {
+        valid_room_id(room)?;
+        let live = self.live()?;
+        let moved = self.st().rooms.mark_read(room, offset);
+        if let Some(read) = moved {
+            self.emit_rooms();
+            live.prefs.set_in("read", room, Some(json!(read)));
+            persist(live.prefs).await?;
+        }
+        Ok(())
+    }
+
+    /// Turns desktop notifications on or off.
+    pub async fn set_notifications(&self, enabled: bool) -> Result<()> {
+        let settings = self
+            .settings
+            .clone()
+            .ok_or_else(|| Error::Storage("settings are unavailable".to_owned()))?;
+        settings.set("notifications", json!(enabled));
+        persist(settings).await
+    }
+
+    /// Opens a web link from a message in the system browser (http and https only).
+    pub fn open_link(&self, url: &str) -> Result<()> {
+        let url = safe_link(url)?;
+        self.platform.open_url(&url).map_err(Error::Browser)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,44 @@
-//! Events the core sends to the UI over a Tauri `Channel`. None of them carries a secret.
+//! Events of the sign-in channel: what the core tells the UI about signing in, the vault and
+//! the session. None of them carries a secret. Event `type`s and every enumerated value are
+//! kebab-case, on this channel and the chat channel alike (docs/ui-contract.md).
 
 use serde::Serialize;
+
+use crate::error::{Code, Error};
+
+/// Why nobody is signed in.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignedOutReason {
+    /// Nobody has signed in yet (or the remembered account is gone).
+    NotSignedIn,
+    /// The user cancelled the pending sign-in.
+    Cancelled,
+    /// The user signed out.
+    SignedOut,
+    /// The identity provider ended the session ("Your session ended, please sign in again").
+    SessionEnded,
+}
+
+impl From<&confab_session::SignOutReason> for SignedOutReason {
+    fn from(reason: &confab_session::SignOutReason) -> Self {
+        match reason {
+            confab_session::SignOutReason::UserRequested => Self::SignedOut,
+            confab_session::SignOutReason::SessionEnded => Self::SessionEnded,
+            confab_session::SignOutReason::NoStoredSession => Self::NotSignedIn,
+        }
+    }
+}
+
+/// How the redirect of a pending sign-in comes back.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedirectKind {
+    /// A private-use URI scheme, delivered as a deep link.
+    PrivateUseScheme,
+    /// A loopback listener on 127.0.0.1.
+    Loopback,
+}
 
 /// What the UI shows about the signed-in user (from the validated ID token).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -41,8 +79,8 @@ pub enum UiEvent {
     SignInPending {
         /// When the pending sign-in expires, in milliseconds since the Unix epoch.
         deadline: u64,
-        /// `private-use-scheme` or `loopback`.
-        redirect: &'static str,
+        /// How the redirect comes back.
+        redirect: RedirectKind,
     },
     /// Sign-in completed.
     SignedIn {
@@ -51,16 +89,15 @@ pub enum UiEvent {
     },
     /// Sign-in failed; `message` is plain words for a person.
     SignInFailed {
-        /// Stable error code (kebab-case).
-        code: String,
+        /// Stable error code.
+        code: Code,
         /// What went wrong, in plain words.
         message: String,
     },
     /// Not signed in (at start, after cancel or sign-out).
     SignedOut {
-        /// `not-signed-in`, `cancelled`, `signed-out` or `session-ended` (the identity provider
-        /// ended the session: "Your session ended, please sign in again").
-        reason: &'static str,
+        /// Why.
+        reason: SignedOutReason,
     },
     /// The app is starting: opening the vault.
     Starting,
@@ -71,8 +108,8 @@ pub enum UiEvent {
     },
     /// The vault cannot be opened (wrong key, corrupt snapshot, ...): offer a reset.
     VaultBroken {
-        /// Stable error code (kebab-case).
-        code: String,
+        /// Stable error code.
+        code: Code,
         /// What went wrong, in plain words.
         message: String,
     },
@@ -97,7 +134,7 @@ pub enum UiEvent {
 
 impl UiEvent {
     /// The failure event for an error.
-    pub fn failed(e: &crate::error::Error) -> Self {
+    pub fn failed(e: &Error) -> Self {
         Self::SignInFailed {
             code: e.code(),
             message: e.to_string(),
@@ -140,7 +177,7 @@ mod tests {
     fn events_have_the_shape_the_ui_reads() {
         let pending = UiEvent::SignInPending {
             deadline: 1_700_000_000_000,
-            redirect: "private-use-scheme",
+            redirect: RedirectKind::PrivateUseScheme,
         };
         assert_eq!(
             serde_json::to_value(&pending).unwrap(),
@@ -161,7 +198,7 @@ mod tests {
         );
         assert_eq!(
             serde_json::to_value(UiEvent::SignedOut {
-                reason: "cancelled"
+                reason: SignedOutReason::Cancelled
             })
             .unwrap(),
             json!({"type": "signed-out", "reason": "cancelled"}),
@@ -203,7 +240,7 @@ mod tests {
 
     #[test]
     fn failure_event_carries_code_and_plain_message() {
-        let e = crate::error::Error::from(confab_auth::Error::StateMismatch);
+        let e = Error::from(confab_auth::Error::StateMismatch);
         assert_eq!(
             serde_json::to_value(UiEvent::failed(&e)).unwrap(),
             json!({"type": "sign-in-failed", "code": "state-mismatch", "message": e.to_string()}),
