@@ -1,21 +1,18 @@
 //! Chat for the E2E tests: the real chat server ([`ChatServer`], `target/debug/confab-server`)
-//! and helpers that drive the chat UI through its DOM contract (`docs/chat-ui.md`).
+//! and helpers that drive the chat UI through its DOM contract (`docs/ui-contract.md`).
 //!
 //! `#messages` is virtualized (only visible rows are in the DOM), so every read scrolls: the
 //! latest rows are read after scrolling to the bottom ([`AppUnderTest::bottom_rows`]), the whole
 //! history by sweeping from top to bottom ([`AppUnderTest::all_rows`]).
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use confab_testkit::desktop::{Deadline, ProcessGroup};
 use fantoccini::Locator;
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{ChildStdout, Command};
 
-use crate::{
-    log_tail, newest, timeout, AppUnderTest, Error, ProcessGroup, Result, POLL, UI_TIMEOUT,
-};
+use crate::{blocking, log_tail, newest, timeout, AppUnderTest, Error, Result, POLL, UI_TIMEOUT};
 
 /// How long the chat server may take to print its ready line (or, on a restart, to get its port
 /// back).
@@ -66,12 +63,6 @@ pub fn server_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// One running server process and the rest of its stdout (kept open so it never gets EPIPE).
-struct Running {
-    _group: ProcessGroup,
-    _stdout: Lines<BufReader<ChildStdout>>,
-}
-
 /// The reference chat server (`confab-server`) on 127.0.0.1 with its SQLite database in a temp
 /// dir. It can be stopped and started again on the same port with the same database, so a
 /// connected app sees the server go away and come back at the same URL.
@@ -81,7 +72,9 @@ pub struct ChatServer {
     port: u16,
     url: String,
     log: PathBuf,
-    running: Option<Running>,
+    // Killed with its process group when dropped; its stdout is drained by
+    // `ProcessGroup::wait_for_line`, so it never gets EPIPE.
+    running: Option<ProcessGroup>,
     dir: tempfile::TempDir,
 }
 
@@ -107,7 +100,7 @@ impl ChatServer {
             running: None,
             dir,
         };
-        let deadline = Instant::now() + SERVER_TIMEOUT;
+        let deadline = Deadline::after(SERVER_TIMEOUT);
         let (running, url) = server.spawn(0, deadline).await?;
         server.port = port_of(&url)?;
         server.url = url;
@@ -151,7 +144,7 @@ impl ChatServer {
     /// is still taken (e.g. the old socket not yet released), up to [`SERVER_TIMEOUT`].
     pub async fn restart(&mut self) -> Result<()> {
         self.stop();
-        let deadline = Instant::now() + SERVER_TIMEOUT;
+        let deadline = Deadline::after(SERVER_TIMEOUT);
         loop {
             match self.spawn(self.port, deadline).await {
                 Ok((running, url)) => {
@@ -164,7 +157,7 @@ impl ChatServer {
                     self.running = Some(running);
                     return Ok(());
                 }
-                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(e) if deadline.passed() => return Err(e),
                 Err(_) => tokio::time::sleep(POLL).await,
             }
         }
@@ -194,16 +187,15 @@ impl ChatServer {
     }
 
     /// Runs the server on `port` and waits (until `deadline`) for its ready line.
-    async fn spawn(&self, port: u16, deadline: Instant) -> Result<(Running, String)> {
-        let io = |what: &str| {
-            let what = what.to_owned();
-            move |source| Error::Io { what, source }
-        };
+    async fn spawn(&self, port: u16, deadline: Deadline) -> Result<(ProcessGroup, String)> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
-            .map_err(io("opening the server log"))?;
+            .map_err(|source| Error::Io {
+                what: "opening the server log".into(),
+                source,
+            })?;
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--issuer")
             .arg(&self.issuer)
@@ -218,43 +210,14 @@ impl ChatServer {
         for var in SERVER_VARS {
             cmd.env_remove(var);
         }
-        let mut group = ProcessGroup::spawn(cmd, "the chat server")?;
-        let stdout = group
-            .child
-            .stdout
-            .take()
-            .ok_or_else(|| Error::Other("the chat server has no stdout".into()))?;
-        let mut lines = BufReader::new(stdout).lines();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, lines.next_line()).await {
-                Ok(Ok(Some(line))) => {
-                    if let Some(url) = line.trim().strip_prefix("CONFAB_SERVER_READY url=") {
-                        let url = url.trim().to_owned();
-                        return Ok((
-                            Running {
-                                _group: group,
-                                _stdout: lines,
-                            },
-                            url,
-                        ));
-                    }
-                }
-                Ok(Ok(None)) | Ok(Err(_)) => {
-                    return Err(Error::Other(format!(
-                        "the chat server exited before it was ready (listen 127.0.0.1:{port}){}",
-                        log_tail(&self.log)
-                    )))
-                }
-                Err(_) => {
-                    return Err(timeout(
-                        "the chat server's CONFAB_SERVER_READY line",
-                        SERVER_TIMEOUT,
-                        &self.log,
-                    ))
-                }
-            }
-        }
+        let log = self.log.clone();
+        blocking(move || {
+            let what = format!("the chat server (listen 127.0.0.1:{port})");
+            let mut group = ProcessGroup::spawn(cmd, &what)?;
+            let url = group.wait_for_line("CONFAB_SERVER_READY url=", &deadline, Some(&log))?;
+            Ok((group, url))
+        })
+        .await
     }
 }
 

@@ -49,6 +49,10 @@ pub enum Error {
     /// A WebDriver command failed.
     #[error("WebDriver command failed: {0}")]
     Command(#[from] fantoccini::error::CmdError),
+    /// The desktop harness (session bus, keyring, driver, server process) failed; its message
+    /// says what was being done and ends with the log tail, if any.
+    #[error(transparent)]
+    Desktop(#[from] confab_testkit::DesktopError),
     /// The identity provider helper failed.
     #[error("test identity provider: {0}")]
     Idp(#[from] confab_testkit::Error),

@@ -14,7 +14,8 @@
 //!
 //! Several apps can run at once (two users talking): each [`AppUnderTest`] has its own temp
 //! HOME, data dir, session bus, keyring daemon and free ports for tauri-driver and
-//! WebKitWebDriver.
+//! WebKitWebDriver. Those come from `confab_testkit::desktop`, which `cargo xtask bench-ui`
+//! uses too; its calls block, so they run on tokio's blocking threads here ([`blocking`]).
 //!
 //! Screenshots go to `artifacts/e2e/` at the repository root.
 
@@ -26,10 +27,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
+use confab_testkit::desktop::{
+    log_tail, webkit_webdriver, Deadline, Desktop, DesktopError, Driver, DriverEnv,
+};
 use fantoccini::{ClientBuilder, Locator};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use url::Url;
+
+pub use confab_testkit::desktop::{repo_root, target_dir, tauri_driver};
 
 pub use chat::{server_binary, ChatServer, MsgRow, Sweep};
 pub use error::{Error, Result};
@@ -40,6 +45,10 @@ pub const UI_TIMEOUT: Duration = Duration::from_secs(60);
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(90);
 /// How often conditions are polled.
 const POLL: Duration = Duration::from_millis(100);
+
+/// The password of each run's throwaway login keyring (the same on a restart in the same HOME,
+/// so the keyring daemon unlocks the keyring it created).
+const KEYRING_PASSWORD: &str = "confab-e2e-keyring";
 
 /// The private-use redirect URI the app registers.
 pub const SCHEME_REDIRECT: &str = "dev.confab.chat:/oauth/callback";
@@ -62,20 +71,6 @@ const CONFAB_VARS: &[&str] = &[
     "CONFAB_TEST_NOTIFY_FILE",
     "CONFAB_VAULT_KEY",
 ];
-
-/// The repository root (this package lives in `tests/`).
-pub fn repo_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
-/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the repo root) or `<repo>/target`.
-pub fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => repo_root().join(dir),
-        None => repo_root().join("target"),
-    }
-}
 
 /// Where screenshots are saved: `<repo>/artifacts/e2e`.
 pub fn artifacts_dir() -> PathBuf {
@@ -146,83 +141,6 @@ fn newest(path: &Path) -> Option<(PathBuf, SystemTime)> {
         .max_by_key(|(_, t)| *t)
 }
 
-/// `tauri-driver`: `TAURI_DRIVER`, else `$CONFAB_TOOLS_DIR/bin/tauri-driver` (set by
-/// `cargo xtask test`; default `target/tools`), else on `PATH`.
-pub fn tauri_driver() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("TAURI_DRIVER") {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(Error::Missing {
-                what: "tauri-driver (from TAURI_DRIVER)",
-                path: p.display().to_string(),
-                hint: "point TAURI_DRIVER at the tauri-driver binary",
-            })
-        };
-    }
-    let tools = std::env::var_os("CONFAB_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("tools"));
-    let local = tools.join("bin").join("tauri-driver");
-    if local.is_file() {
-        return Ok(local);
-    }
-    find_on_path("tauri-driver").ok_or_else(|| Error::Missing {
-        what: "tauri-driver",
-        path: local.display().to_string(),
-        hint: "install it with `cargo install tauri-driver --version ^2 --locked --root target/tools` (cargo xtask test does this)",
-    })
-}
-
-fn webkit_webdriver() -> Result<PathBuf> {
-    let p = std::env::var_os("WEBKIT_WEBDRIVER")
-        .map(PathBuf::from)
-        .or_else(|| find_on_path("WebKitWebDriver"))
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/WebKitWebDriver"));
-    if p.is_file() {
-        Ok(p)
-    } else {
-        Err(Error::Missing {
-            what: "WebKitWebDriver",
-            path: p.display().to_string(),
-            hint: "install the Debian package webkit2gtk-driver (cargo xtask test does this)",
-        })
-    }
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// A free TCP port on 127.0.0.1 (bound, read, released).
-fn free_port() -> Result<u16> {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|source| Error::Io {
-            what: "finding a free port".into(),
-            source,
-        })
-}
-
-async fn wait_for_port(port: u16, what: &str, deadline: Instant, log: &Path) -> Result<()> {
-    loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(timeout(what, SESSION_TIMEOUT, log));
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
 fn timeout(what: &str, after: Duration, log: &Path) -> Error {
     Error::Timeout {
         what: what.to_owned(),
@@ -231,58 +149,16 @@ fn timeout(what: &str, after: Duration, log: &Path) -> Error {
     }
 }
 
-/// The last lines of the driver/app log, to put into failure messages.
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(25)..].join("\n");
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!("\n--- last lines of {} ---\n{tail}", log.display())
-    }
-}
-
-/// A child process started in its own process group; the whole group is killed on drop, so
-/// WebKitWebDriver and the app it launched go with tauri-driver.
-struct ProcessGroup {
-    child: Child,
-}
-
-impl ProcessGroup {
-    fn spawn(mut cmd: Command, what: &str) -> Result<Self> {
-        cmd.process_group(0).kill_on_drop(true);
-        let child = cmd.spawn().map_err(|source| Error::Io {
-            what: format!("starting {what}"),
-            source,
-        })?;
-        Ok(Self { child })
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        let Some(pid) = self.child.id() else { return };
-        // Negative pid: the process group this child leads (it was started with pgid 0).
-        let group = format!("-{pid}");
-        let signal = |sig: &str| {
-            std::process::Command::new("kill")
-                .args([sig, "--", &group])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        signal("-KILL");
-        // Wait (briefly) until every member is gone, so the temp HOME can be removed after us.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let _ = self.child.try_wait(); // reap the leader, or it stays a zombie member
-            if !signal("-0") || Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+/// Runs a blocking call of the desktop harness on tokio's blocking threads, so the runtime's
+/// workers keep serving the other app and the IdP while a bus, keyring or driver starts.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, DesktopError> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(Error::Other(format!(
+            "the desktop harness thread failed: {e}"
+        ))),
     }
 }
 
@@ -323,9 +199,8 @@ pub struct AppUnderTest {
     log: PathBuf,
     // Drop order: the driver (and with it the app) before the keyring and the bus, the temp
     // HOME last.
-    _driver: ProcessGroup,
-    _keyring: ProcessGroup,
-    _bus: ProcessGroup,
+    _driver: Driver,
+    _desktop: Desktop,
     home: tempfile::TempDir,
 }
 
@@ -353,32 +228,31 @@ impl AppUnderTest {
     ) -> Result<Self> {
         require_display()?;
         let app = app_binary()?;
-        let driver = tauri_driver()?;
+        let tauri = tauri_driver()?;
         let native = webkit_webdriver()?;
 
         let h = home.path();
         let log = h.join("driver-and-app.log");
         let url_file = h.join("authorize-url.txt");
 
-        let (bus, address) = start_session_bus(h).await?;
-        let keyring = start_secret_service(h, &address).await?;
+        let desktop = {
+            let h = h.to_path_buf();
+            blocking(move || {
+                Desktop::start(&h, KEYRING_PASSWORD, &Deadline::after(SESSION_TIMEOUT))
+            })
+            .await?
+        };
 
-        let mut env: Vec<(OsString, OsString)> = vec![
-            ("HOME".into(), h.into()),
-            ("XDG_CONFIG_HOME".into(), h.join(".config").into()),
-            ("XDG_DATA_HOME".into(), h.join(".local/share").into()),
-            ("XDG_CACHE_HOME".into(), h.join(".cache").into()),
-            ("XDG_STATE_HOME".into(), h.join(".local/state").into()),
-            ("DBUS_SESSION_BUS_ADDRESS".into(), address.into()),
+        // HOME, XDG dirs, the private bus, no accessibility bus; then the app's configuration.
+        let mut env = desktop.env();
+        env.extend([
             ("CONFAB_ISSUER".into(), issuer.as_str().into()),
             ("CONFAB_DATA_DIR".into(), h.join("data").into()),
             ("CONFAB_REDIRECT_MODE".into(), options.redirect_mode.into()),
             ("CONFAB_LOGIN_HINT".into(), options.login_hint.into()),
             ("CONFAB_TEST_OPEN_URL_FILE".into(), url_file.clone().into()),
             ("CONFAB_LOG".into(), "info".into()),
-            // No accessibility bus (it would be activated on our private bus otherwise).
-            ("NO_AT_BRIDGE".into(), "1".into()),
-        ];
+        ]);
         if let Some(url) = options.chat_url {
             env.push(("CONFAB_CHAT_URL".into(), url.into()));
         }
@@ -392,35 +266,20 @@ impl AppUnderTest {
         let mut attempt = 0;
         let (client, driver) = loop {
             attempt += 1;
-            let port = free_port()?;
-            let native_port = free_port()?;
-            let log_file = std::fs::File::create(&log).map_err(|source| Error::Io {
-                what: "creating the driver log".into(),
-                source,
-            })?;
-            let log_err = log_file.try_clone().map_err(|source| Error::Io {
-                what: "creating the driver log".into(),
-                source,
-            })?;
-            let mut cmd = Command::new(&driver);
-            cmd.arg("--port")
-                .arg(port.to_string())
-                .arg("--native-port")
-                .arg(native_port.to_string())
-                .arg("--native-driver")
-                .arg(&native)
-                .stdin(Stdio::null())
-                .stdout(log_file)
-                .stderr(log_err);
-            for var in CONFAB_VARS {
-                cmd.env_remove(var);
-            }
-            cmd.envs(env.iter().map(|(k, v)| (k, v)));
-            let driver = ProcessGroup::spawn(cmd, "tauri-driver")?;
-
-            let deadline = Instant::now() + SESSION_TIMEOUT;
-            wait_for_port(port, "tauri-driver to listen", deadline, &log).await?;
-            wait_for_port(native_port, "WebKitWebDriver to listen", deadline, &log).await?;
+            let driver = {
+                let (tauri, native, env, log) =
+                    (tauri.clone(), native.clone(), env.clone(), log.clone());
+                blocking(move || {
+                    let env = DriverEnv {
+                        clear: CONFAB_VARS,
+                        set: &env,
+                    };
+                    let deadline = Deadline::after(SESSION_TIMEOUT);
+                    Driver::start_tauri_driver(&tauri, &native, env, &log, &deadline)
+                })
+                .await?
+            };
+            let port = driver.port();
 
             let mut caps = serde_json::Map::new();
             caps.insert(
@@ -463,8 +322,7 @@ impl AppUnderTest {
             url_file,
             log,
             _driver: driver,
-            _keyring: keyring,
-            _bus: bus,
+            _desktop: desktop,
             home,
         })
     }
@@ -475,15 +333,14 @@ impl AppUnderTest {
         let Self {
             client,
             _driver,
-            _keyring,
-            _bus,
+            _desktop,
             home,
             ..
         } = self;
         client.close().await?;
         drop(_driver);
-        drop(_keyring);
-        drop(_bus);
+        // The keyring, then the bus (the order of `Desktop`'s fields).
+        drop(_desktop);
         Ok(home)
     }
 
@@ -754,112 +611,6 @@ impl AppUnderTest {
     pub async fn close(self) -> Result<()> {
         self.client.clone().close().await?;
         Ok(())
-    }
-}
-
-/// A session bus without service activation: nothing (document portal, accessibility bus) is
-/// started behind the test's back, so nothing outlives the test or mounts into the temp HOME.
-const SESSION_BUS_CONFIG: &str = include_str!("../session-bus.conf");
-
-/// Starts a private D-Bus session bus (single-instance needs one; separate runs need separate
-/// buses). Returns the daemon and its address.
-async fn start_session_bus(home: &Path) -> Result<(ProcessGroup, String)> {
-    let config = home.join("session-bus.conf");
-    std::fs::write(&config, SESSION_BUS_CONFIG).map_err(|source| Error::Io {
-        what: "writing the session bus config".into(),
-        source,
-    })?;
-    let mut cmd = Command::new("dbus-daemon");
-    cmd.arg(format!("--config-file={}", config.display()))
-        .args(["--nofork", "--print-address=1"])
-        .env("HOME", home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut bus = ProcessGroup::spawn(cmd, "dbus-daemon (install the Debian package dbus)")?;
-    let stdout = bus
-        .child
-        .stdout
-        .take()
-        .ok_or_else(|| Error::Other("dbus-daemon has no stdout".into()))?;
-    let mut lines = BufReader::new(stdout).lines();
-    let address = match tokio::time::timeout(UI_TIMEOUT, lines.next_line()).await {
-        Ok(Ok(Some(line))) if !line.trim().is_empty() => line.trim().to_owned(),
-        _ => return Err(Error::Other("dbus-daemon did not print its address".into())),
-    };
-    Ok((bus, address))
-}
-
-/// Starts `gnome-keyring-daemon`'s Secret Service on the private bus, with a throwaway login
-/// keyring in `home` (password fixed, so a restart in the same HOME unlocks the same keyring),
-/// and waits until its default collection answers: the app's default vault key source is the
-/// OS keychain. Needs the Debian package gnome-keyring.
-async fn start_secret_service(home: &Path, bus: &str) -> Result<ProcessGroup> {
-    let program = find_on_path("gnome-keyring-daemon").ok_or_else(|| Error::Missing {
-        what: "gnome-keyring-daemon",
-        path: "PATH".into(),
-        hint: "install the Debian package gnome-keyring (cargo xtask test does this)",
-    })?;
-    let runtime = home.join("run");
-    std::fs::create_dir_all(&runtime)
-        .and_then(|()| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700))
-        })
-        .map_err(|source| Error::Io {
-            what: "creating the keyring runtime dir".into(),
-            source,
-        })?;
-    let mut cmd = Command::new(program);
-    cmd.args(["--foreground", "--unlock", "--components=secrets"])
-        .env("DBUS_SESSION_BUS_ADDRESS", bus)
-        .env("HOME", home)
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .env("XDG_DATA_HOME", home.join(".local/share"))
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("XDG_CACHE_HOME", home.join(".cache"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut keyring = ProcessGroup::spawn(cmd, "gnome-keyring-daemon")?;
-    // --unlock reads the login keyring password from stdin until EOF (and creates the keyring).
-    if let Some(mut stdin) = keyring.child.stdin.take() {
-        use tokio::io::AsyncWriteExt;
-        stdin
-            .write_all(b"confab-e2e-keyring")
-            .await
-            .map_err(|source| Error::Io {
-                what: "unlocking the test keyring".into(),
-                source,
-            })?;
-    }
-    let deadline = Instant::now() + SESSION_TIMEOUT;
-    loop {
-        let probe = Command::new("dbus-send")
-            .args([
-                "--session",
-                "--print-reply",
-                "--dest=org.freedesktop.secrets",
-                "/org/freedesktop/secrets",
-                "org.freedesktop.Secret.Service.ReadAlias",
-                "string:default",
-            ])
-            .env("DBUS_SESSION_BUS_ADDRESS", bus)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .await;
-        if let Ok(out) = probe {
-            if String::from_utf8_lossy(&out.stdout).contains("/collection/") {
-                return Ok(keyring);
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::Other(
-                "gnome-keyring-daemon's Secret Service did not come up on the test bus".into(),
-            ));
-        }
-        tokio::time::sleep(POLL).await;
     }
 }
 

@@ -1,10 +1,13 @@
-//! Errors of this crate.
+//! Errors of this crate: [`Error`] of the IdP and login helpers (feature `idp`), [`DesktopError`]
+//! of the desktop harness (feature `desktop`).
 
+#[cfg(feature = "idp")]
 use std::path::PathBuf;
 
 /// Everything that can go wrong while running the test IdP or driving a login.
 ///
 /// Messages never contain token values or authorization codes.
+#[cfg(feature = "idp")]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `node` could not be run.
@@ -115,4 +118,76 @@ pub enum Error {
 }
 
 /// Result with this crate's [`Error`].
+#[cfg(feature = "idp")]
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the desktop harness can fail with. Each message says what was being done or waited for
+/// and, where there is one, ends with the tail of the log that tells why.
+///
+/// Written out by hand rather than derived with `thiserror`: `cargo xtask` builds this module
+/// on every call, and thiserror's derive would add a second `syn` to its build. No `source()`:
+/// the message already carries the cause, and anyhow's `{:#}` would print it twice.
+#[cfg(feature = "desktop")]
+#[derive(Debug)]
+pub enum DesktopError {
+    /// A program the harness needs is missing.
+    Missing {
+        /// What is missing.
+        what: &'static str,
+        /// Where it was looked for.
+        path: String,
+        /// How to get it.
+        hint: &'static str,
+    },
+    /// Starting or talking to a process, or preparing its files, failed.
+    Io {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A process did not become ready before its deadline.
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// The deadline, in seconds.
+        seconds: u64,
+        /// The tail of the process's log, or empty.
+        details: String,
+    },
+    /// A process exited (closed its stdout) before printing its ready line.
+    Exited {
+        /// The process.
+        what: String,
+        /// The tail of the process's log, or empty.
+        details: String,
+    },
+    /// Anything else, in words.
+    Other(String),
+}
+
+#[cfg(feature = "desktop")]
+impl std::fmt::Display for DesktopError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing { what, path, hint } => write!(f, "{what} not found at {path}: {hint}"),
+            Self::Io { what, source } => write!(f, "{what}: {source}"),
+            Self::Timeout {
+                what,
+                seconds,
+                details,
+            } => write!(f, "timed out after {seconds} s waiting for {what}{details}"),
+            Self::Exited { what, details } => {
+                write!(f, "{what} exited before it was ready{details}")
+            }
+            Self::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+#[cfg(feature = "desktop")]
+impl std::error::Error for DesktopError {}
+
+/// Result with [`DesktopError`].
+#[cfg(feature = "desktop")]
+pub type DesktopResult<T> = std::result::Result<T, DesktopError>;

@@ -1,5 +1,8 @@
 //! Test support for Confab: runs the test identity provider (`tests/idp`, Node + oidc-provider)
-//! as a child process and completes logins headlessly over HTTP.
+//! as a child process and completes logins headlessly over HTTP (feature `idp`); runs the real
+//! app's desktop session, bus, keyring and WebDriver server ([`desktop`], feature `desktop`).
+//! Both features are on by default; `cargo xtask` takes only `desktop`, which needs nothing
+//! beyond the standard library.
 //!
 //! ```no_run
 //! # async fn demo() -> confab_testkit::Result<()> {
@@ -13,19 +16,30 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "desktop")]
+pub mod desktop;
 pub mod error;
+#[cfg(feature = "idp")]
 pub mod idp;
+#[cfg(feature = "idp")]
 pub mod login;
+#[cfg(feature = "idp")]
 pub mod oauth;
 
+#[cfg(feature = "desktop")]
+pub use error::DesktopError;
+#[cfg(feature = "idp")]
 pub use error::{Error, Result};
+#[cfg(feature = "idp")]
 pub use idp::{
     idp_dir, Idp, IdpMode, IdpOptions, IdpStats, CHAT_RESOURCE, CLIENT_ID, DEFAULT_AUDIENCE,
     PRIVATE_USE_REDIRECT_URI,
 };
+#[cfg(feature = "idp")]
 pub use login::{
     headless_login, headless_login_as, headless_login_interactive, headless_logout, with_login_hint,
 };
+#[cfg(feature = "idp")]
 pub use oauth::{
     jwt_claims, jwt_header, pkce_challenge, AuthorizationRequest, CallbackParams, TokenSet,
     DEFAULT_SCOPE,

@@ -23,17 +23,17 @@
 //!   machine's wall clock).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use confab_testkit::desktop::log_tail;
 use serde_json::{json, Value};
 
-use super::desktop::Desktop;
-use super::procs::Group;
+use super::desktop::{start_webdriver, Desktop};
 use super::webdriver::Session;
-use super::{free_port, mb, stats, tail, wait_for_port, wait_interactive};
+use super::{mb, stats, wait_interactive};
 use crate::{root, wait_ready, Guard};
 
 /// Messages in the long room.
@@ -158,36 +158,30 @@ pub(crate) fn measure(
     let opened_url = home.join("opened-url.txt");
     install_fake_browser(&home, &opened_url)?;
     let mut env = desktop.env();
-    env.push(("CONFAB_ISSUER".into(), PathBuf::from(issuer)));
-    env.push(("CONFAB_CHAT_URL".into(), PathBuf::from(&chat_url)));
-    env.push(("CONFAB_DATA_DIR".into(), home.join("data")));
-    env.push(("BROWSER".into(), home.join("bin").join("bench-browser")));
+    env.push(("CONFAB_ISSUER".into(), issuer.into()));
+    env.push(("CONFAB_CHAT_URL".into(), chat_url.as_str().into()));
+    env.push(("CONFAB_DATA_DIR".into(), home.join("data").into()));
+    env.push((
+        "BROWSER".into(),
+        home.join("bin").join("bench-browser").into(),
+    ));
 
-    let port = free_port()?;
     let log = home.join("driver-and-app.log");
-    let log_file = std::fs::File::create(&log)?;
-    let mut cmd = Command::new(webdriver);
-    cmd.arg(format!("--port={port}"))
-        .arg("--host=127.0.0.1")
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("TAURI_WEBVIEW_AUTOMATION", "true")
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file);
-    for var in ["CONFAB_CONFIG", "CONFAB_VAULT_KEY", "CONFAB_LOG"] {
-        cmd.env_remove(var);
-    }
-    let driver = Group::spawn(cmd, "WebKitWebDriver")?;
-    wait_for_port(port)?;
-    let session = Session::start(port, app)
-        .with_context(|| format!("starting Confab through WebDriver{}", tail(&log)))?;
+    let driver = start_webdriver(
+        webdriver,
+        &env,
+        &["CONFAB_CONFIG", "CONFAB_VAULT_KEY", "CONFAB_LOG"],
+        &log,
+    )?;
+    let session = Session::start(driver.port(), app)
+        .with_context(|| format!("starting Confab through WebDriver{}", log_tail(&log)))?;
     wait_interactive(&session, 0.0, false)
-        .with_context(|| format!("Confab did not show its sign-in screen{}", tail(&log)))?;
+        .with_context(|| format!("Confab did not show its sign-in screen{}", log_tail(&log)))?;
 
     // Sign in as alice the way a desktop does it (see the module doc).
     session.execute("document.getElementById('sign-in').click();", Vec::new())?;
     let authorize = wait_for_file(&opened_url)
-        .with_context(|| format!("the app did not open the browser{}", tail(&log)))?;
+        .with_context(|| format!("the app did not open the browser{}", log_tail(&log)))?;
     let reply = peer.call(json!({"cmd": "browser", "url": authorize, "user": "alice"}))?;
     let callback = reply
         .get("callback")
@@ -216,7 +210,7 @@ pub(crate) fn measure(
     let mut opens = Vec::new();
     for i in 0..OPENS {
         let o = open_room_counted(&session, LONG_ROOM, LONG_ROOM_MESSAGES)
-            .with_context(|| format!("opening {LONG_ROOM}{}", tail(&log)))?;
+            .with_context(|| format!("opening {LONG_ROOM}{}", log_tail(&log)))?;
         eprintln!(
             "xtask: open {LONG_ROOM} #{}: newest row in the DOM after {:.1} ms, next frame {:.1} ms ({} rows in the DOM, {} messages loaded)",
             i + 1,
@@ -273,10 +267,10 @@ pub(crate) fn measure(
     // Scroll the long room from its newest to its first message.
     open_room(&session, LONG_ROOM, LONG_ROOM_MESSAGES)?;
     let sweep = sweep_history(&session, LONG_ROOM_MESSAGES)
-        .with_context(|| format!("scrolling through {LONG_ROOM}{}", tail(&log)))?;
+        .with_context(|| format!("scrolling through {LONG_ROOM}{}", log_tail(&log)))?;
     // Then, everything loaded: the frame rate at rest, and scrolling back down to the newest.
     let glide = glide_down(&session)
-        .with_context(|| format!("scrolling down {LONG_ROOM}{}", tail(&log)))?;
+        .with_context(|| format!("scrolling down {LONG_ROOM}{}", log_tail(&log)))?;
 
     // Memory of the signed-in app with the whole long room loaded, after the idle period.
     std::thread::sleep(idle);
@@ -357,7 +351,7 @@ fn wait_for_script(session: &Session, script: &str, what: &str, log: &Path) -> R
             return Ok(());
         }
         if Instant::now() >= deadline {
-            bail!("timed out waiting for {what}{}", tail(log));
+            bail!("timed out waiting for {what}{}", log_tail(log));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

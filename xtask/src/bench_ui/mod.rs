@@ -9,9 +9,10 @@
 //!   `custom-protocol` feature, so the page is embedded as in a shipped build; each package is
 //!   built on its own, so the hello-world gets only the features it asks for.
 //! - Each start runs in a fresh HOME (XDG dirs, data dir) with its own D-Bus session bus and
-//!   gnome-keyring Secret Service, so nothing from an earlier start is reused: "warm disk cache,
-//!   cold process". One unmeasured warm-up start per app first; then the apps alternate, so
-//!   background load on the shared machine hits both alike.
+//!   gnome-keyring Secret Service (the E2E tests' harness, `confab_testkit::desktop`; see
+//!   desktop.rs), so nothing from an earlier start is reused: "warm disk cache, cold process".
+//!   One unmeasured warm-up start per app first; then the apps alternate, so background load on
+//!   the shared machine hits both alike.
 //! - The app is started by `WebKitWebDriver` (as tauri-driver does, with
 //!   `TAURI_WEBVIEW_AUTOMATION=true`); the clock starts just before the new-session request.
 //!   "Interactive" is the moment `#sign-in` (Confab's Sign in button; the hello-world's page has
@@ -37,10 +38,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use confab_testkit::desktop::{log_tail, webkit_webdriver};
 use serde_json::Value;
 
 use crate::{bundle, cargo, has_display, root, run_cmd, wait_ready, Guard};
-use desktop::Desktop;
+use desktop::{start_webdriver, Desktop};
 use procs::Memory;
 
 /// Interval between readiness polls of the page.
@@ -165,9 +167,7 @@ fn build() -> Result<()> {
 }
 
 fn measure(apps: &[App], opts: &Options) -> Result<()> {
-    let webdriver = which("WebKitWebDriver").context(
-        "WebKitWebDriver not found: install the Debian package webkit2gtk-driver (cargo xtask setup)",
-    )?;
+    let webdriver = webkit_webdriver()?;
     let load_before = loadavg();
 
     let scratch = root().join("target").join("bench-ui");
@@ -250,36 +250,28 @@ fn start_once(
     idle: Duration,
 ) -> Result<Start> {
     let desktop = Desktop::start(home)?;
-    let port = free_port()?;
+    let mut env = desktop.env();
+    env.push(("CONFAB_ISSUER".into(), issuer.into()));
+    env.push(("CONFAB_DATA_DIR".into(), desktop.home().join("data").into()));
     let log = home.join("driver-and-app.log");
-    let log_file = std::fs::File::create(&log)?;
-    let mut cmd = Command::new(webdriver);
-    cmd.arg(format!("--port={port}"))
-        .arg("--host=127.0.0.1")
-        .envs(desktop.env())
-        .env("TAURI_WEBVIEW_AUTOMATION", "true")
-        .env("CONFAB_ISSUER", issuer)
-        .env("CONFAB_DATA_DIR", desktop.home().join("data"))
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file);
-    for var in [
-        "CONFAB_CONFIG",
-        "CONFAB_VAULT_KEY",
-        "CONFAB_CHAT_URL",
-        "CONFAB_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    let driver = procs::Group::spawn(cmd, "WebKitWebDriver")?;
-    wait_for_port(port)?;
+    let driver = start_webdriver(
+        webdriver,
+        &env,
+        &[
+            "CONFAB_CONFIG",
+            "CONFAB_VAULT_KEY",
+            "CONFAB_CHAT_URL",
+            "CONFAB_LOG",
+        ],
+        &log,
+    )?;
 
     let t0 = now_ms();
-    let session = webdriver::Session::start(port, &app.binary)
-        .with_context(|| format!("starting {} through WebDriver{}", app.name, tail(&log)))?;
+    let session = webdriver::Session::start(driver.port(), &app.binary)
+        .with_context(|| format!("starting {} through WebDriver{}", app.name, log_tail(&log)))?;
     let session_ms = now_ms() - t0;
     let ready = wait_interactive(&session, t0, app.static_sign_in)
-        .with_context(|| format!("{} did not become interactive{}", app.name, tail(&log)))?;
+        .with_context(|| format!("{} did not become interactive{}", app.name, log_tail(&log)))?;
 
     let pid = procs::find_descendant(driver.pid(), &app.binary).with_context(|| {
         format!(
@@ -577,41 +569,6 @@ fn now_ms() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64() * 1000.0)
         .unwrap_or(0.0)
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
-        .local_addr()?
-        .port())
-}
-
-fn wait_for_port(port: u16) -> Result<()> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() >= deadline {
-            bail!("WebKitWebDriver did not listen on port {port}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// The last lines of a log, for error messages.
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!("\n--- last lines of {} ---\n{tail}", log.display())
-    }
 }
 
 fn loadavg() -> String {

@@ -1,64 +1,9 @@
-//! Processes: a child killed with its whole process group on drop, the process tree under a
-//! pid, and memory (PSS, RSS, USS and anonymous from `/proc/<pid>/smaps_rollup`) summed over a tree.
+//! Memory of a process tree: the processes under a pid, and memory (PSS, RSS, USS and
+//! anonymous from `/proc/<pid>/smaps_rollup`) summed over them. (Starting and stopping the
+//! processes is `confab_testkit::desktop`'s.)
 
 use std::collections::HashMap;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use anyhow::{Context, Result};
-
-/// A child started as the leader of its own process group; the group is killed on drop, so
-/// what it started (the app and WebKit's helper processes) goes with it.
-pub(crate) struct Group {
-    pub(crate) child: Child,
-    what: String,
-}
-
-impl Group {
-    pub(crate) fn spawn(mut cmd: Command, what: &str) -> Result<Self> {
-        cmd.process_group(0);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("could not start {what}"))?;
-        Ok(Self {
-            child,
-            what: what.to_owned(),
-        })
-    }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        // Negative pid: the process group this child leads (it was started with pgid 0).
-        let group = format!("-{}", self.child.id());
-        let signal = |sig: &str| {
-            Command::new("kill")
-                .args([sig, "--", &group])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        signal("-KILL");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let _ = self.child.try_wait(); // reap the leader, or it stays a zombie member
-            if !signal("-0") || Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if signal("-0") {
-            eprintln!("xtask: warning: {} (group {group}) did not exit", self.what);
-        }
-    }
-}
 
 /// One process's memory, in KiB.
 #[derive(Debug, Clone, Copy, Default)]
