@@ -70,6 +70,9 @@ const HINTS = {
   'vault-locked': 'Unlock Confab with your passphrase first.',
 };
 
+/** Said with a refused redirect while a sign-in is pending. */
+const REFUSED_HINT = 'Confab ignored it; finish signing in in the browser window it opened for you.';
+
 /** Why the sign-in screen is shown, in plain words. */
 const SIGNED_OUT = {
   'cancelled': ['Sign-in cancelled.', ''],
@@ -251,11 +254,23 @@ function onEvent(event) {
     }
     case 'sign-in-pending':
       loadChat().catch(() => {}); // fetched while the person is in the browser; see openChat
+      el('waiting-notice').hidden = true;
+      el('waiting-notice').textContent = '';
       show('waiting');
       startCountdown(event.deadline);
       announce('Waiting for you to finish signing in in your browser.');
       el('open-again').focus();
       break;
+    case 'redirect-refused': {
+      // A link that is not for this sign-in (forged, stale, replayed): refused, no token
+      // request; the sign-in in progress goes on, so the waiting screen stays.
+      const notice = el('waiting-notice');
+      notice.textContent = `${sentence(event.message)} ${REFUSED_HINT}`;
+      notice.dataset.code = event.code;
+      notice.hidden = false;
+      announce(notice.textContent);
+      break;
+    }
     case 'signed-in': {
       stopCountdown();
       const user = event.user;

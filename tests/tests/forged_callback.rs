@@ -1,13 +1,13 @@
 //! E2E: a forged redirect (a `state` the app never issued) delivered while a real sign-in is
-//! pending is rejected in the window with a clear message and no token request; the real
-//! sign-in still completes afterwards.
+//! pending is refused with a clear notice on the waiting screen, which stays, and no token
+//! request; the real sign-in still completes afterwards.
 
 use confab_e2e::{query_param, AppOptions, AppUnderTest, SCHEME_REDIRECT};
 use confab_testkit::{headless_login, Idp, IdpOptions};
 use fantoccini::Locator;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_callback_is_rejected_in_the_window() {
+async fn forged_callback_is_refused_and_the_sign_in_goes_on() {
     confab_e2e::require_display().expect("the E2E tests need an X display");
     let idp = Idp::start(IdpOptions::default())
         .await
@@ -34,18 +34,21 @@ async fn forged_callback_is_rejected_in_the_window() {
         .expect("the second process hands the forged URL over");
 
     let message = app
-        .wait_for_text("#error", "does not belong to the sign-in in progress")
+        .wait_for_text(
+            "#waiting-notice",
+            "does not belong to the sign-in in progress",
+        )
         .await
         .expect("a forged callback is reported in plain words");
     assert!(
         !message.contains("forged-authorization-code") && !message.contains(&real_state),
-        "the error message does not echo the code or the state: {message}"
+        "the notice does not echo the code or the state: {message}"
     );
     let code = app
         .client
-        .find(Locator::Css("#error"))
+        .find(Locator::Css("#waiting-notice"))
         .await
-        .expect("#error exists")
+        .expect("#waiting-notice exists")
         .attr("data-code")
         .await
         .expect("read data-code");
@@ -54,9 +57,9 @@ async fn forged_callback_is_rejected_in_the_window() {
         Some("state-mismatch"),
         "the UI got the state-mismatch error code"
     );
-    app.wait_for_text("#try-again", "Try again")
+    app.wait_for_text("#cancel", "Cancel")
         .await
-        .expect("the error screen offers to try again");
+        .expect("the waiting screen stays, the sign-in in progress can still be cancelled");
     app.screenshot("forged-callback-rejected")
         .await
         .expect("screenshot");

@@ -94,6 +94,15 @@ pub enum UiEvent {
         /// What went wrong, in plain words.
         message: String,
     },
+    /// A redirect arrived that is not for the pending sign-in (a forged or stale link, a
+    /// replay, a malformed URL) and was refused without a token request. A notice: the
+    /// pending sign-in and its screen stay.
+    RedirectRefused {
+        /// Why it was refused (e.g. `state-mismatch`).
+        code: Code,
+        /// What happened, in plain words (never the link's code or state).
+        message: String,
+    },
     /// Not signed in (at start, after cancel or sign-out).
     SignedOut {
         /// Why.

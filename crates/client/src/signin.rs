@@ -345,9 +345,20 @@ impl SignInFlow {
                 tasks.into_iter().for_each(|t| t.abort());
             }
             Err(e) => {
-                if client.pending().is_none() {
-                    self.state().tasks.drain(..).for_each(|t| t.abort());
+                if client.pending().is_some() {
+                    // The callback was refused before it touched the pending login (a forged
+                    // or stale link: another state, a replay, a malformed URL). No token
+                    // request was made and the person may still be in the browser: the
+                    // pending screen and its deadline stay, with a notice.
+                    let e = Error::from(e);
+                    tracing::warn!(code = %e.code(), "refused a redirect that is not for the pending sign-in");
+                    self.notify(UiEvent::RedirectRefused {
+                        code: e.code(),
+                        message: e.to_string(),
+                    });
+                    return;
                 }
+                self.state().tasks.drain(..).for_each(|t| t.abort());
                 if signed_in_already {
                     // Rejected (no token request was made); keep showing the signed-in user.
                     tracing::warn!(code = %Error::from(e).code(), "ignored a stray sign-in response");
@@ -689,7 +700,7 @@ impl SignInFlow {
         account::forget(&self.paths.data_dir);
         self.session_ended();
         let result = match session {
-            Some(manager) => manager.sign_out().await,
+            Some(manager) => manager.sign_out().await.map_err(Error::from),
             None => Ok(None),
         };
         self.publish(UiEvent::SignedOut {
@@ -701,7 +712,7 @@ impl SignInFlow {
                 tracing::warn!("could not open the logout page: {e}");
             }
         }
-        result.map(|_| ()).map_err(Error::from)
+        result.map(|_| ())
     }
 
     /// The OS reported resume or the window came back: re-check the refresh schedule now.

@@ -1,6 +1,8 @@
 //! Shared helpers for the tests against the real test IdP.
 #![allow(dead_code)]
 
+pub mod app;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,0 +1,196 @@
+//! One app instance's sign-in flow over a temporary data dir, with a fake OS that records the
+//! URLs it is asked to open (the test plays the browser with them).
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use confab_client::adapters::VaultSlot;
+use confab_client::platform::{AppPaths, KeyValueStore, MemoryStore, Platform};
+use confab_client::{RedirectPlan, SignInFlow, UiEvent};
+use confab_config::{AppConfig, VaultKeyMode};
+use confab_session::RefreshTokenStore;
+use confab_testkit::{headless_login, Idp, CHAT_RESOURCE, CLIENT_ID, PRIVATE_USE_REDIRECT_URI};
+use confab_vault::{AccountId, KeySource, SecretString, StrongholdStore};
+use tokio::sync::watch;
+use url::Url;
+
+pub const WAIT: Duration = Duration::from_secs(30);
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// The OS as far as the flow is concerned: URLs it opens are recorded (the test plays the
+/// browser with them), notifications are dropped, stores live in memory.
+struct FakeOs {
+    opened: watch::Sender<Vec<Url>>,
+}
+
+impl Platform for FakeOs {
+    fn open_url(&self, url: &Url) -> Result<(), String> {
+        self.opened.send_modify(|v| v.push(url.clone()));
+        Ok(())
+    }
+    fn notify(&self, _title: &str, _body: &str) {}
+    fn open_store(&self, path: &std::path::Path) -> Result<Arc<dyn KeyValueStore>, String> {
+        Ok(Arc::new(MemoryStore::load(path)))
+    }
+}
+
+/// One app instance over a data dir: its flow, what it opened, what it told the UI.
+pub struct App {
+    pub flow: Arc<SignInFlow>,
+    pub opened: watch::Receiver<Vec<Url>>,
+    pub events: watch::Receiver<Vec<UiEvent>>,
+    pub data_dir: std::path::PathBuf,
+}
+
+pub fn config(idp: &Idp) -> AppConfig {
+    AppConfig {
+        issuer: idp.issuer(),
+        client_id: CLIENT_ID.to_owned(),
+        chat_resource: CHAT_RESOURCE.to_owned(),
+        redirect_scheme: PRIVATE_USE_REDIRECT_URI
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        login_hint: Some("alice".to_owned()),
+        vault_key: VaultKeyMode::Passphrase,
+        ..AppConfig::default()
+    }
+}
+
+pub fn start_app(idp: &Idp, dir: &std::path::Path) -> App {
+    let (opened_tx, opened) = watch::channel(Vec::new());
+    let platform = Arc::new(FakeOs { opened: opened_tx });
+    let (_plan_tx, plan) = watch::channel(Some(RedirectPlan::Scheme));
+    let paths = AppPaths {
+        data_dir: dir.join("data"),
+        log_dir: dir.join("logs"),
+    };
+    let data_dir = paths.data_dir.clone();
+    std::fs::create_dir_all(&paths.data_dir).expect("data dir");
+    let flow = SignInFlow::new(
+        Ok(config(idp)),
+        paths,
+        plan,
+        platform,
+        tokio::runtime::Handle::current(),
+    );
+    let (events_tx, events) = watch::channel(Vec::new());
+    let events_tx = Mutex::new(events_tx);
+    flow.subscribe(Box::new(move |e| {
+        if let Ok(tx) = events_tx.lock() {
+            tx.send_modify(|v| v.push(e));
+        }
+        true
+    }));
+    App {
+        flow,
+        opened,
+        events,
+        data_dir,
+    }
+}
+
+impl App {
+    /// Waits until the latest status event matches `want` (the screen the UI shows).
+    pub async fn wait_for(&mut self, what: &str, want: impl Fn(&UiEvent) -> bool) -> UiEvent {
+        let latest = |v: &Vec<UiEvent>| v.iter().rev().find(|e| !is_progress(e)).is_some_and(&want);
+        let found = match tokio::time::timeout(WAIT, self.events.wait_for(latest)).await {
+            Ok(Ok(v)) => v.iter().rev().find(|e| !is_progress(e)).cloned(),
+            _ => None,
+        };
+        match found {
+            Some(event) => event,
+            None => panic!(
+                "timed out waiting for {what}; events: {:?}",
+                self.events.borrow()
+            ),
+        }
+    }
+
+    /// The screen the UI shows now.
+    pub fn screen(&self) -> Option<UiEvent> {
+        self.events
+            .borrow()
+            .iter()
+            .rev()
+            .find(|e| !is_progress(e))
+            .cloned()
+    }
+
+    /// Waits for the `n`th URL the flow opened in the browser (1-based).
+    pub async fn opened_url(&mut self, n: usize) -> Url {
+        match tokio::time::timeout(WAIT, self.opened.wait_for(|v| v.len() >= n)).await {
+            Ok(Ok(v)) => v[n - 1].clone(),
+            _ => panic!("the flow opened no browser (#{n})"),
+        }
+    }
+
+    pub fn opened_count(&self) -> usize {
+        self.opened.borrow().len()
+    }
+
+    pub async fn unlock(&self) {
+        self.flow
+            .unlock(
+                SecretString::new(PASSPHRASE.to_owned()),
+                Some(SecretString::new(PASSPHRASE.to_owned())),
+            )
+            .await
+            .expect("the vault unlocks with the passphrase");
+    }
+
+    /// Signs in through the browser: sign_in, play the browser, deliver the redirect.
+    pub async fn sign_in_via_browser(&mut self) {
+        self.flow.sign_in().await.expect("sign-in starts");
+        self.wait_for("sign-in-pending", |e| {
+            matches!(e, UiEvent::SignInPending { .. })
+        })
+        .await;
+        let url = self.opened_url(self.opened_count().max(1)).await;
+        let callback = headless_login(&url, PRIVATE_USE_REDIRECT_URI)
+            .await
+            .expect("the IdP redirects back");
+        self.flow.complete(callback.as_str()).await;
+        self.wait_for("signed-in", |e| matches!(e, UiEvent::SignedIn { .. }))
+            .await;
+    }
+}
+
+/// Notes that do not change the screen (progress, refused redirects).
+pub fn is_progress(e: &UiEvent) -> bool {
+    matches!(
+        e,
+        UiEvent::SessionRefreshed { .. }
+            | UiEvent::SessionRetrying { .. }
+            | UiEvent::RedirectRefused { .. }
+    )
+}
+
+/// The refresh token stored for `subject` in the vault file of `app`, opened afresh.
+pub async fn stored_refresh_token(app: &App, idp: &Idp, subject: &str) -> Option<String> {
+    let path = app.data_dir.join(confab_client::signin::VAULT_FILE);
+    let store = tokio::task::spawn_blocking(move || {
+        StrongholdStore::open_or_create(
+            path,
+            &KeySource::passphrase(SecretString::new(PASSPHRASE.to_owned())),
+        )
+    })
+    .await
+    .expect("vault task")
+    .expect("the vault opens");
+    let slot = VaultSlot::new(
+        Arc::new(store),
+        AccountId::new(idp.issuer_str(), subject.to_owned()),
+    );
+    slot.load()
+        .await
+        .expect("the vault entry reads")
+        .map(|t| t.expose_secret().to_owned())
+}
+
+/// Whether the IdP still accepts `refresh_token` (a refresh grant, as another client would).
+pub async fn idp_accepts(idp: &Idp, refresh_token: &str) -> bool {
+    idp.refresh(refresh_token).await.is_ok()
+}
