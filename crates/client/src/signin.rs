@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 
 use confab_auth::{AuthClient, AuthConfig, LoopbackListener, RedirectTarget};
 use confab_config::{AppConfig, VaultKeyMode};
-use confab_session::{AuthLog, SessionEvent, TokenManager};
+use confab_session::{AuthLog, RefreshTokenStore, SessionEvent, TokenEndpoint, TokenManager};
 use confab_vault::{AccountId, KeySource, SecretString, StrongholdStore};
 use tokio::runtime::Handle;
 use tokio::sync::broadcast;
@@ -31,6 +31,9 @@ use crate::Subscriber;
 pub const VAULT_FILE: &str = "vault.stronghold";
 /// File name of the auth event log (JSON lines, no secrets) in the log dir.
 pub const AUTH_LOG_FILE: &str = "auth.jsonl";
+
+/// How long signing out waits for the provider to revoke a stored refresh token.
+const REVOKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long signing in waits for the vault that is still being opened at start.
 const VAULT_OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -690,6 +693,10 @@ impl SignInFlow {
 
     /// Signs out: revokes the refresh token, wipes it from the vault and memory, forgets the
     /// account, and opens the provider's logout page in the system browser.
+    ///
+    /// With no session running (its restore failed, e.g. the provider was unreachable at
+    /// start), the refresh token stored for the remembered account is still revoked (when the
+    /// provider can be reached) and always wiped from the vault.
     pub async fn sign_out(self: &Arc<Self>) -> Result<()> {
         let session = {
             let mut st = self.state();
@@ -697,11 +704,12 @@ impl SignInFlow {
             st.user = None;
             st.session.take()
         };
+        let remembered = account::load(&self.paths.data_dir);
         account::forget(&self.paths.data_dir);
         self.session_ended();
         let result = match session {
             Some(manager) => manager.sign_out().await.map_err(Error::from),
-            None => Ok(None),
+            None => self.sign_out_stored(remembered).await.map(|()| None),
         };
         self.publish(UiEvent::SignedOut {
             reason: SignedOutReason::SignedOut,
@@ -713,6 +721,44 @@ impl SignInFlow {
             }
         }
         result.map(|_| ())
+    }
+
+    /// Revokes and wipes the refresh token stored for `remembered` without a running session.
+    /// A provider that cannot be reached leaves the token unrevoked (it expires at the
+    /// provider) but it is wiped all the same: signing out never keeps a credential.
+    async fn sign_out_stored(self: &Arc<Self>, remembered: Option<LastAccount>) -> Result<()> {
+        let Some(last) = remembered else {
+            return Ok(());
+        };
+        let Some(vault) = self.state().vault.clone() else {
+            tracing::warn!("signed out with the vault locked: its refresh token stays stored");
+            return Ok(());
+        };
+        let slot = VaultSlot::new(vault, AccountId::new(last.issuer, last.subject));
+        let stored = slot
+            .load()
+            .await
+            .map_err(|e| Error::Session(confab_session::Error::Store(e)))?;
+        if let Some(token) = stored {
+            match self.client().await {
+                Ok(client) => {
+                    let endpoint = AuthEndpoint::new(client, None);
+                    match tokio::time::timeout(REVOKE_TIMEOUT, endpoint.revoke(&token)).await {
+                        Ok(Ok(())) => tracing::info!("revoked the stored refresh token"),
+                        Ok(Err(e)) => {
+                            tracing::warn!("revoking the stored refresh token failed: {e}")
+                        }
+                        Err(_) => tracing::warn!("revoking the stored refresh token timed out"),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(code = %e.code(), "provider unreachable, the stored refresh token is wiped unrevoked")
+                }
+            }
+        }
+        slot.delete()
+            .await
+            .map_err(|e| Error::Session(confab_session::Error::Store(e)))
     }
 
     /// The OS reported resume or the window came back: re-check the refresh schedule now.
