@@ -28,10 +28,10 @@ function onEvent(event) {
     case 'session': onSession(event); break;
     case 'rooms': setRooms(event.rooms); break;
     case 'message': onMessage(event); break;
-    case 'message_state': onMessageState(event); break;
-    case 'room_reset': onRoomReset(event); break;
-    case 'connection_state': onConnection(event); break;
-    case 'error': showError(event.message, event.kind); break;
+    case 'message-state': onMessageState(event); break;
+    case 'room-reset': onRoomReset(event); break;
+    case 'connection-state': onConnection(event); break;
+    case 'error': showError(event.message, event.code); break;
     default: break;
   }
 }

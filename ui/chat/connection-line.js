@@ -3,6 +3,9 @@
 
 import { $ } from './state.js';
 
+/** Error codes that say the connection was lost: the bar hides once connected again. */
+const CONNECTION_CODES = new Set(['connection-lost', 'timeout']);
+
 /** Connection line. */
 const conn = { state: null, seenConnected: false, episodes: 0, timer: 0 };
 
@@ -13,7 +16,7 @@ export function onConnection(event) {
   if (next === 'connected') {
     conn.seenConnected = true;
     // A connection error is over once connected again (the text and count stay for the record).
-    if ($('chat-error').dataset.kind === 'transport') $('chat-error-bar').hidden = true;
+    if (CONNECTION_CODES.has($('chat-error').dataset.code)) $('chat-error-bar').hidden = true;
   }
   conn.state = next;
   clearInterval(conn.timer);
@@ -41,7 +44,7 @@ export function onConnection(event) {
     case 'offline':
       line.textContent = event.reason ? `Offline: ${event.reason}` : 'Offline';
       break;
-    case 'signed_out':
+    case 'signed-out':
       line.textContent = 'Session ended';
       break;
     default:

@@ -25,7 +25,7 @@ export function toMessage(m) {
 
 /**
  * Adds a delivered message in offset order. A message already shown (same id, e.g. the user's
- * own pending row or one already moved by message_state `sent`) is updated, never duplicated.
+ * own pending row or one already moved by message-state `sent`) is updated, never duplicated.
  */
 export function addDelivered(msg) {
   if (view.byOffset.has(msg.offset)) return { added: false };

@@ -29,7 +29,7 @@ export const state = {
 /** The open room's history. Delivered messages sorted by offset, then the user's unsent ones. */
 export const view = {
   room: null,
-  loaded: false, // a room_reset has arrived for this room
+  loaded: false, // a room-reset has arrived for this room
   delivered: [],
   unsent: [],
   byId: new Map(), // message id -> message (each message shown once)
@@ -41,7 +41,7 @@ export const view = {
   unseen: 0, // messages that arrived while scrolled up
 };
 
-/** message_state events for ids not known yet (the event can beat send_message's reply). */
+/** message-state events for ids not known yet (the event can beat send_message's reply). */
 export const earlyStates = new Map();
 
 let errorCount = 0;
@@ -67,12 +67,12 @@ export async function call(command, args) {
 }
 
 /** Shows an error in the bar above the chat; #chat-error[data-count] counts them. */
-export function showError(message, kind = 'error') {
+export function showError(message, code = 'error') {
   const text = String(message || 'Something went wrong').trim();
   errorCount += 1;
   const node = $('chat-error');
   node.textContent = text;
   node.dataset.count = String(errorCount);
-  node.dataset.kind = kind;
+  node.dataset.code = code;
   $('chat-error-bar').hidden = false;
 }

@@ -21,7 +21,7 @@ const READ_THROTTLE_MS = 500;
 // Events from the core
 
 export function onMessage(event) {
-  if (event.room !== view.room || !view.loaded) return; // the next room_reset covers it
+  if (event.room !== view.room || !view.loaded) return; // the next room-reset covers it
   const { added, fromOthers } = addDelivered(toMessage(event));
   if (!added) return;
   if (fromOthers) announce(`${event.author}: ${event.text}`);

@@ -220,7 +220,7 @@ impl Serialize for ChatEntry {
 
 /// State of a message the user sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(tag = "state", rename_all = "kebab-case")]
 pub enum SendState {
     /// Stored in the outbox, waiting for the server.
     Pending,
@@ -238,7 +238,7 @@ pub enum SendState {
 
 /// Connection state for the status line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(tag = "state", rename_all = "kebab-case")]
 pub enum ConnectionState {
     /// Dialing / authenticating.
     Connecting,
@@ -260,7 +260,7 @@ pub enum ConnectionState {
 
 /// What the relay tells the UI.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Event {
     /// A new message in an open room (never the same room+offset twice).
     Message(ChatEntry),
@@ -411,7 +411,7 @@ mod tests {
         .expect("serializable");
         assert_eq!(
             v,
-            json!({"type": "message_state", "id": id, "room": "r", "state": "sent", "offset": 7}),
+            json!({"type": "message-state", "id": id, "room": "r", "state": "sent", "offset": 7}),
             "message states are flat objects tagged by type and state"
         );
         let v = serde_json::to_value(Event::ConnectionState(ConnectionState::Reconnecting {
@@ -420,7 +420,7 @@ mod tests {
         .expect("serializable");
         assert_eq!(
             v,
-            json!({"type": "connection_state", "state": "reconnecting", "in_secs": 3}),
+            json!({"type": "connection-state", "state": "reconnecting", "in_secs": 3}),
             "connection states carry the seconds until the next try"
         );
         let v = serde_json::to_value(Event::Message(ChatEntry::new("r", 1, id, "alice", "hi", 5)))

@@ -12,7 +12,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Why no token could be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    /// The user is signed out: the relay stops and reports `signed_out`.
+    /// The user is signed out: the relay stops and reports `signed-out`.
     #[error("signed out")]
     SignedOut,
     /// A temporary failure (network, IdP down): the relay backs off and retries.

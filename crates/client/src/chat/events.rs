@@ -6,6 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::rooms::RoomView;
+use crate::error::Code;
 
 /// A message as the UI gets it.
 #[derive(Debug, Clone, Serialize)]
@@ -21,7 +22,7 @@ pub struct MessageView {
 
 /// What the UI gets on the chat channel (see docs/ui-contract.md).
 #[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ChatEvent {
     /// Chat is available for `me`.
     Session {
@@ -64,8 +65,8 @@ pub enum ChatEvent {
     ConnectionState(ConnectionState),
     /// Something the user may want to know.
     Error {
-        /// Short kind.
-        kind: String,
+        /// What kind of failure, from the one vocabulary of codes (docs/ui-contract.md).
+        code: Code,
         /// Plain words.
         message: String,
     },

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::events::{ChatEvent, MessageView, OlderPage, OpenedRoom};
 use super::rooms::{RoomBook, RoomView};
 use crate::adapters::SessionTokens;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::platform::Platform;
 use crate::prefs::Prefs;
 use crate::signin::SessionObserver;
@@ -335,12 +335,10 @@ impl ChatHub {
             // A dropped connection or a token that cannot be had right now is what the
             // connection line ("Reconnecting in N s…") already says: the technical text goes
             // to the log only. Protocol, server and outbox errors reach the user.
-            Event::Error { kind, message } if kind == "transport" || kind == "token" => {
-                tracing::info!(kind, "chat connection: {message}");
-            }
-            Event::Error { kind, message } => {
-                self.emit(ChatEvent::Error { kind, message });
-            }
+            Event::Error { kind, message } => match Code::of_relay_event(&kind) {
+                Some(code) => self.emit(ChatEvent::Error { code, message }),
+                None => tracing::info!(kind, "chat connection: {message}"),
+            },
         }
     }
 
@@ -424,7 +422,7 @@ impl SessionObserver for ChatHub {
         if let Err(e) = self.start(manager, user) {
             tracing::error!("chat could not start: {e}");
             self.emit(ChatEvent::Error {
-                kind: e.code().to_string(),
+                code: e.code(),
                 message: e.to_string(),
             });
         }
@@ -544,7 +542,7 @@ impl ChatHub {
     }
 
     /// Opens a room: remembers it as the last room and returns its draft and read position; its
-    /// latest page follows as a `room_reset` event (when connected).
+    /// latest page follows as a `room-reset` event (when connected).
     pub async fn open_room(self: &Arc<Self>, room: String) -> Result<OpenedRoom> {
         valid_room_id(&room)?;
         let live = self.live()?;
@@ -566,7 +564,7 @@ impl ChatHub {
                         this.st().opened.remove(&target);
                     }
                     this.emit(ChatEvent::Error {
-                        kind: "open-room".to_owned(),
+                        code: Code::OpenRoom,
                         message: format!("could not open the room: {e}"),
                     });
                 }
@@ -739,8 +737,33 @@ mod tests {
         .expect("serializable");
         assert_eq!(
             v,
-            json!({"type": "connection_state", "state": "reconnecting", "in_secs": 3}),
+            json!({"type": "connection-state", "state": "reconnecting", "in_secs": 3}),
             "connection states keep the relay's shape"
+        );
+        // One vocabulary: kebab-case types and values, the same word for "signed out" on
+        // both channels, errors as {code, message}.
+        let chat = serde_json::to_value(ChatEvent::ConnectionState(ConnectionState::SignedOut))
+            .expect("serializable");
+        let signin = serde_json::to_value(crate::events::UiEvent::SignedOut {
+            reason: crate::events::SignedOutReason::SignedOut,
+        })
+        .expect("serializable");
+        assert_eq!(
+            chat,
+            json!({"type": "connection-state", "state": "signed-out"})
+        );
+        assert_eq!(
+            signin,
+            json!({"type": "signed-out", "reason": "signed-out"})
+        );
+        let error = serde_json::to_value(ChatEvent::Error {
+            code: Code::OpenRoom,
+            message: "could not open the room".to_owned(),
+        })
+        .expect("serializable");
+        assert_eq!(
+            error,
+            json!({"type": "error", "code": "open-room", "message": "could not open the room"})
         );
     }
 
