@@ -6,7 +6,7 @@ use serde::Serialize;
 use url::{Host, Url};
 
 use crate::error::{sanitize_provider_text, Error, Result};
-use crate::secret::SecretString;
+use crate::SecretString;
 
 /// Longest callback URL accepted, in bytes. Real ones are a few hundred bytes.
 pub const MAX_CALLBACK_LEN: usize = 8 * 1024;

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use confab_types::constant_time_eq;
 use openidconnect::core::{
     CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreIdToken,
     CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreTokenResponse,
@@ -23,7 +24,7 @@ use url::{Host, Url};
 use crate::callback::{parse_callback, CallbackParams, RedirectKind, RedirectTarget};
 use crate::error::{sanitize_provider_text, Error, IdTokenProblem, Result};
 use crate::provider::{DiscoveredMetadata, ProviderInfo};
-use crate::secret::SecretString;
+use crate::SecretString;
 
 /// Default time a user has to finish signing in in the browser.
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -90,28 +91,31 @@ impl AuthConfig {
     }
 }
 
-/// Source of "now" for login deadlines; injectable so tests need no sleeps.
-pub trait Clock: Send + Sync + std::fmt::Debug {
+/// Source of monotonic "now" ([`Instant`]) for login deadlines; injectable so tests need no
+/// sleeps. Monotonic, not wall-clock time: a deadline measures how long the login has been
+/// pending, which a change of the system clock must not shorten or extend. (Token expiry is
+/// wall-clock time: confab-session's `WallClock`.)
+pub trait MonotonicClock: Send + Sync + std::fmt::Debug {
     /// The current monotonic time.
     fn now(&self) -> Instant;
 }
 
-/// The real monotonic clock.
+/// The real monotonic clock ([`Instant::now`]).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-impl Clock for SystemClock {
+pub struct SystemMonotonicClock;
+impl MonotonicClock for SystemMonotonicClock {
     fn now(&self) -> Instant {
         Instant::now()
     }
 }
 
-/// A clock that only moves when told to (for tests).
+/// A monotonic clock that only moves when told to (for tests).
 #[derive(Debug)]
-pub struct ManualClock {
+pub struct ManualMonotonicClock {
     base: Instant,
     offset: Mutex<Duration>,
 }
-impl ManualClock {
+impl ManualMonotonicClock {
     /// Starts at the real "now".
     pub fn new() -> Self {
         Self {
@@ -124,12 +128,12 @@ impl ManualClock {
         *lock(&self.offset) += by;
     }
 }
-impl Default for ManualClock {
+impl Default for ManualMonotonicClock {
     fn default() -> Self {
         Self::new()
     }
 }
-impl Clock for ManualClock {
+impl MonotonicClock for ManualMonotonicClock {
     fn now(&self) -> Instant {
         self.base + *lock(&self.offset)
     }
@@ -265,7 +269,7 @@ impl LoginSlot {
         self.finished
             .iter()
             .rev()
-            .find(|f| ct_eq(f.state.secret(), state.expose_secret()))
+            .find(|f| constant_time_eq(f.state.secret(), state.expose_secret()))
             .map(|f| f.outcome)
     }
 }
@@ -283,7 +287,7 @@ pub struct AuthClient {
     jwks_url: JsonWebKeySetUrl,
     id_token_algs: Vec<CoreJwsSigningAlgorithm>,
     http: reqwest::Client,
-    clock: Arc<dyn Clock>,
+    clock: Arc<dyn MonotonicClock>,
     slot: Mutex<LoginSlot>,
 }
 
@@ -300,15 +304,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave the slot half-updated in a way that matters
     // more than refusing every later login would, so keep going with the inner value.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Comparison whose time does not depend on where the strings differ.
-fn ct_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `https`, or plain `http` to a loopback host only.
@@ -403,13 +398,13 @@ impl AuthClient {
             jwks_url,
             id_token_algs,
             http,
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(SystemMonotonicClock),
             slot: Mutex::new(LoginSlot::default()),
         })
     }
 
     /// Replace the clock used for login deadlines (tests).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+    pub fn with_clock(mut self, clock: Arc<dyn MonotonicClock>) -> Self {
         self.clock = clock;
         self
     }
@@ -538,7 +533,7 @@ impl AuthClient {
             return Err(Error::NoPendingLogin);
         };
         let params = parse_callback(callback_url, &pending.redirect)?;
-        if !ct_eq(pending.state.secret(), params.state.expose_secret()) {
+        if !constant_time_eq(pending.state.secret(), params.state.expose_secret()) {
             return Err(match slot.finished_outcome(&params.state) {
                 Some(outcome) => outcome_error(outcome),
                 None => Error::StateMismatch,
@@ -683,7 +678,7 @@ impl AuthClient {
                 .map_err(|_| Error::IdTokenInvalid(IdTokenProblem::Signature))?;
             let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
                 .map_err(|_| Error::IdTokenInvalid(IdTokenProblem::AccessTokenHash))?;
-            if !ct_eq(&actual, expected) {
+            if !constant_time_eq(&actual, expected) {
                 return Err(Error::IdTokenInvalid(IdTokenProblem::AccessTokenHash));
             }
         }
@@ -1036,15 +1031,8 @@ mod tests {
     }
 
     #[test]
-    fn ct_eq_compares() {
-        assert!(ct_eq("abc", "abc"), "equal strings compare equal");
-        assert!(!ct_eq("abc", "abd"), "different strings differ");
-        assert!(!ct_eq("abc", "ab"), "different lengths differ");
-    }
-
-    #[test]
     fn manual_clock_moves_only_when_told() {
-        let c = ManualClock::new();
+        let c = ManualMonotonicClock::new();
         let a = c.now();
         assert_eq!(a, c.now(), "manual clock stands still");
         c.advance(Duration::from_secs(5));

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confab_auth::{
-    AuthClient, AuthConfig, ErrorCode, LoopbackListener, ManualClock, RedirectTarget, SignedIn,
+    AuthClient, AuthConfig, ErrorCode, LoopbackListener, ManualMonotonicClock, RedirectTarget,
+    SignedIn,
 };
 use confab_testkit::{
     headless_login, headless_login_as, headless_logout, jwt_claims, pkce_challenge, CallbackParams,
@@ -465,7 +466,7 @@ async fn callback_after_the_deadline_is_refused() {
     );
 
     // With an injected clock: one second before the deadline works, at the deadline it doesn't.
-    let clock = Arc::new(ManualClock::new());
+    let clock = Arc::new(ManualMonotonicClock::new());
     let mut cfg = config(&idp);
     cfg.login_timeout = Duration::from_secs(600);
     let client = AuthClient::discover(cfg)

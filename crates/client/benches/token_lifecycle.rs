@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use confab_client::adapters::handoff;
 use confab_client::adapters::AuthEndpoint;
 use confab_session::{
-    EndpointError, MemoryTokenStore, Secret, SessionConfig, ShiftedClock, TokenEndpoint,
+    EndpointError, MemoryTokenStore, Secret, SessionConfig, ShiftedWallClock, TokenEndpoint,
     TokenManager, Tokens, User,
 };
 use futures_util::future::BoxFuture;
@@ -55,7 +55,7 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p) as usize]
 }
 
-async fn manager(clock: Arc<ShiftedClock>) -> (TokenManager, Arc<InstantEndpoint>) {
+async fn manager(clock: Arc<ShiftedWallClock>) -> (TokenManager, Arc<InstantEndpoint>) {
     let endpoint = Arc::new(InstantEndpoint {
         requests: AtomicUsize::new(0),
     });
@@ -75,7 +75,7 @@ async fn manager(clock: Arc<ShiftedClock>) -> (TokenManager, Arc<InstantEndpoint
 }
 
 fn fast_path(rt: &tokio::runtime::Runtime) {
-    let clock = Arc::new(ShiftedClock::new());
+    let clock = Arc::new(ShiftedWallClock::new());
     let (manager, _) = rt.block_on(manager(clock));
     const BATCH: usize = 10_000;
     for (label, threads) in [("1 thread", 1usize), ("2 threads concurrently", 2)] {
@@ -127,7 +127,7 @@ fn fast_path(rt: &tokio::runtime::Runtime) {
 }
 
 /// Releases 10,000 waiting callers just after expiry; returns ms until all have the new token.
-async fn stampede(manager: &TokenManager, clock: &ShiftedClock, jump: Duration) -> f64 {
+async fn stampede(manager: &TokenManager, clock: &ShiftedWallClock, jump: Duration) -> f64 {
     let gate = Arc::new(Semaphore::new(0));
     let mut tasks = Vec::with_capacity(10_000);
     for _ in 0..10_000 {
@@ -151,7 +151,7 @@ fn concurrent_in_process(rt: &tokio::runtime::Runtime) {
     let mut times = Vec::new();
     let mut requests = 0;
     for _ in 0..20 {
-        let clock = Arc::new(ShiftedClock::new());
+        let clock = Arc::new(ShiftedWallClock::new());
         let (manager, endpoint) = rt.block_on(manager(clock.clone()));
         let before = endpoint.requests.load(Ordering::SeqCst);
         let ms = rt.block_on(stampede(&manager, &clock, Duration::from_secs(3601)));
@@ -194,7 +194,7 @@ fn concurrent_real_idp(rt: &tokio::runtime::Runtime) {
             .expect("login");
             let signed_in = client.complete(callback.as_str()).await.expect("complete");
             let (user, tokens) = handoff(&signed_in);
-            let clock = Arc::new(ShiftedClock::new());
+            let clock = Arc::new(ShiftedWallClock::new());
             let manager = TokenManager::builder(
                 Arc::new(AuthEndpoint::new(client.clone(), None)),
                 Arc::new(MemoryTokenStore::new()),

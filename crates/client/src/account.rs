@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use confab_vault::AccountId;
 use serde::{Deserialize, Serialize};
 
 /// File name of the remembered account in the data dir.
@@ -21,6 +22,13 @@ pub struct LastAccount {
     pub name: Option<String>,
     /// E-mail, if known.
     pub email: Option<String>,
+}
+
+impl LastAccount {
+    /// The account this is (issuer and subject): its vault entries and chat directory.
+    pub fn account_id(&self) -> AccountId {
+        AccountId::new(self.issuer.clone(), self.subject.clone())
+    }
 }
 
 impl From<&confab_session::User> for LastAccount {

@@ -14,7 +14,7 @@ use std::time::{Instant, SystemTime};
 use confab_auth::{AuthClient, AuthConfig, LoopbackListener, RedirectTarget};
 use confab_config::{AppConfig, VaultKeyMode};
 use confab_session::{AuthLog, RefreshTokenStore, SessionEvent, TokenEndpoint, TokenManager};
-use confab_vault::{AccountId, KeySource, SecretString, StrongholdStore};
+use confab_vault::{KeySource, SecretString, StrongholdStore};
 use tokio::runtime::Handle;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -605,10 +605,7 @@ impl SignInFlow {
         let config = self.config.as_ref().map_err(|m| Error::Config(m.clone()))?;
         let post_logout = Url::parse(&format!("{}:/oauth/logout", config.redirect_scheme)).ok();
         let endpoint = Arc::new(AuthEndpoint::new(client, post_logout));
-        let slot = Arc::new(VaultSlot::new(
-            vault,
-            AccountId::new(user.issuer.clone(), user.subject.clone()),
-        ));
+        let slot = Arc::new(VaultSlot::new(vault, user.account_id()));
         let (events, rx) = broadcast::channel(64);
         let mut builder = TokenManager::builder(endpoint, slot).events(events);
         match AuthLog::open(self.paths.log_dir.join(AUTH_LOG_FILE)) {
@@ -734,7 +731,7 @@ impl SignInFlow {
             tracing::warn!("signed out with the vault locked: its refresh token stays stored");
             return Ok(());
         };
-        let slot = VaultSlot::new(vault, AccountId::new(last.issuer, last.subject));
+        let slot = VaultSlot::new(vault, last.account_id());
         let stored = slot
             .load()
             .await

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use confab_session::{MemoryTokenStore, SessionConfig, SessionEvent, ShiftedClock};
+use confab_session::{MemoryTokenStore, SessionConfig, SessionEvent, ShiftedWallClock};
 use futures_util::FutureExt;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -197,7 +197,7 @@ async fn user_stays_signed_in_through_500s_resets_timeouts_and_429s() {
 
     let idp = start_idp(Duration::from_secs(20)).await;
     let client = auth_client(&idp).await;
-    let clock = Arc::new(ShiftedClock::new());
+    let clock = Arc::new(ShiftedWallClock::new());
     let manager = signed_in_manager(&client, Arc::new(MemoryTokenStore::new()), |b| {
         b.clock(clock.clone()).config(SessionConfig {
             request_timeout: Duration::from_millis(1500),

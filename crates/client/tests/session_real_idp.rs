@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use confab_client::adapters::VaultSlot;
 use confab_session::{
-    Clock, Error, MemoryTokenStore, RefreshTokenStore, SessionConfig, SessionEvent, ShiftedClock,
-    SignOutReason, TokenManager,
+    Error, MemoryTokenStore, RefreshTokenStore, SessionConfig, SessionEvent, ShiftedWallClock,
+    SignOutReason, TokenManager, WallClock,
 };
 use confab_testkit::Idp;
 use confab_vault::{AccountId, KeySource, StrongholdStore};
@@ -99,7 +99,7 @@ async fn two_minutes_of_ten_second_tokens_never_hand_out_an_expired_token() {
 async fn ten_thousand_concurrent_callers_at_expiry_cause_exactly_one_token_request() {
     let idp = start_idp(Duration::from_secs(300)).await;
     let client = auth_client(&idp).await;
-    let clock = Arc::new(ShiftedClock::new());
+    let clock = Arc::new(ShiftedWallClock::new());
     let manager = signed_in_manager(&client, Arc::new(MemoryTokenStore::new()), |b| {
         b.clock(clock.clone()).config(SessionConfig {
             recheck_interval: Duration::from_secs(3600),
@@ -143,7 +143,7 @@ async fn ten_thousand_concurrent_callers_at_expiry_cause_exactly_one_token_reque
 async fn clock_jump_of_two_hours_triggers_an_immediate_refresh() {
     let idp = start_idp(Duration::from_secs(3600)).await;
     let client = auth_client(&idp).await;
-    let clock = Arc::new(ShiftedClock::new());
+    let clock = Arc::new(ShiftedWallClock::new());
     let manager = signed_in_manager(&client, Arc::new(MemoryTokenStore::new()), |b| {
         b.clock(clock.clone()).config(SessionConfig {
             recheck_interval: Duration::from_secs(30),
@@ -182,7 +182,7 @@ async fn clock_jump_of_two_hours_triggers_an_immediate_refresh() {
 async fn revoked_grant_leads_to_signed_out_with_the_reason() {
     let idp = start_idp(Duration::from_secs(3600)).await;
     let client = auth_client(&idp).await;
-    let clock = Arc::new(ShiftedClock::new());
+    let clock = Arc::new(ShiftedWallClock::new());
     let store = Arc::new(MemoryTokenStore::new());
     let manager = signed_in_manager(&client, store.clone(), |b| b.clock(clock.clone())).await;
     let mut events = manager.subscribe();

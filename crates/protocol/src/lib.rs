@@ -5,7 +5,8 @@
 //! - [`codes`]: reply error codes (100–112) and disconnect codes (3000–3999).
 //! - [`codec`]: newline-delimited frames with a size limit and typed errors.
 //! - [`chat`]: the Confab chat message carried in publication data.
-//! - [`token`]: a redacted, zeroized token type used in requests.
+//! - [`token`]: [`Token`], the redacted, zeroized token of `connect`/`refresh`/`subscribe`/
+//!   `sub_refresh` (a confab-types secret type that serializes as a plain JSON string).
 
 pub mod chat;
 pub mod codec;

@@ -24,9 +24,9 @@ fn connect_command_decodes_and_token_is_redacted_in_debug() {
     };
     assert_eq!(id, 1, "command id is kept");
     assert_eq!(
-        c.token.secret(),
+        c.token.expose_secret(),
         "secret.jwt.value",
-        "token is readable through secret()"
+        "token is readable through expose_secret()"
     );
     assert!(
         !format!("{c:?}").contains("secret.jwt.value"),
@@ -241,4 +241,70 @@ proptest! {
         let back = decode_commands(frame.as_bytes(), 1 << 20).expect("own frame decodes");
         prop_assert_eq!(back, vec![cmd]);
     }
+}
+
+/// The token is a plain JSON string on the wire (Centrifugo's `connect`/`refresh`/`subscribe`/
+/// `sub_refresh` `token` field), and an empty one is left out where the schema allows it. The
+/// expected frames are pinned byte for byte.
+#[test]
+fn tokens_encode_as_plain_json_strings() {
+    let token = || Token::from("eyJ.a\"b\\c/é");
+    let connect = Command {
+        id: 1,
+        connect: Some(ConnectRequest {
+            token: token(),
+            name: "confab-app".into(),
+            ..ConnectRequest::default()
+        }),
+        ..Command::default()
+    };
+    let refresh = Command {
+        id: 2,
+        refresh: Some(RefreshRequest { token: token() }),
+        ..Command::default()
+    };
+    let subscribe = Command {
+        id: 3,
+        subscribe: Some(SubscribeRequest {
+            channel: "room:a".into(),
+            ..SubscribeRequest::default()
+        }),
+        ..Command::default()
+    };
+    let sub_refresh = Command {
+        id: 4,
+        sub_refresh: Some(SubRefreshRequest {
+            channel: "room:a".into(),
+            token: token(),
+        }),
+        ..Command::default()
+    };
+    let empty_refresh = Command {
+        id: 5,
+        refresh: Some(RefreshRequest::default()),
+        ..Command::default()
+    };
+    let frame = encode_frame(&[connect, refresh, subscribe, sub_refresh, empty_refresh])
+        .expect("commands encode");
+    assert_eq!(
+        frame,
+        concat!(
+            r#"{"id":1,"connect":{"token":"eyJ.a\"b\\c/é","name":"confab-app"}}"#,
+            "\n",
+            r#"{"id":2,"refresh":{"token":"eyJ.a\"b\\c/é"}}"#,
+            "\n",
+            r#"{"id":3,"subscribe":{"channel":"room:a"}}"#,
+            "\n",
+            r#"{"id":4,"sub_refresh":{"channel":"room:a","token":"eyJ.a\"b\\c/é"}}"#,
+            "\n",
+            r#"{"id":5,"refresh":{"token":""}}"#,
+        ),
+        "a token is serialized as its plain string; empty ones are omitted where optional"
+    );
+    let back = decode_commands(frame.as_bytes(), 4096).expect("the frame decodes");
+    assert_eq!(
+        back[0].connect.as_ref().map(|c| c.token.clone()),
+        Some(token()),
+        "the token decodes to the same value"
+    );
 }

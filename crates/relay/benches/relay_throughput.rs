@@ -172,7 +172,7 @@ async fn relay_client(url: &str, dir: &std::path::Path) -> Duration {
         .build();
     let (relay, mut events) = RelayHandle::start(
         config,
-        Arc::new(StaticToken::new(confab_protocol::Token::new("bench"))),
+        Arc::new(StaticToken::new(confab_protocol::Token::from("bench"))),
     )
     .expect("relay starts");
     let r = relay.clone();

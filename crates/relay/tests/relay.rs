@@ -593,9 +593,9 @@ async fn malformed_frames_give_error_and_reconnect() {
     tokio::spawn(fake_server(listener, connections.clone()));
     let client = Client::start(
         relay_config(&url, &dir.path().join("outbox.db")),
-        Arc::new(confab_relay::StaticToken::new(confab_protocol::Token::new(
-            "not-a-real-token",
-        ))),
+        Arc::new(confab_relay::StaticToken::new(
+            confab_protocol::Token::from("not-a-real-token"),
+        )),
     );
     wait_until("the relay stops after the terminal close code", T, || {
         client.view(|v| matches!(v.connection.last(), Some(ConnectionState::Offline { .. })))
@@ -685,9 +685,9 @@ async fn silent_server_is_detected_by_missing_pings() {
     cfg.ping_grace = Duration::from_millis(500);
     let client = Client::start(
         cfg,
-        Arc::new(confab_relay::StaticToken::new(confab_protocol::Token::new(
-            "not-a-real-token",
-        ))),
+        Arc::new(confab_relay::StaticToken::new(
+            confab_protocol::Token::from("not-a-real-token"),
+        )),
     );
     wait_until(
         "the relay gives up on the silent connection and dials again",

@@ -499,7 +499,7 @@ impl Conn {
             tracing::info!("connect without token");
             return Err(Disconnect::INVALID_TOKEN);
         }
-        let identity = match self.state.verifier.verify(req.token.secret()).await {
+        let identity = match self.state.verifier.verify(req.token.expose_secret()).await {
             Ok(i) => i,
             Err(AuthError::Expired) => {
                 tracing::info!("connect with expired token");
@@ -562,7 +562,7 @@ impl Conn {
     }
 
     async fn refresh(&mut self, id: u32, req: RefreshRequest) -> Outcome<Reply> {
-        let identity = match self.state.verifier.verify(req.token.secret()).await {
+        let identity = match self.state.verifier.verify(req.token.expose_secret()).await {
             Ok(i) => i,
             Err(AuthError::Expired) => return Ok(err(id, ErrorCode::TOKEN_EXPIRED)),
             Err(AuthError::KeysUnavailable) => return Ok(err(id, ErrorCode::INTERNAL)),

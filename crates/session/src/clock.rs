@@ -7,30 +7,33 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
-/// Source of wall-clock time.
-pub trait Clock: Send + Sync + 'static {
+/// Source of wall-clock time ([`SystemTime`]), which token expiry is measured in. Unlike
+/// monotonic time it jumps: when the system clock is set, and across a suspend (wall time keeps
+/// running while tokio's timers stand still). (Login deadlines are monotonic time:
+/// confab-auth's `MonotonicClock`.)
+pub trait WallClock: Send + Sync + 'static {
     /// The current wall-clock time.
     fn now(&self) -> SystemTime;
 }
 
-/// The operating system's clock.
+/// The operating system's wall clock ([`SystemTime::now`]).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+pub struct SystemWallClock;
 
-impl Clock for SystemClock {
+impl WallClock for SystemWallClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
 }
 
-/// A clock for tests: the system clock shifted by an adjustable offset, so a test can jump
+/// A wall clock for tests: the system clock shifted by an adjustable offset, so a test can jump
 /// the wall clock (as after a suspend) while monotonic timers keep running normally.
 #[derive(Debug, Default)]
-pub struct ShiftedClock {
+pub struct ShiftedWallClock {
     offset_ms: AtomicI64,
 }
 
-impl ShiftedClock {
+impl ShiftedWallClock {
     /// A clock that starts at the system time.
     pub fn new() -> Self {
         Self::default()
@@ -43,7 +46,7 @@ impl ShiftedClock {
     }
 }
 
-impl Clock for ShiftedClock {
+impl WallClock for ShiftedWallClock {
     fn now(&self) -> SystemTime {
         let offset = self.offset_ms.load(Ordering::Relaxed);
         let now = SystemTime::now();

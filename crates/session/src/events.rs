@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use confab_types::AccountId;
 use serde::{Serialize, Serializer};
 
 /// The signed-in user, as the UI shows it. Not secret.
@@ -30,6 +31,11 @@ impl User {
             name: None,
             email: None,
         }
+    }
+
+    /// The account this user is (issuer and subject; name and e-mail are not part of it).
+    pub fn account_id(&self) -> AccountId {
+        AccountId::new(self.issuer.clone(), self.subject.clone())
     }
 }
 

@@ -15,7 +15,7 @@ pub mod manager;
 pub mod secret;
 pub mod store;
 
-pub use clock::{Clock, ShiftedClock, SystemClock};
+pub use clock::{ShiftedWallClock, SystemWallClock, WallClock};
 pub use config::SessionConfig;
 pub use endpoint::{EndpointError, TokenEndpoint, Tokens};
 pub use error::{Error, Result};

@@ -37,7 +37,7 @@ use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{SystemWallClock, WallClock};
 use crate::config::SessionConfig;
 use crate::endpoint::{EndpointError, TokenEndpoint, Tokens};
 use crate::events::{format_time, AuthLog, SessionEvent, SignOutReason, User};
@@ -104,7 +104,7 @@ struct Secrets {
 }
 
 struct Shared {
-    clock: Arc<dyn Clock>,
+    clock: Arc<dyn WallClock>,
     config: SessionConfig,
     endpoint: Arc<dyn TokenEndpoint>,
     store: Arc<dyn RefreshTokenStore>,
@@ -137,7 +137,7 @@ pub struct TokenManagerBuilder {
     endpoint: Arc<dyn TokenEndpoint>,
     store: Arc<dyn RefreshTokenStore>,
     config: SessionConfig,
-    clock: Arc<dyn Clock>,
+    clock: Arc<dyn WallClock>,
     events: Option<broadcast::Sender<SessionEvent>>,
     log: Option<AuthLog>,
 }
@@ -150,7 +150,7 @@ impl TokenManagerBuilder {
     }
 
     /// Wall clock (default: the system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+    pub fn clock(mut self, clock: Arc<dyn WallClock>) -> Self {
         self.clock = clock;
         self
     }
@@ -283,7 +283,7 @@ impl TokenManager {
             endpoint,
             store,
             config: SessionConfig::default(),
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(SystemWallClock),
             events: None,
             log: None,
         }
@@ -637,7 +637,7 @@ impl Shared {
             let same = self
                 .user
                 .lock()
-                .map(|u| u.issuer == fresh.issuer && u.subject == fresh.subject)
+                .map(|u| u.account_id() == fresh.account_id())
                 .unwrap_or(false);
             if !same {
                 tracing::error!("a refreshed ID token names another user; ending the session");

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use confab_session::{
-    AuthLog, Clock, EndpointError, Error, MemoryTokenStore, Phase, RefreshTokenStore, Secret,
-    SessionConfig, SessionEvent, ShiftedClock, SignOutReason, TokenEndpoint, TokenManager, Tokens,
-    User,
+    AuthLog, EndpointError, Error, MemoryTokenStore, Phase, RefreshTokenStore, Secret,
+    SessionConfig, SessionEvent, ShiftedWallClock, SignOutReason, TokenEndpoint, TokenManager,
+    Tokens, User, WallClock,
 };
 use futures_util::future::BoxFuture;
 use tokio::sync::Semaphore;
@@ -174,7 +174,7 @@ async fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool
 
 /// Moves the clock 56 minutes on (past refresh time for 1-hour tokens), tells the manager (as on
 /// resume) and returns the next session event.
-async fn event_at_refresh_time(manager: &TokenManager, clock: &ShiftedClock) -> SessionEvent {
+async fn event_at_refresh_time(manager: &TokenManager, clock: &ShiftedWallClock) -> SessionEvent {
     let mut events = manager.subscribe();
     clock.advance(Duration::from_secs(56 * 60));
     manager.notify_resume();
@@ -188,7 +188,7 @@ async fn event_at_refresh_time(manager: &TokenManager, clock: &ShiftedClock) -> 
 /// `SignedOut(SessionEnded)` event, callers get `SignedOut`, no refresh token left in the store.
 async fn refresh_ends_the_session(
     manager: &TokenManager,
-    clock: &ShiftedClock,
+    clock: &ShiftedWallClock,
     store: &MemoryTokenStore,
     why: &str,
 ) {
@@ -227,7 +227,7 @@ async fn signed_in(idp: &Arc<FakeIdp>, store: &Arc<MemoryTokenStore>) -> TokenMa
 async fn ten_thousand_callers_at_expiry_share_one_refresh() {
     let idp = FakeIdp::new(Duration::from_secs(3600), Duration::from_millis(200));
     let store = Arc::new(MemoryTokenStore::new());
-    let clock = Arc::new(ShiftedClock::new());
+    let clock = Arc::new(ShiftedWallClock::new());
     let rt = idp.grant();
     store.save(&rt).await.unwrap();
     let manager = TokenManager::builder(idp.clone(), store.clone())
@@ -273,7 +273,7 @@ async fn ten_thousand_callers_at_expiry_share_one_refresh() {
 async fn clock_jump_of_two_hours_refreshes_immediately() {
     let idp = FakeIdp::new(Duration::from_secs(3600), Duration::ZERO);
     let store = Arc::new(MemoryTokenStore::new());
-    let clock = Arc::new(ShiftedClock::new());
+    let clock = Arc::new(ShiftedWallClock::new());
     let rt = idp.grant();
     store.save(&rt).await.unwrap();
     let manager = TokenManager::builder(idp.clone(), store.clone())
@@ -315,7 +315,7 @@ async fn clock_jump_of_two_hours_refreshes_immediately() {
 async fn clock_jump_is_noticed_by_the_periodic_recheck_without_a_resume_hint() {
     let idp = FakeIdp::new(Duration::from_secs(3600), Duration::ZERO);
     let store = Arc::new(MemoryTokenStore::new());
-    let clock = Arc::new(ShiftedClock::new());
+    let clock = Arc::new(ShiftedWallClock::new());
     let rt = idp.grant();
     store.save(&rt).await.unwrap();
     let _manager = TokenManager::builder(idp.clone(), store.clone())
@@ -370,7 +370,7 @@ async fn refresh_happens_at_half_lifetime_for_short_tokens() {
 async fn transient_failures_back_off_while_the_valid_token_keeps_serving() {
     let idp = FakeIdp::new(Duration::from_secs(3600), Duration::ZERO);
     let store = Arc::new(MemoryTokenStore::new());
-    let clock = Arc::new(ShiftedClock::new());
+    let clock = Arc::new(ShiftedWallClock::new());
     let rt = idp.grant();
     store.save(&rt).await.unwrap();
     let manager = TokenManager::builder(idp.clone(), store.clone())
@@ -441,7 +441,7 @@ async fn transient_failures_back_off_while_the_valid_token_keeps_serving() {
 async fn expired_token_during_backoff_gives_a_typed_refreshing_error_not_a_hang() {
     let idp = FakeIdp::new(Duration::from_secs(3600), Duration::ZERO);
     let store = Arc::new(MemoryTokenStore::new());
-    let clock = Arc::new(ShiftedClock::new());
+    let clock = Arc::new(ShiftedWallClock::new());
     let rt = idp.grant();
     store.save(&rt).await.unwrap();
     let manager = TokenManager::builder(idp.clone(), store.clone())
@@ -508,7 +508,7 @@ async fn new_refresh_token_is_saved_before_the_new_access_token_is_handed_out() 
         gate: Semaphore::new(0),
         saves: AtomicUsize::new(0),
     });
-    let clock = Arc::new(ShiftedClock::new());
+    let clock = Arc::new(ShiftedWallClock::new());
     let restoring = tokio::spawn({
         let (idp, store, clock) = (idp.clone(), store.clone(), clock.clone());
         async move {
@@ -570,7 +570,7 @@ async fn new_refresh_token_is_saved_before_the_new_access_token_is_handed_out() 
 async fn invalid_grant_rereads_the_store_and_uses_a_token_rotated_by_another_process() {
     let idp = FakeIdp::new(Duration::from_secs(3600), Duration::ZERO);
     let store = Arc::new(MemoryTokenStore::new());
-    let clock = Arc::new(ShiftedClock::new());
+    let clock = Arc::new(ShiftedWallClock::new());
     store.save(&idp.grant()).await.unwrap();
     let manager = TokenManager::builder(idp.clone(), store.clone())
         .config(config())
@@ -607,7 +607,7 @@ async fn invalid_grant_rereads_the_store_and_uses_a_token_rotated_by_another_pro
 async fn invalid_grant_signs_out_with_the_reason_and_wipes_the_store() {
     let idp = FakeIdp::new(Duration::from_secs(3600), Duration::ZERO);
     let store = Arc::new(MemoryTokenStore::new());
-    let clock = Arc::new(ShiftedClock::new());
+    let clock = Arc::new(ShiftedWallClock::new());
     store.save(&idp.grant()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("auth.jsonl");
@@ -655,7 +655,7 @@ async fn a_refresh_whose_id_token_names_another_user_ends_the_session_and_keeps_
     ] {
         let idp = FakeIdp::new(Duration::from_secs(3600), Duration::ZERO);
         let store = Arc::new(MemoryTokenStore::new());
-        let clock = Arc::new(ShiftedClock::new());
+        let clock = Arc::new(ShiftedWallClock::new());
         store.save(&idp.grant()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let log_path = dir.path().join("auth.jsonl");

@@ -8,15 +8,20 @@
 pub mod error;
 mod fsutil;
 mod key;
-mod secret;
+mod record;
 mod store;
 mod stronghold;
 
+/// The account an entry belongs to (confab-types' one `AccountId`); entries are namespaced by
+/// it.
+pub use confab_types::AccountId;
+/// The secret string entries and the passphrase travel in (confab-types' one secret type, also
+/// re-exported by confab-auth).
+pub use confab_types::SecretString;
 pub use error::{Error, Result};
 pub use key::{
     KeySource, KeychainKey, PassphraseKey, RawKey, ARGON2_M_KIB, ARGON2_P, ARGON2_T,
     KEYCHAIN_ACCOUNT, KEYCHAIN_SERVICE, SALT_LEN,
 };
-pub use secret::{AccountId, SecretString};
 pub use store::{MemoryStore, SecretStore};
 pub use stronghold::{key_info_path, StrongholdStore, KEY_INFO_SUFFIX, SNAPSHOT_WORK_FACTOR};

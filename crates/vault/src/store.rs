@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use zeroize::Zeroizing;
 
+use crate::record::{record_key, record_prefix};
 use crate::{AccountId, Error, Result, SecretString};
 
 /// Named secrets, namespaced per account. Implementations are synchronous and may block on disk
@@ -50,7 +51,7 @@ impl SecretStore for MemoryStore {
     fn put(&self, account: &AccountId, name: &str, value: &SecretString) -> Result<()> {
         let mut entries = self.entries.lock().map_err(|_| Error::Poisoned)?;
         entries.insert(
-            account.record_key(name),
+            record_key(account, name),
             Zeroizing::new(value.expose_secret().to_owned()),
         );
         Ok(())
@@ -59,18 +60,18 @@ impl SecretStore for MemoryStore {
     fn get(&self, account: &AccountId, name: &str) -> Result<Option<SecretString>> {
         let entries = self.entries.lock().map_err(|_| Error::Poisoned)?;
         Ok(entries
-            .get(&account.record_key(name))
+            .get(&record_key(account, name))
             .map(|v| SecretString::new(v.as_str().to_owned())))
     }
 
     fn delete(&self, account: &AccountId, name: &str) -> Result<bool> {
         let mut entries = self.entries.lock().map_err(|_| Error::Poisoned)?;
-        Ok(entries.remove(&account.record_key(name)).is_some())
+        Ok(entries.remove(&record_key(account, name)).is_some())
     }
 
     fn delete_account(&self, account: &AccountId) -> Result<usize> {
         let mut entries = self.entries.lock().map_err(|_| Error::Poisoned)?;
-        let prefix = account.record_prefix();
+        let prefix = record_prefix(account);
         let before = entries.len();
         entries.retain(|k, _| !k.starts_with(&prefix));
         Ok(before - entries.len())

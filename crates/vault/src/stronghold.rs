@@ -15,6 +15,7 @@ use crate::fsutil::{
     fsync_file, parent_dir, remove_stray_temps, rename_durable, temp_path, write_atomic,
 };
 use crate::key::{KeyInfo, KEY_INFO_FORMAT};
+use crate::record::{record_key, record_prefix};
 use crate::{AccountId, Error, KeySource, Result, SecretStore, SecretString};
 
 /// Suffix of the key-info file that sits beside the snapshot: `<snapshot>.keyinfo`.
@@ -267,7 +268,7 @@ impl SecretStore for StrongholdStore {
     fn put(&self, account: &AccountId, name: &str, value: &SecretString) -> Result<()> {
         let inner = self.inner.lock().map_err(|_| Error::Poisoned)?;
         let store = inner.client.store();
-        let key = account.record_key(name);
+        let key = record_key(account, name);
         let previous = store
             .insert(key.clone(), value.expose_secret().as_bytes().to_vec(), None)
             .map_err(stronghold_err)?
@@ -288,7 +289,7 @@ impl SecretStore for StrongholdStore {
         let value = inner
             .client
             .store()
-            .get(&account.record_key(name))
+            .get(&record_key(account, name))
             .map_err(stronghold_err)?;
         match value {
             None => Ok(None),
@@ -305,7 +306,7 @@ impl SecretStore for StrongholdStore {
     fn delete(&self, account: &AccountId, name: &str) -> Result<bool> {
         let inner = self.inner.lock().map_err(|_| Error::Poisoned)?;
         let store = inner.client.store();
-        let key = account.record_key(name);
+        let key = record_key(account, name);
         let Some(previous) = store.delete(&key).map_err(stronghold_err)? else {
             return Ok(false);
         };
@@ -320,7 +321,7 @@ impl SecretStore for StrongholdStore {
     fn delete_account(&self, account: &AccountId) -> Result<usize> {
         let inner = self.inner.lock().map_err(|_| Error::Poisoned)?;
         let store = inner.client.store();
-        let prefix = account.record_prefix();
+        let prefix = record_prefix(account);
         let mut removed = Vec::new();
         for key in store.keys().map_err(stronghold_err)? {
             if key.starts_with(&prefix) {

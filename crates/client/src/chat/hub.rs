@@ -4,8 +4,8 @@
 //! Nothing secret crosses it: the relay gets its access tokens straight from the session's
 //! token manager, in Rust.
 //!
-//! Per account (a directory under `chat/` in the data dir named by a UUIDv5 of issuer and
-//! subject) there is the relay's outbox (`outbox.sqlite3`) and the UI state
+//! Per account (a directory under `chat/` in the data dir named by `AccountId::dir_name`, a
+//! UUIDv5 of issuer and subject) there is the relay's outbox (`outbox.sqlite3`) and the UI state
 //! (`ui-state.json`, the platform's key-value store). Keeping them per account means a message one user
 //! queued is never published under another user's identity, and signing back in as the same
 //! user delivers what was still queued.
@@ -41,8 +41,6 @@ pub const SETTINGS_FILE: &str = "settings.json";
 pub const MAX_ROOM_NAME_CHARS: usize = 100;
 /// Longest notification body in characters.
 const NOTIFICATION_BODY_CHARS: usize = 180;
-/// Namespace of the account directory names (UUIDv5 of `issuer \n subject`).
-const ACCOUNT_NAMESPACE: Uuid = Uuid::from_u128(0x6c0f_8d5e_3b1a_4c55_9a57_0e3c_c0fa_b0a1);
 
 /// The running chat of the signed-in user.
 #[derive(Clone)]
@@ -216,11 +214,9 @@ impl ChatHub {
     }
 
     fn account_dir(&self, user: &confab_session::User) -> PathBuf {
-        let key = Uuid::new_v5(
-            &ACCOUNT_NAMESPACE,
-            format!("{}\n{}", user.issuer, user.subject).as_bytes(),
-        );
-        self.data_dir.join(CHAT_DIR).join(key.to_string())
+        self.data_dir
+            .join(CHAT_DIR)
+            .join(user.account_id().dir_name())
     }
 
     fn start(
