@@ -1,13 +1,15 @@
 //! Confab's app core: everything the app does that is not the Tauri shell.
 //!
 //! It composes the lower crates (confab-auth, confab-vault, confab-session, confab-relay) into
-//! the sign-in flow with the vault lifecycle and the session ([`signin`]), the chat hub
-//! ([`chat`]), the remembered account ([`account`]) and the prefs ([`prefs`]); [`Core`] puts
-//! them together for one app. What it needs from the operating system (open a URL, show a
+//! the sign-in flow with the vault lifecycle and the sessions ([`signin`]), the chat hub
+//! ([`chat`]), the accounts registry both keep their per-account state in ([`accounts`]), the
+//! remembered account ([`account`]) and the prefs ([`prefs`]); [`Core`] puts them together for
+//! one app. What it needs from the operating system (open a URL, show a
 //! notification, the store's persistence) comes through the small traits in [`platform`], which
 //! the shell (`src-tauri`) implements. No tauri here: everything is tested without a webview.
 
 pub mod account;
+pub mod accounts;
 pub mod adapters;
 pub mod chat;
 pub mod core;

@@ -14,13 +14,14 @@ use std::time::{Instant, SystemTime};
 use confab_auth::{AuthClient, AuthConfig, LoopbackListener, RedirectTarget};
 use confab_config::{AppConfig, VaultKeyMode};
 use confab_session::{AuthLog, RefreshTokenStore, SessionEvent, TokenEndpoint, TokenManager};
-use confab_vault::{KeySource, SecretString, StrongholdStore};
+use confab_vault::{AccountId, KeySource, SecretString, StrongholdStore};
 use tokio::runtime::Handle;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use url::Url;
 
 use crate::account::{self, LastAccount};
+use crate::accounts::{Generation, Registry};
 use crate::adapters::{self, AuthEndpoint, VaultSlot};
 use crate::error::{Error, Result};
 use crate::events::{unix_millis, RedirectKind, SignedOutReason, UiEvent, UserView};
@@ -48,13 +49,27 @@ pub enum RedirectPlan {
     Loopback,
 }
 
-/// Told when a session starts (sign-in or restore) and ends (sign-out, session ended, vault
-/// reset). The chat hub uses it to run the relay for the signed-in user.
+/// Told when an account's session starts (sign-in or restore) and ends (sign-out, session
+/// ended, vault reset). The chat hub uses it to run each account's relay.
 pub trait SessionObserver: Send + Sync {
-    /// A session for `user` is running; `manager` hands out its access tokens.
-    fn session_started(self: Arc<Self>, manager: &TokenManager, user: &confab_session::User);
-    /// The session ended.
-    fn session_ended(self: Arc<Self>);
+    /// A session for `account` (`user`) is running; `manager` hands out its access tokens.
+    fn session_started(
+        self: Arc<Self>,
+        account: &AccountId,
+        manager: &TokenManager,
+        user: &confab_session::User,
+    );
+    /// `account`'s session ended.
+    fn session_ended(self: Arc<Self>, account: &AccountId);
+}
+
+/// What runs for one account in the flow: its token manager (once started) and who it is.
+#[derive(Default)]
+struct Running {
+    /// Holds the tokens (never serialized, never logged). `None` while starting.
+    manager: Option<TokenManager>,
+    /// Set by the session's `signed-in` event (or the remembered profile when offline).
+    user: Option<UserView>,
 }
 
 /// The app's sign-in state machine, shared by every command of the sign-in channel.
@@ -82,13 +97,11 @@ struct State {
     attempt: u64,
     /// The timeout timer and loopback listener of the current attempt.
     tasks: Vec<JoinHandle<()>>,
-    user: Option<UserView>,
     /// The open vault (None while locked, opening or broken).
     vault: Option<Arc<StrongholdStore>>,
-    /// The running session; it holds the tokens (never serialized, never logged).
-    session: Option<TokenManager>,
-    /// Increases with every session started or ended; events of older sessions are ignored.
-    session_gen: u64,
+    /// The sessions, one per account; the active one is what the UI shows. A generation per
+    /// run: events of a replaced or ended session are ignored.
+    sessions: Registry<Running>,
 }
 
 impl SignInFlow {
@@ -116,10 +129,8 @@ impl SignInFlow {
                 view,
                 attempt: 0,
                 tasks: Vec::new(),
-                user: None,
                 vault: None,
-                session: None,
-                session_gen: 0,
+                sessions: Registry::default(),
             }),
             subscribers: Mutex::new(Vec::new()),
             observer: std::sync::OnceLock::new(),
@@ -134,9 +145,9 @@ impl SignInFlow {
         }
     }
 
-    fn session_ended(&self) {
+    fn session_ended(&self, account: &AccountId) {
         if let Some(o) = self.observer.get() {
-            Arc::clone(o).session_ended();
+            Arc::clone(o).session_ended(account);
         }
     }
 
@@ -181,9 +192,12 @@ impl SignInFlow {
         e
     }
 
-    /// Who is signed in, if anyone.
+    /// Who is signed in on the active account, if anyone.
     pub fn current_user(&self) -> Option<UserView> {
-        self.state().user.clone()
+        self.state()
+            .sessions
+            .active_value()
+            .and_then(|r| r.user.clone())
     }
 
     async fn client(&self) -> Result<Arc<AuthClient>> {
@@ -215,10 +229,7 @@ impl SignInFlow {
     /// With a remembered account whose restore failed for a transient reason (no session is
     /// running), this first retries the silent restore instead of opening the browser.
     pub async fn sign_in(self: &Arc<Self>) -> Result<()> {
-        let retry_restore = {
-            let st = self.state();
-            st.vault.is_some() && st.session.is_none()
-        };
+        let retry_restore = self.state().vault.is_some() && !self.has_session();
         if retry_restore {
             if let Some(last) = account::load(&self.paths.data_dir) {
                 self.restore(last).await;
@@ -317,7 +328,7 @@ impl SignInFlow {
     /// Handles a redirect delivered by the OS (deep link) or the loopback listener.
     pub async fn complete(self: &Arc<Self>, callback_url: &str) {
         let client = self.client.lock().await.clone();
-        let signed_in_already = self.state().user.is_some();
+        let signed_in_already = self.current_user().is_some();
         let Some(client) = client else {
             // Nothing was started in this process (e.g. the app was launched by a stale link).
             if !signed_in_already {
@@ -383,7 +394,7 @@ impl SignInFlow {
         if let Some(client) = self.client.lock().await.as_ref() {
             client.cancel();
         }
-        if self.state().user.is_none() {
+        if self.current_user().is_none() {
             self.publish(UiEvent::SignedOut {
                 reason: SignedOutReason::Cancelled,
             });
@@ -402,9 +413,12 @@ impl SignInFlow {
         plan.unwrap_or(RedirectPlan::Scheme)
     }
 
-    /// Whether a session is running (for diagnostics; never exposes a token).
+    /// Whether the active account's session is running (never exposes a token).
     pub fn has_session(&self) -> bool {
-        self.state().session.is_some()
+        self.state()
+            .sessions
+            .active_value()
+            .is_some_and(|r| r.manager.is_some())
     }
 
     fn vault_path(&self) -> PathBuf {
@@ -507,15 +521,15 @@ impl SignInFlow {
     /// "Reset vault and sign in again" (the UI asked for confirmation): ends any session, moves
     /// the vault files aside (never deletes them) and starts with a fresh vault.
     pub async fn reset_vault(self: &Arc<Self>) -> Result<()> {
-        {
+        let ended = {
             let mut st = self.state();
-            st.session_gen += 1;
-            st.session = None;
-            st.user = None;
             st.vault = None;
-        }
+            st.sessions.end_all()
+        };
         account::forget(&self.paths.data_dir);
-        self.session_ended();
+        for (account, _) in &ended {
+            self.session_ended(account);
+        }
         let path = self.vault_path();
         let moved = tokio::task::spawn_blocking(move || StrongholdStore::reset(path))
             .await
@@ -571,9 +585,18 @@ impl SignInFlow {
         match restored {
             Ok(()) => {
                 // Offline at start: the session is kept and retried; show who is signed in.
-                if self.state().user.is_none() {
-                    let user = UserView::from(&confab_session::User::from(&last));
-                    self.state().user = Some(user.clone());
+                let user = UserView::from(&confab_session::User::from(&last));
+                let unseen = {
+                    let mut st = self.state();
+                    match st.sessions.get_mut(&last.account_id()) {
+                        Some(running) if running.user.is_none() => {
+                            running.user = Some(user.clone());
+                            true
+                        }
+                        _ => false,
+                    }
+                };
+                if unseen {
                     self.publish(UiEvent::SignedIn { user });
                 }
             }
@@ -605,32 +628,41 @@ impl SignInFlow {
         let config = self.config.as_ref().map_err(|m| Error::Config(m.clone()))?;
         let post_logout = Url::parse(&format!("{}:/oauth/logout", config.redirect_scheme)).ok();
         let endpoint = Arc::new(AuthEndpoint::new(client, post_logout));
-        let slot = Arc::new(VaultSlot::new(vault, user.account_id()));
+        let account = user.account_id();
+        let slot = Arc::new(VaultSlot::new(vault, account.clone()));
         let (events, rx) = broadcast::channel(64);
         let mut builder = TokenManager::builder(endpoint, slot).events(events);
         match AuthLog::open(self.paths.log_dir.join(AUTH_LOG_FILE)) {
             Ok(log) => builder = builder.auth_log(log),
             Err(e) => tracing::warn!("auth event log unavailable: {e}"),
         }
-        let gen = {
-            let mut st = self.state();
-            st.session_gen += 1;
-            st.session = None;
-            st.session_gen
-        };
-        self.forward_session_events(gen, rx);
-        let manager = start(builder).await?;
-        let current = {
-            let mut st = self.state();
-            let current = st.session_gen == gen;
-            if current {
-                st.session = Some(manager.clone());
+        // A new run for this account (what ran before for it is dropped; other accounts'
+        // sessions are untouched).
+        let (gen, _replaced) = self
+            .state()
+            .sessions
+            .begin(account.clone(), Running::default());
+        self.forward_session_events(account.clone(), gen, rx);
+        let manager = match start(builder).await {
+            Ok(manager) => manager,
+            Err(e) => {
+                let mut st = self.state();
+                if st.sessions.is_current(&account, gen) {
+                    st.sessions.end(&account);
+                }
+                return Err(e.into());
             }
-            current
+        };
+        let current = match self.state().sessions.current_mut(&account, gen) {
+            Some(running) => {
+                running.manager = Some(manager.clone());
+                true
+            }
+            None => false,
         };
         if current {
             if let Some(o) = self.observer.get() {
-                Arc::clone(o).session_started(&manager, &user);
+                Arc::clone(o).session_started(&account, &manager, &user);
             }
         }
         Ok(())
@@ -638,14 +670,15 @@ impl SignInFlow {
 
     fn forward_session_events(
         self: &Arc<Self>,
-        gen: u64,
+        account: AccountId,
+        gen: Generation,
         mut rx: broadcast::Receiver<SessionEvent>,
     ) {
         let this = Arc::clone(self);
         self.rt.spawn(async move {
             loop {
                 match rx.recv().await {
-                    Ok(event) => this.on_session_event(gen, event),
+                    Ok(event) => this.on_session_event(&account, gen, event),
                     Err(broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(broadcast::error::RecvError::Closed) => break,
                 }
@@ -653,8 +686,8 @@ impl SignInFlow {
         });
     }
 
-    fn on_session_event(&self, gen: u64, event: SessionEvent) {
-        if self.state().session_gen != gen {
+    fn on_session_event(&self, account: &AccountId, gen: Generation, event: SessionEvent) {
+        if !self.state().sessions.is_current(account, gen) {
             return; // a session that was replaced or signed out
         }
         match &event {
@@ -663,18 +696,15 @@ impl SignInFlow {
                     tracing::warn!("could not remember the account: {e}");
                 }
                 let view = UserView::from(user);
-                self.state().user = Some(view.clone());
+                if let Some(running) = self.state().sessions.current_mut(account, gen) {
+                    running.user = Some(view.clone());
+                }
                 self.publish(UiEvent::SignedIn { user: view });
             }
             SessionEvent::SignedOut { reason } => {
-                {
-                    let mut st = self.state();
-                    st.session_gen += 1;
-                    st.session = None;
-                    st.user = None;
-                }
+                self.state().sessions.end(account);
                 account::forget(&self.paths.data_dir);
-                self.session_ended();
+                self.session_ended(account);
                 tracing::info!(reason = reason.code(), "session ended");
                 self.publish(UiEvent::SignedOut {
                     reason: SignedOutReason::from(reason),
@@ -695,15 +725,23 @@ impl SignInFlow {
     /// start), the refresh token stored for the remembered account is still revoked (when the
     /// provider can be reached) and always wiped from the vault.
     pub async fn sign_out(self: &Arc<Self>) -> Result<()> {
-        let session = {
+        let ended = {
             let mut st = self.state();
-            st.session_gen += 1;
-            st.user = None;
-            st.session.take()
+            let active = st.sessions.active().cloned();
+            active.map(|account| {
+                let running = st.sessions.end(&account);
+                (account, running.and_then(|r| r.manager))
+            })
         };
         let remembered = account::load(&self.paths.data_dir);
         account::forget(&self.paths.data_dir);
-        self.session_ended();
+        let session = match ended {
+            Some((account, manager)) => {
+                self.session_ended(&account);
+                manager
+            }
+            None => None,
+        };
         let result = match session {
             Some(manager) => manager.sign_out().await.map_err(Error::from),
             None => self.sign_out_stored(remembered).await.map(|()| None),
@@ -760,8 +798,11 @@ impl SignInFlow {
 
     /// The OS reported resume or the window came back: re-check the refresh schedule now.
     pub fn notify_resume(&self) {
-        if let Some(session) = self.state().session.as_ref() {
-            session.notify_resume();
+        let st = self.state();
+        for (_, running) in st.sessions.iter() {
+            if let Some(manager) = &running.manager {
+                manager.notify_resume();
+            }
         }
     }
 }

@@ -16,12 +16,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use confab_relay::{ChatEntry, ConnectionState, Event, RelayConfig, RelayHandle};
+use confab_vault::AccountId;
 use serde_json::{json, Value};
 use tokio::runtime::Handle;
 use uuid::Uuid;
 
 use super::events::{ChatEvent, MessageView, OlderPage, OpenedRoom};
 use super::rooms::{RoomBook, RoomView};
+use crate::accounts::{Generation, Registry};
 use crate::adapters::SessionTokens;
 use crate::error::{Code, Error, Result};
 use crate::platform::Platform;
@@ -42,22 +44,30 @@ pub const MAX_ROOM_NAME_CHARS: usize = 100;
 /// Longest notification body in characters.
 const NOTIFICATION_BODY_CHARS: usize = 180;
 
-/// The running chat of the signed-in user.
+/// The running chat of one account: what its tasks and the commands hold on to.
 #[derive(Clone)]
 struct Live {
+    account: AccountId,
+    /// This run of the account's chat; tasks of an ended or replaced run stop.
+    gen: Generation,
     me: String,
     relay: RelayHandle,
     prefs: Arc<Prefs>,
 }
 
-struct Inner {
-    /// Increases with every session started or ended; stale tasks check it.
-    gen: u64,
-    live: Option<Live>,
+/// One account's chat: its relay and stores, its room book and connection state.
+struct AccountChat {
+    live: Live,
     rooms: RoomBook,
-    /// Rooms the relay has been asked to subscribe in this session.
+    /// Rooms the relay has been asked to subscribe in this run.
     opened: std::collections::BTreeSet<String>,
     connection: ConnectionState,
+}
+
+struct Inner {
+    /// Each signed-in account's chat; the active account's is what the UI shows and what the
+    /// commands act on. Other accounts keep running (messages, unread counts, notifications).
+    accounts: Registry<AccountChat>,
 }
 
 /// The app's chat state, shared by every command of the chat channel.
@@ -98,11 +108,7 @@ impl ChatHub {
             focused: AtomicBool::new(true),
             window_save_pending: AtomicBool::new(false),
             inner: Mutex::new(Inner {
-                gen: 0,
-                live: None,
-                rooms: RoomBook::default(),
-                opened: Default::default(),
-                connection: ConnectionState::SignedOut,
+                accounts: Registry::default(),
             }),
             subscribers: Mutex::new(Vec::new()),
         })
@@ -112,12 +118,33 @@ impl ChatHub {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The active account's chat, for a command.
     fn live(&self) -> Result<Live> {
-        self.st().live.clone().ok_or(Error::NotSignedIn)
+        self.st()
+            .accounts
+            .active_value()
+            .map(|c| c.live.clone())
+            .ok_or(Error::NotSignedIn)
     }
 
-    fn is_current(&self, gen: u64) -> bool {
-        self.st().gen == gen
+    /// Whether `live`'s run is still current (its account signed in, not replaced).
+    fn is_current(&self, live: &Live) -> bool {
+        self.st().accounts.is_current(&live.account, live.gen)
+    }
+
+    /// Whether `live` is the run the UI shows.
+    fn is_shown(&self, live: &Live) -> bool {
+        let st = self.st();
+        st.accounts.active() == Some(&live.account)
+            && st.accounts.is_current(&live.account, live.gen)
+    }
+
+    /// Runs `f` on `live`'s account chat if its run is still current.
+    fn with_chat<R>(&self, live: &Live, f: impl FnOnce(&mut AccountChat) -> R) -> Option<R> {
+        self.st()
+            .accounts
+            .current_mut(&live.account, live.gen)
+            .map(f)
     }
 
     fn emit(&self, event: ChatEvent) {
@@ -127,9 +154,25 @@ impl ChatHub {
             .retain(|s| s(event.clone()));
     }
 
+    /// The active account's room list (empty when signed out).
+    fn room_views(&self) -> Vec<RoomView> {
+        self.st()
+            .accounts
+            .active_value()
+            .map(|c| c.rooms.views())
+            .unwrap_or_default()
+    }
+
     fn emit_rooms(&self) {
-        let rooms = self.st().rooms.views();
+        let rooms = self.room_views();
         self.emit(ChatEvent::Rooms { rooms });
+    }
+
+    /// Emits the room list if `live` is the run the UI shows.
+    fn emit_rooms_of(&self, live: &Live) {
+        if self.is_shown(live) {
+            self.emit_rooms();
+        }
     }
 
     fn notifications_enabled(&self) -> bool {
@@ -161,7 +204,10 @@ impl ChatHub {
             .unwrap_or_else(PoisonError::into_inner);
         let (live, rooms, connection) = {
             let st = self.st();
-            (st.live.clone(), st.rooms.views(), st.connection.clone())
+            match st.accounts.active_value() {
+                Some(c) => (Some(c.live.clone()), c.rooms.views(), c.connection.clone()),
+                None => (None, Vec::new(), ConnectionState::SignedOut),
+            }
         };
         let mut first = Vec::new();
         if let Some(live) = &live {
@@ -179,8 +225,8 @@ impl ChatHub {
     pub fn set_focused(&self, focused: bool) {
         self.focused.store(focused, Ordering::Relaxed);
         if focused {
-            if let Some(live) = self.st().live.clone() {
-                live.relay.notify_network_up();
+            for (_, chat) in self.st().accounts.iter() {
+                chat.live.relay.notify_network_up();
             }
         }
     }
@@ -221,6 +267,7 @@ impl ChatHub {
 
     fn start(
         self: &Arc<Self>,
+        account: &AccountId,
         manager: &confab_session::TokenManager,
         user: &confab_session::User,
     ) -> Result<()> {
@@ -239,53 +286,70 @@ impl ChatHub {
         let _rt = self.rt.enter();
         let (relay, events) =
             RelayHandle::start(config, Arc::new(SessionTokens::new(manager.clone())))?;
-        let live = Live {
-            me: user.subject.clone(),
-            relay,
-            prefs,
-        };
-        let (gen, old) = {
+        let live = {
             let mut st = self.st();
-            st.gen += 1;
-            st.rooms = RoomBook::default();
-            st.opened.clear();
-            st.connection = ConnectionState::Connecting;
-            (st.gen, st.live.replace(live.clone()))
+            // The generation is known once the entry exists: install, then stamp it.
+            let (gen, old) = st.accounts.begin(
+                account.clone(),
+                AccountChat {
+                    live: Live {
+                        account: account.clone(),
+                        gen: Generation::default(),
+                        me: user.subject.clone(),
+                        relay,
+                        prefs,
+                    },
+                    rooms: RoomBook::default(),
+                    opened: Default::default(),
+                    connection: ConnectionState::Connecting,
+                },
+            );
+            if let Some(old) = old {
+                self.rt
+                    .spawn(async move { old.live.relay.shutdown().await });
+            }
+            let chat = st.accounts.current_mut(account, gen);
+            let Some(chat) = chat else {
+                return Ok(()); // cannot happen: just begun under this lock
+            };
+            chat.live.gen = gen;
+            chat.live.clone()
         };
-        if let Some(old) = old {
-            self.rt.spawn(async move { old.relay.shutdown().await });
-        }
         tracing::info!("chat started");
         self.emit(self.session_event(&live));
         self.emit(ChatEvent::ConnectionState(ConnectionState::Connecting));
         let this = Arc::clone(self);
-        self.rt.spawn(async move { this.pump(gen, events).await });
-        let this = Arc::clone(self);
+        let pumped = live.clone();
         self.rt
-            .spawn(async move { this.bootstrap(gen, live).await });
+            .spawn(async move { this.pump(pumped, events).await });
+        let this = Arc::clone(self);
+        self.rt.spawn(async move { this.bootstrap(live).await });
         Ok(())
     }
 
     /// Forwards relay events to the UI in order, keeping the unread counts.
-    async fn pump(self: Arc<Self>, gen: u64, mut events: confab_relay::Events) {
+    async fn pump(self: Arc<Self>, live: Live, mut events: confab_relay::Events) {
         while let Some(event) = events.recv().await {
             let at_us = unix_micros(SystemTime::now());
-            if !self.is_current(gen) {
+            if !self.is_current(&live) {
                 break;
             }
-            self.on_relay_event(event, at_us);
+            self.on_relay_event(&live, event, at_us);
         }
     }
 
-    fn on_relay_event(&self, event: Event, at_us: u64) {
+    /// One event of `live`'s relay: its account's room book is kept whether or not the UI
+    /// shows that account; the UI hears of it only if it does.
+    fn on_relay_event(&self, live: &Live, event: Event, at_us: u64) {
+        let shown = self.is_shown(live);
         match event {
             Event::Message(entry) => {
-                let (own, changed, room_name) = {
-                    let mut st = self.st();
-                    let own = st.live.as_ref().is_some_and(|l| l.me == entry.author());
-                    let changed = st.rooms.on_message(entry.room(), entry.offset, own);
-                    let name = st.rooms.name(entry.room()).map(str::to_owned);
-                    (own, changed, name)
+                let own = live.me == entry.author();
+                let Some((changed, room_name)) = self.with_chat(live, |c| {
+                    let changed = c.rooms.on_message(entry.room(), entry.offset, own);
+                    (changed, c.rooms.name(entry.room()).map(str::to_owned))
+                }) else {
+                    return;
                 };
                 if should_notify(
                     own,
@@ -295,9 +359,11 @@ impl ChatHub {
                     let room = room_name.unwrap_or_else(|| entry.room().to_owned());
                     self.show_notification(&format!("{} in {room}", entry.author()), entry.text());
                 }
-                self.emit(ChatEvent::Message(MessageView { entry, own, at_us }));
-                if changed {
-                    self.emit_rooms();
+                if shown {
+                    self.emit(ChatEvent::Message(MessageView { entry, own, at_us }));
+                    if changed {
+                        self.emit_rooms();
+                    }
                 }
             }
             Event::RoomReset {
@@ -306,33 +372,41 @@ impl ChatHub {
                 has_older,
                 unsent,
             } => {
-                let me = self.st().live.as_ref().map(|l| l.me.clone());
-                let messages = views(messages, me.as_deref(), at_us);
+                let messages = views(messages, Some(&live.me), at_us);
                 let page: Vec<(u64, bool)> =
                     messages.iter().map(|m| (m.entry.offset, m.own)).collect();
-                let changed = self.st().rooms.on_reset(&room, &page, has_older);
-                self.emit(ChatEvent::RoomReset {
-                    room,
-                    messages,
-                    has_older,
-                    unsent,
-                });
-                if changed {
-                    self.emit_rooms();
+                let changed = self
+                    .with_chat(live, |c| c.rooms.on_reset(&room, &page, has_older))
+                    .unwrap_or(false);
+                if shown {
+                    self.emit(ChatEvent::RoomReset {
+                        room,
+                        messages,
+                        has_older,
+                        unsent,
+                    });
+                    if changed {
+                        self.emit_rooms();
+                    }
                 }
             }
             Event::MessageState { id, room, state } => {
-                self.emit(ChatEvent::MessageState { id, room, state });
+                if shown {
+                    self.emit(ChatEvent::MessageState { id, room, state });
+                }
             }
             Event::ConnectionState(state) => {
-                self.st().connection = state.clone();
-                self.emit(ChatEvent::ConnectionState(state));
+                self.with_chat(live, |c| c.connection = state.clone());
+                if shown {
+                    self.emit(ChatEvent::ConnectionState(state));
+                }
             }
             // A dropped connection or a token that cannot be had right now is what the
             // connection line ("Reconnecting in N s…") already says: the technical text goes
             // to the log only. Protocol, server and outbox errors reach the user.
             Event::Error { kind, message } => match Code::of_relay_event(&kind) {
-                Some(code) => self.emit(ChatEvent::Error { code, message }),
+                Some(code) if shown => self.emit(ChatEvent::Error { code, message }),
+                Some(code) => tracing::warn!(%code, "chat of another account: {message}"),
                 None => tracing::info!(kind, "chat connection: {message}"),
             },
         }
@@ -340,15 +414,15 @@ impl ChatHub {
 
     /// Loads the room list (waiting for the connection) and subscribes every member room, so
     /// unread counts and notifications cover rooms that are not open.
-    async fn bootstrap(self: Arc<Self>, gen: u64, live: Live) {
+    async fn bootstrap(self: Arc<Self>, live: Live) {
         loop {
-            if !self.is_current(gen) {
+            if !self.is_current(&live) {
                 return;
             }
             match live.relay.list_rooms().await {
                 Ok(list) => {
                     self.take_list(list, &live);
-                    self.subscribe_members(gen, &live).await;
+                    self.subscribe_members(&live).await;
                     return;
                 }
                 // Offline: the request waited for the connection and gave up; ask again.
@@ -363,30 +437,32 @@ impl ChatHub {
     }
 
     fn take_list(&self, list: Vec<confab_relay::RoomInfo>, live: &Live) {
-        self.st()
-            .rooms
-            .set_list(list.into_iter().map(|r| (r.id, r.name, r.member)), |id| {
-                read_position(&live.prefs, id)
-            });
-        self.emit_rooms();
+        self.with_chat(live, |c| {
+            c.rooms
+                .set_list(list.into_iter().map(|r| (r.id, r.name, r.member)), |id| {
+                    read_position(&live.prefs, id)
+                })
+        });
+        self.emit_rooms_of(live);
     }
 
-    async fn subscribe_members(&self, gen: u64, live: &Live) {
-        let todo: Vec<String> = {
-            let mut st = self.st();
-            let members = st.rooms.member_rooms();
-            members
-                .into_iter()
-                .filter(|r| st.opened.insert(r.clone()))
-                .collect()
-        };
+    async fn subscribe_members(&self, live: &Live) {
+        let todo: Vec<String> = self
+            .with_chat(live, |c| {
+                let members = c.rooms.member_rooms();
+                members
+                    .into_iter()
+                    .filter(|r| c.opened.insert(r.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
         for room in todo {
-            if !self.is_current(gen) {
+            if !self.is_current(live) {
                 return;
             }
             if let Err(e) = live.relay.open_room(&room).await {
                 tracing::warn!(room, "could not subscribe: {e}");
-                self.st().opened.remove(&room);
+                self.with_chat(live, |c| c.opened.remove(&room));
             }
         }
     }
@@ -398,24 +474,23 @@ impl ChatHub {
 
     async fn joined(&self, info: confab_relay::RoomInfo, live: &Live) -> Result<RoomView> {
         let read = read_position(&live.prefs, &info.id);
-        let gen = {
-            let mut st = self.st();
-            st.rooms.upsert(&info.id, &info.name, true, read);
-            st.gen
-        };
-        self.emit_rooms();
-        self.subscribe_members(gen, live).await;
-        self.st().rooms.view(&info.id).ok_or(Error::NotSignedIn)
+        self.with_chat(live, |c| c.rooms.upsert(&info.id, &info.name, true, read));
+        self.emit_rooms_of(live);
+        self.subscribe_members(live).await;
+        self.with_chat(live, |c| c.rooms.view(&info.id))
+            .flatten()
+            .ok_or(Error::NotSignedIn)
     }
 }
 
 impl SessionObserver for ChatHub {
     fn session_started(
         self: Arc<Self>,
+        account: &AccountId,
         manager: &confab_session::TokenManager,
         user: &confab_session::User,
     ) {
-        if let Err(e) = self.start(manager, user) {
+        if let Err(e) = self.start(account, manager, user) {
             tracing::error!("chat could not start: {e}");
             self.emit(ChatEvent::Error {
                 code: e.code(),
@@ -424,21 +499,21 @@ impl SessionObserver for ChatHub {
         }
     }
 
-    fn session_ended(self: Arc<Self>) {
-        let old = {
+    fn session_ended(self: Arc<Self>, account: &AccountId) {
+        let (old, was_shown) = {
             let mut st = self.st();
-            st.gen += 1;
-            st.rooms = RoomBook::default();
-            st.opened.clear();
-            st.connection = ConnectionState::SignedOut;
-            st.live.take()
+            let was_shown = st.accounts.active() == Some(account);
+            (st.accounts.end(account), was_shown)
         };
         if let Some(old) = old {
-            self.rt.spawn(async move { old.relay.shutdown().await });
+            self.rt
+                .spawn(async move { old.live.relay.shutdown().await });
             tracing::info!("chat stopped");
         }
-        self.emit(ChatEvent::ConnectionState(ConnectionState::SignedOut));
-        self.emit_rooms();
+        if was_shown {
+            self.emit(ChatEvent::ConnectionState(ConnectionState::SignedOut));
+            self.emit_rooms();
+        }
     }
 }
 
@@ -511,9 +586,10 @@ impl ChatHub {
         let live = self.live()?;
         let list = live.relay.list_rooms().await?;
         self.take_list(list, &live);
-        let gen = self.st().gen;
-        self.subscribe_members(gen, &live).await;
-        Ok(self.st().rooms.views())
+        self.subscribe_members(&live).await;
+        Ok(self
+            .with_chat(&live, |c| c.rooms.views())
+            .unwrap_or_default())
     }
 
     /// Creates a room named `name`; the user becomes a member.
@@ -546,18 +622,21 @@ impl ChatHub {
         persist(live.prefs.clone()).await?;
         let relay = live.relay.clone();
         let target = room.clone();
-        let (gen, first) = {
-            let mut st = self.st();
-            (st.gen, st.opened.insert(room.clone()))
-        };
+        let first = self
+            .with_chat(&live, |c| c.opened.insert(room.clone()))
+            .unwrap_or(false);
         let this = Arc::clone(self);
+        let opener = live.clone();
         // In the background: offline, the relay subscribes when it connects.
         self.rt.spawn(async move {
             match relay.open_room(&target).await {
                 Ok(_) | Err(confab_relay::Error::Timeout) => {}
                 Err(e) => {
-                    if first && this.is_current(gen) {
-                        this.st().opened.remove(&target);
+                    if first {
+                        this.with_chat(&opener, |c| c.opened.remove(&target));
+                    }
+                    if !this.is_shown(&opener) {
+                        return;
                     }
                     this.emit(ChatEvent::Error {
                         code: Code::OpenRoom,
@@ -572,9 +651,8 @@ impl ChatHub {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         let read_offset = self
-            .st()
-            .rooms
-            .read_position(&room)
+            .with_chat(&live, |c| c.rooms.read_position(&room))
+            .unwrap_or(0)
             .max(read_position(&live.prefs, &room));
         Ok(OpenedRoom {
             room,
@@ -633,9 +711,11 @@ impl ChatHub {
     pub async fn mark_read(&self, room: &str, offset: u64) -> Result<()> {
         valid_room_id(room)?;
         let live = self.live()?;
-        let moved = self.st().rooms.mark_read(room, offset);
+        let moved = self
+            .with_chat(&live, |c| c.rooms.mark_read(room, offset))
+            .flatten();
         if let Some(read) = moved {
-            self.emit_rooms();
+            self.emit_rooms_of(&live);
             live.prefs.set_in("read", room, Some(json!(read)));
             persist(live.prefs).await?;
         }

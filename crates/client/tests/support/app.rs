@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use confab_client::adapters::VaultSlot;
 use confab_client::platform::{AppPaths, KeyValueStore, MemoryStore, Platform};
-use confab_client::{RedirectPlan, SignInFlow, UiEvent};
+use confab_client::{Core, RedirectPlan, SignInFlow, UiEvent};
 use confab_config::{AppConfig, VaultKeyMode};
 use confab_session::RefreshTokenStore;
-use confab_testkit::{headless_login, Idp, CHAT_RESOURCE, CLIENT_ID, PRIVATE_USE_REDIRECT_URI};
+use confab_testkit::{
+    headless_login, headless_login_as, Idp, CHAT_RESOURCE, CLIENT_ID, PRIVATE_USE_REDIRECT_URI,
+};
 use confab_vault::{AccountId, KeySource, SecretString, StrongholdStore};
 use tokio::sync::watch;
 use url::Url;
@@ -20,8 +22,9 @@ pub const PASSPHRASE: &str = "correct horse battery staple";
 
 /// The OS as far as the flow is concerned: URLs it opens are recorded (the test plays the
 /// browser with them), notifications are dropped, stores live in memory.
-struct FakeOs {
+pub struct FakeOs {
     opened: watch::Sender<Vec<Url>>,
+    notified: watch::Sender<Vec<(String, String)>>,
 }
 
 impl Platform for FakeOs {
@@ -29,7 +32,10 @@ impl Platform for FakeOs {
         self.opened.send_modify(|v| v.push(url.clone()));
         Ok(())
     }
-    fn notify(&self, _title: &str, _body: &str) {}
+    fn notify(&self, title: &str, body: &str) {
+        self.notified
+            .send_modify(|v| v.push((title.to_owned(), body.to_owned())));
+    }
     fn open_store(&self, path: &std::path::Path) -> Result<Arc<dyn KeyValueStore>, String> {
         Ok(Arc::new(MemoryStore::load(path)))
     }
@@ -38,6 +44,10 @@ impl Platform for FakeOs {
 /// One app instance over a data dir: its flow, what it opened, what it told the UI.
 pub struct App {
     pub flow: Arc<SignInFlow>,
+    /// The whole core, when started with [`start_core`] (the chat hub runs with the flow).
+    pub core: Option<Arc<Core>>,
+    /// Notifications shown, as (title, body).
+    pub notified: watch::Receiver<Vec<(String, String)>>,
     pub opened: watch::Receiver<Vec<Url>>,
     pub events: watch::Receiver<Vec<UiEvent>>,
     pub data_dir: std::path::PathBuf,
@@ -60,8 +70,21 @@ pub fn config(idp: &Idp) -> AppConfig {
 }
 
 pub fn start_app(idp: &Idp, dir: &std::path::Path) -> App {
+    start(idp, dir, None)
+}
+
+/// The whole core (sign-in flow and chat hub) with the chat server at `chat_url`.
+pub fn start_core(idp: &Idp, dir: &std::path::Path, chat_url: &str) -> App {
+    start(idp, dir, Some(chat_url))
+}
+
+fn start(idp: &Idp, dir: &std::path::Path, chat_url: Option<&str>) -> App {
     let (opened_tx, opened) = watch::channel(Vec::new());
-    let platform = Arc::new(FakeOs { opened: opened_tx });
+    let (notified_tx, notified) = watch::channel(Vec::new());
+    let platform = Arc::new(FakeOs {
+        opened: opened_tx,
+        notified: notified_tx,
+    });
     let (_plan_tx, plan) = watch::channel(Some(RedirectPlan::Scheme));
     let paths = AppPaths {
         data_dir: dir.join("data"),
@@ -69,13 +92,19 @@ pub fn start_app(idp: &Idp, dir: &std::path::Path) -> App {
     };
     let data_dir = paths.data_dir.clone();
     std::fs::create_dir_all(&paths.data_dir).expect("data dir");
-    let flow = SignInFlow::new(
-        Ok(config(idp)),
-        paths,
-        plan,
-        platform,
-        tokio::runtime::Handle::current(),
-    );
+    let rt = tokio::runtime::Handle::current();
+    let (flow, core) = match chat_url {
+        None => (
+            SignInFlow::new(Ok(config(idp)), paths, plan, platform, rt),
+            None,
+        ),
+        Some(url) => {
+            let mut config = config(idp);
+            config.chat_url = Url::parse(url).expect("chat URL");
+            let core = Arc::new(Core::new(Ok(config), paths, plan, platform, rt));
+            (core.flow.clone(), Some(core))
+        }
+    };
     let (events_tx, events) = watch::channel(Vec::new());
     let events_tx = Mutex::new(events_tx);
     flow.subscribe(Box::new(move |e| {
@@ -86,6 +115,8 @@ pub fn start_app(idp: &Idp, dir: &std::path::Path) -> App {
     }));
     App {
         flow,
+        core,
+        notified,
         opened,
         events,
         data_dir,
@@ -139,6 +170,29 @@ impl App {
             )
             .await
             .expect("the vault unlocks with the passphrase");
+    }
+
+    /// Signs in as `user` through the browser (another account beside any signed in).
+    pub async fn sign_in_as(&mut self, user: &str) {
+        let before = self.opened_count();
+        self.flow.sign_in().await.expect("sign-in starts");
+        let url = self.opened_url(before + 1).await;
+        let callback = headless_login_as(&url, user, PRIVATE_USE_REDIRECT_URI)
+            .await
+            .expect("the IdP redirects back");
+        let signed_in = self.events.borrow().len();
+        self.flow.complete(callback.as_str()).await;
+        let name = format!("signed-in as {user}");
+        let found = tokio::time::timeout(
+            WAIT,
+            self.events.wait_for(|v| {
+                v[signed_in.min(v.len())..]
+                    .iter()
+                    .any(|e| matches!(e, UiEvent::SignedIn { .. }))
+            }),
+        )
+        .await;
+        assert!(found.is_ok(), "timed out waiting for {name}");
     }
 
     /// Signs in through the browser: sign_in, play the browser, deliver the redirect.

@@ -1,0 +1,195 @@
+//! Two accounts run side by side in one core, each with its own token manager, relay, stores
+//! and room book; the UI hears only the active one, and signing out of one leaves the other
+//! running. Against the real test IdP, a real Stronghold vault and the reference chat server.
+
+#[path = "../../relay/tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use confab_client::chat::ChatEvent;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use support::app::{start_core, App, WAIT};
+
+/// Every chat event the UI got, as the JSON it would read.
+fn record_chat(app: &App) -> watch::Receiver<Vec<Value>> {
+    let (tx, rx) = watch::channel(Vec::new());
+    let tx = Mutex::new(tx);
+    let core = app.core.as_ref().expect("started with the chat hub");
+    core.chat.subscribe(Box::new(move |e: ChatEvent| {
+        let v = serde_json::to_value(&e).expect("chat events serialize");
+        if let Ok(tx) = tx.lock() {
+            tx.send_modify(|all| all.push(v));
+        }
+        true
+    }));
+    rx
+}
+
+/// Waits for an event matching `want` among those after the first `since`.
+async fn wait_json(
+    what: &str,
+    rx: &mut watch::Receiver<Vec<Value>>,
+    since: usize,
+    want: impl Fn(&Value) -> bool,
+) {
+    let found = tokio::time::timeout(WAIT, rx.wait_for(|all| all.iter().skip(since).any(&want)))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    assert!(
+        found,
+        "timed out waiting for {what}; chat events: {:?}",
+        rx.borrow()
+    );
+}
+
+async fn wait_notified(app: &mut App, body: &str) {
+    let found = tokio::time::timeout(
+        WAIT,
+        app.notified
+            .wait_for(|all| all.iter().any(|(_, b)| b == body)),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    assert!(
+        found,
+        "timed out waiting for a notification of {body:?}; shown: {:?}",
+        app.notified.borrow()
+    );
+}
+
+fn messages_with(events: &[Value], text: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "message" && e["text"] == text)
+        .cloned()
+        .collect()
+}
+
+/// Who the chat channel says it is for, last.
+fn shown_user(events: &[Value]) -> Option<String> {
+    events
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "session")
+        .and_then(|e| e["me"].as_str().map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_accounts_run_side_by_side_and_sign_out_of_one_leaves_the_other() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = common::start_idp(Duration::from_secs(300)).await;
+    let server = common::TestServer::start(common::server_config(
+        &idp,
+        &dir.path().join("server.db"),
+        5,
+    ))
+    .await;
+    let mut app = start_core(&idp, dir.path(), &server.url());
+    let core = app.core.clone().expect("core");
+    let mut chat = record_chat(&app);
+    app.flow.open_vault().await;
+    app.unlock().await;
+    core.window_focused(false); // notifications are shown for others' messages
+
+    // Alice signs in; her chat opens #general.
+    app.sign_in_as("alice").await;
+    wait_json("alice's chat session", &mut chat, 0, |e| {
+        e["type"] == "session"
+    })
+    .await;
+    let alice = shown_user(&chat.borrow()).expect("alice's user id");
+    wait_json("#general for alice", &mut chat, 0, |e| {
+        e["type"] == "room-reset" && e["room"] == "general"
+    })
+    .await;
+
+    // Bob signs in beside her: the UI now shows bob; alice's chat keeps running.
+    let before_bob = chat.borrow().len();
+    app.sign_in_as("bob").await;
+    wait_json("bob's chat session", &mut chat, before_bob, |e| {
+        e["type"] == "session" && e["me"] != alice.as_str()
+    })
+    .await;
+    let bob = shown_user(&chat.borrow()).expect("bob's user id");
+    assert_ne!(alice, bob);
+    wait_json("#general for bob", &mut chat, before_bob, |e| {
+        e["type"] == "room-reset" && e["room"] == "general"
+    })
+    .await;
+    assert!(chat.borrow().len() > before_bob);
+    assert_eq!(
+        app.flow.current_user().and_then(|u| u.name).as_deref(),
+        Some("Bob Example")
+    );
+
+    // Bob writes in #general. Alice's relay gets it too: her account notifies (it is not
+    // hers); the UI shows it once, as bob's own, never a second copy from alice's relay.
+    core.chat
+        .send_message("general", "hello from bob")
+        .await
+        .expect("bob sends");
+    wait_notified(&mut app, "hello from bob").await;
+    // A second message through the same pipelines: once its notification is shown, alice's
+    // relay has handled the first one completely (one event at a time, in order).
+    core.chat
+        .send_message("general", "and again")
+        .await
+        .expect("bob sends again");
+    wait_notified(&mut app, "and again").await;
+    wait_json("bob's message in the UI", &mut chat, before_bob, |e| {
+        e["type"] == "message" && e["text"] == "and again"
+    })
+    .await;
+    let shown = messages_with(&chat.borrow(), "hello from bob");
+    assert_eq!(shown.len(), 1, "one copy in the UI: {shown:?}");
+    assert_eq!(shown[0]["own"], true, "shown as bob's own message");
+    let notified_for: Vec<String> = app
+        .notified
+        .borrow()
+        .iter()
+        .filter(|(_, b)| b == "hello from bob")
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert_eq!(
+        notified_for.len(),
+        1,
+        "only alice's account notifies: {notified_for:?}"
+    );
+
+    // Bob signs out: his chat stops, the UI hears it; alice's keeps running unseen.
+    app.flow.sign_out().await.expect("bob signs out");
+    wait_json(
+        "the signed-out connection state",
+        &mut chat,
+        before_bob,
+        |e| e["type"] == "connection-state" && e["state"] == "signed-out",
+    )
+    .await;
+    assert!(app.flow.current_user().is_none());
+    let bob_tokens = common::IdpTokens::login(idp.clone(), "bob").await;
+    let outside = common::Client::start(
+        common::relay_config(&server.url(), &dir.path().join("outside-outbox.sqlite3")),
+        bob_tokens,
+    );
+    outside
+        .relay
+        .send("general", "bob from elsewhere")
+        .await
+        .expect("sent");
+    wait_notified(&mut app, "bob from elsewhere").await;
+    outside
+        .relay
+        .send("general", "still there?")
+        .await
+        .expect("sent");
+    wait_notified(&mut app, "still there?").await;
+    assert!(
+        messages_with(&chat.borrow(), "bob from elsewhere").is_empty(),
+        "the UI shows no account now, so it hears nothing of alice's chat"
+    );
+}
