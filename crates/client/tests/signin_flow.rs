@@ -14,7 +14,8 @@ use confab_client::{Code, Error, SignedOutReason, UiEvent};
 use confab_testkit::{headless_login, PRIVATE_USE_REDIRECT_URI};
 use confab_vault::SecretString;
 
-use support::app::{idp_accepts, start_app, stored_refresh_token, PASSPHRASE};
+use confab_client::RedirectPlan;
+use support::app::{idp_accepts, start_app, start_app_with, stored_refresh_token, PASSPHRASE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_run_unlock_sign_in_restore_and_sign_out() {
@@ -295,5 +296,100 @@ async fn a_broken_vault_is_reset_only_when_asked_and_nothing_is_deleted() {
     );
     app.unlock().await;
     app.sign_in_via_browser().await;
+    assert!(app.flow.has_session());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_left_in_the_browser_expires_and_a_late_redirect_is_refused() {
+    let idp = support::start_idp(Duration::from_secs(300)).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut app = start_app_with(&idp, dir.path(), RedirectPlan::Scheme, |c| {
+        c.login_timeout = Duration::from_secs(1);
+    });
+    app.flow.open_vault().await;
+    app.unlock().await;
+    app.flow.sign_in().await.expect("sign-in starts");
+    let url = app.opened_url(1).await;
+    // The person finishes in the browser, but the redirect only arrives after the deadline.
+    let late = headless_login(&url, PRIVATE_USE_REDIRECT_URI)
+        .await
+        .expect("the IdP redirects back");
+    let expired = app
+        .wait_for("the deadline", |e| {
+            matches!(e, UiEvent::SignInFailed { .. })
+        })
+        .await;
+    assert!(
+        matches!(
+            expired,
+            UiEvent::SignInFailed {
+                code: Code::LoginExpired,
+                ..
+            }
+        ),
+        "{expired:?}"
+    );
+    app.flow.complete(late.as_str()).await;
+    assert!(matches!(
+        app.screen(),
+        Some(UiEvent::SignInFailed {
+            code: Code::LoginExpired,
+            ..
+        })
+    ));
+    assert!(!app.flow.has_session());
+    assert_eq!(
+        idp.stats()
+            .await
+            .expect("stats")
+            .authorization_code_requests,
+        0,
+        "an expired sign-in makes no token request"
+    );
+    // Trying again works.
+    app.sign_in_via_browser().await;
+    assert!(app.flow.has_session());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loopback_redirect_signs_in_without_a_deep_link() {
+    let idp = support::start_idp(Duration::from_secs(300)).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut app = start_app_with(&idp, dir.path(), RedirectPlan::Loopback, |_| {});
+    app.flow.open_vault().await;
+    app.unlock().await;
+    app.flow.sign_in().await.expect("sign-in starts");
+    let pending = app
+        .wait_for("sign-in-pending", |e| {
+            matches!(e, UiEvent::SignInPending { .. })
+        })
+        .await;
+    assert!(matches!(
+        pending,
+        UiEvent::SignInPending {
+            redirect: confab_client::events::RedirectKind::Loopback,
+            ..
+        }
+    ));
+    let url = app.opened_url(1).await;
+    let redirect_uri = url
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned())
+        .expect("the request names its redirect URI");
+    assert!(
+        redirect_uri.starts_with("http://127.0.0.1:"),
+        "RFC 8252 loopback redirect: {redirect_uri}"
+    );
+    // The browser lands on the app's loopback listener: that alone completes the sign-in.
+    let callback = headless_login(&url, &redirect_uri)
+        .await
+        .expect("the IdP redirects back");
+    let landed = reqwest::get(callback.as_str())
+        .await
+        .expect("the loopback listener answers the browser");
+    assert!(landed.status().is_success());
+    app.wait_for("signed-in", |e| matches!(e, UiEvent::SignedIn { .. }))
+        .await;
     assert!(app.flow.has_session());
 }

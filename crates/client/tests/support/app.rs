@@ -70,22 +70,40 @@ pub fn config(idp: &Idp) -> AppConfig {
 }
 
 pub fn start_app(idp: &Idp, dir: &std::path::Path) -> App {
-    start(idp, dir, None)
+    start(idp, dir, None, RedirectPlan::Scheme, |_| {})
+}
+
+/// A flow redirecting per `plan`, with its configuration changed by `tweak`.
+pub fn start_app_with(
+    idp: &Idp,
+    dir: &std::path::Path,
+    plan: RedirectPlan,
+    tweak: impl FnOnce(&mut AppConfig),
+) -> App {
+    start(idp, dir, None, plan, tweak)
 }
 
 /// The whole core (sign-in flow and chat hub) with the chat server at `chat_url`.
 pub fn start_core(idp: &Idp, dir: &std::path::Path, chat_url: &str) -> App {
-    start(idp, dir, Some(chat_url))
+    start(idp, dir, Some(chat_url), RedirectPlan::Scheme, |_| {})
 }
 
-fn start(idp: &Idp, dir: &std::path::Path, chat_url: Option<&str>) -> App {
+fn start(
+    idp: &Idp,
+    dir: &std::path::Path,
+    chat_url: Option<&str>,
+    plan: RedirectPlan,
+    tweak: impl FnOnce(&mut AppConfig),
+) -> App {
     let (opened_tx, opened) = watch::channel(Vec::new());
     let (notified_tx, notified) = watch::channel(Vec::new());
     let platform = Arc::new(FakeOs {
         opened: opened_tx,
         notified: notified_tx,
     });
-    let (_plan_tx, plan) = watch::channel(Some(RedirectPlan::Scheme));
+    let (_plan_tx, plan) = watch::channel(Some(plan));
+    let mut app_config = config(idp);
+    tweak(&mut app_config);
     let paths = AppPaths {
         data_dir: dir.join("data"),
         log_dir: dir.join("logs"),
@@ -95,11 +113,11 @@ fn start(idp: &Idp, dir: &std::path::Path, chat_url: Option<&str>) -> App {
     let rt = tokio::runtime::Handle::current();
     let (flow, core) = match chat_url {
         None => (
-            SignInFlow::new(Ok(config(idp)), paths, plan, platform, rt),
+            SignInFlow::new(Ok(app_config), paths, plan, platform, rt),
             None,
         ),
         Some(url) => {
-            let mut config = config(idp);
+            let mut config = app_config;
             config.chat_url = Url::parse(url).expect("chat URL");
             let core = Arc::new(Core::new(Ok(config), paths, plan, platform, rt));
             (core.flow.clone(), Some(core))
