@@ -67,21 +67,33 @@ impl<S> Registry<S> {
             .map(|e| &mut e.value)
     }
 
-    /// Ends `account`'s run and returns its value. If it was the active account, none is
-    /// active then (the UI shows the sign-in screen; with several accounts it picks another).
-    pub fn end(&mut self, account: &AccountId) -> Option<S> {
+    /// Ends `account`'s run and returns its generation and value. If it was the active
+    /// account, none is active then: the caller shows another ([`Registry::set_active`]) or
+    /// the sign-in screen.
+    pub fn end(&mut self, account: &AccountId) -> Option<(Generation, S)> {
         if self.active.as_ref() == Some(account) {
             self.active = None;
         }
-        self.entries.remove(account).map(|e| e.value)
+        self.entries
+            .remove(account)
+            .map(|e| (e.generation, e.value))
     }
 
-    /// Ends every account's run (vault reset), returning their values.
-    pub fn end_all(&mut self) -> Vec<(AccountId, S)> {
+    /// Ends `account`'s run only if `generation` is still its current run (a late end of a
+    /// replaced run leaves the newer one alone).
+    pub fn end_if_current(&mut self, account: &AccountId, generation: Generation) -> Option<S> {
+        if !self.is_current(account, generation) {
+            return None;
+        }
+        self.end(account).map(|(_, value)| value)
+    }
+
+    /// Ends every account's run (vault reset), returning them.
+    pub fn end_all(&mut self) -> Vec<(AccountId, Generation, S)> {
         self.active = None;
         std::mem::take(&mut self.entries)
             .into_iter()
-            .map(|(account, e)| (account, e.value))
+            .map(|(account, e)| (account, e.generation, e.value))
             .collect()
     }
 
@@ -172,6 +184,12 @@ mod tests {
             None,
             "a stale task changes nothing"
         );
+        assert_eq!(
+            r.end_if_current(&alice(), first),
+            None,
+            "a late end of the replaced run leaves the new one"
+        );
+        assert!(r.is_current(&alice(), second));
         if let Some(v) = r.current_mut(&alice(), second) {
             *v = 3;
         }
@@ -183,12 +201,12 @@ mod tests {
         let mut r = Registry::default();
         let (ga, _) = r.begin(alice(), "a");
         let (gb, _) = r.begin(bob(), "b");
-        assert_eq!(r.end(&bob()), Some("b"));
+        assert_eq!(r.end(&bob()), Some((gb, "b")));
         assert_eq!(r.active(), None, "the ended account was the active one");
         assert!(!r.is_current(&bob(), gb));
         assert!(r.is_current(&alice(), ga), "alice runs on");
         assert_eq!(r.end(&bob()), None, "ending twice is harmless");
-        assert_eq!(r.end_all(), vec![(alice(), "a")]);
+        assert_eq!(r.end_all(), vec![(alice(), ga, "a")]);
         assert_eq!(r.iter().count(), 0);
         assert!(!r.is_current(&alice(), ga));
     }

@@ -23,7 +23,7 @@ use url::Url;
 use crate::account::{self, LastAccount};
 use crate::accounts::{Generation, Registry};
 use crate::adapters::{self, AuthEndpoint, VaultSlot};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::events::{unix_millis, RedirectKind, SignedOutReason, UiEvent, UserView};
 use crate::platform::{AppPaths, Platform};
 use crate::Subscriber;
@@ -52,24 +52,29 @@ pub enum RedirectPlan {
 /// Told when an account's session starts (sign-in or restore) and ends (sign-out, session
 /// ended, vault reset). The chat hub uses it to run each account's relay.
 pub trait SessionObserver: Send + Sync {
-    /// A session for `account` (`user`) is running; `manager` hands out its access tokens.
+    /// Run `run` of `account`'s session (`user`) is running; `manager` hands out its access
+    /// tokens. The account is the one the UI shows.
     fn session_started(
         self: Arc<Self>,
         account: &AccountId,
+        run: Generation,
         manager: &TokenManager,
         user: &confab_session::User,
     );
-    /// `account`'s session ended.
-    fn session_ended(self: Arc<Self>, account: &AccountId);
+    /// Run `run` of `account`'s session ended (a newer run of the account is left alone).
+    fn session_ended(self: Arc<Self>, account: &AccountId, run: Generation);
+    /// The UI shows `account` now (an account still running, after the shown one ended).
+    fn account_shown(self: Arc<Self>, account: &AccountId);
 }
 
 /// What runs for one account in the flow: its token manager (once started) and who it is.
-#[derive(Default)]
 struct Running {
     /// Holds the tokens (never serialized, never logged). `None` while starting.
     manager: Option<TokenManager>,
     /// Set by the session's `signed-in` event (or the remembered profile when offline).
     user: Option<UserView>,
+    /// The non-secret profile, remembered (`account.json`) while this account is shown.
+    profile: confab_session::User,
 }
 
 /// The app's sign-in state machine, shared by every command of the sign-in channel.
@@ -145,9 +150,45 @@ impl SignInFlow {
         }
     }
 
-    fn session_ended(&self, account: &AccountId) {
+    fn session_ended(&self, account: &AccountId, run: Generation) {
         if let Some(o) = self.observer.get() {
-            Arc::clone(o).session_ended(account);
+            Arc::clone(o).session_ended(account, run);
+        }
+    }
+
+    /// The shown account ended: shows another account that is still running (its chat, its
+    /// user; it becomes the remembered one) and returns true, or returns false when none is.
+    fn show_next_account(&self) -> bool {
+        let next = {
+            let mut st = self.state();
+            let next = st
+                .sessions
+                .iter()
+                .find(|(_, r)| r.manager.is_some())
+                .map(|(account, r)| (account.clone(), r.user.clone(), r.profile.clone()));
+            if let Some((account, _, _)) = &next {
+                st.sessions.set_active(account);
+            }
+            next
+        };
+        let Some((account, user, profile)) = next else {
+            return false;
+        };
+        if let Err(e) = account::save(&self.paths.data_dir, &LastAccount::from(&profile)) {
+            tracing::warn!("could not remember the account: {e}");
+        }
+        if let Some(o) = self.observer.get() {
+            Arc::clone(o).account_shown(&account);
+        }
+        let user = user.unwrap_or_else(|| UserView::from(&profile));
+        self.publish(UiEvent::SignedIn { user });
+        true
+    }
+
+    /// Forgets the remembered account (`account.json`) if it is `account`.
+    fn forget_if_remembered(&self, account: &AccountId) {
+        if account::load(&self.paths.data_dir).is_some_and(|last| last.account_id() == *account) {
+            account::forget(&self.paths.data_dir);
         }
     }
 
@@ -359,12 +400,14 @@ impl SignInFlow {
                 tasks.into_iter().for_each(|t| t.abort());
             }
             Err(e) => {
-                if client.pending().is_some() {
+                let e = Error::from(e);
+                let waiting = matches!(self.state().view, UiEvent::SignInPending { .. });
+                if client.pending().is_some() || (waiting && is_stray(e.code())) {
                     // The callback was refused before it touched the pending login (a forged
-                    // or stale link: another state, a replay, a malformed URL). No token
-                    // request was made and the person may still be in the browser: the
-                    // pending screen and its deadline stay, with a notice.
-                    let e = Error::from(e);
+                    // or stale link: another state, a replay, a malformed URL), or while the
+                    // genuine one is being exchanged. No token request was made for it and
+                    // the sign-in goes on: the pending screen, its deadline and (loopback) its
+                    // listener stay, with a notice.
                     tracing::warn!(code = %e.code(), "refused a redirect that is not for the pending sign-in");
                     self.notify(UiEvent::RedirectRefused {
                         code: e.code(),
@@ -375,9 +418,9 @@ impl SignInFlow {
                 self.state().tasks.drain(..).for_each(|t| t.abort());
                 if signed_in_already {
                     // Rejected (no token request was made); keep showing the signed-in user.
-                    tracing::warn!(code = %Error::from(e).code(), "ignored a stray sign-in response");
+                    tracing::warn!(code = %e.code(), "ignored a stray sign-in response");
                 } else {
-                    self.fail(e.into());
+                    self.fail(e);
                 }
             }
         }
@@ -411,6 +454,15 @@ impl SignInFlow {
             Err(_) => None,
         };
         plan.unwrap_or(RedirectPlan::Scheme)
+    }
+
+    /// The accounts with a session (running or starting), the shown one included.
+    pub fn accounts(&self) -> Vec<AccountId> {
+        self.state()
+            .sessions
+            .iter()
+            .map(|(account, _)| account.clone())
+            .collect()
     }
 
     /// Whether the active account's session is running (never exposes a token).
@@ -527,8 +579,8 @@ impl SignInFlow {
             st.sessions.end_all()
         };
         account::forget(&self.paths.data_dir);
-        for (account, _) in &ended {
-            self.session_ended(account);
+        for (account, run, _) in &ended {
+            self.session_ended(account, *run);
         }
         let path = self.vault_path();
         let moved = tokio::task::spawn_blocking(move || StrongholdStore::reset(path))
@@ -638,17 +690,29 @@ impl SignInFlow {
         }
         // A new run for this account (what ran before for it is dropped; other accounts'
         // sessions are untouched).
-        let (gen, _replaced) = self
-            .state()
-            .sessions
-            .begin(account.clone(), Running::default());
+        let (gen, _replaced) = self.state().sessions.begin(
+            account.clone(),
+            Running {
+                manager: None,
+                user: None,
+                profile: user.clone(),
+            },
+        );
         self.forward_session_events(account.clone(), gen, rx);
         let manager = match start(builder).await {
             Ok(manager) => manager,
             Err(e) => {
                 let mut st = self.state();
-                if st.sessions.is_current(&account, gen) {
-                    st.sessions.end(&account);
+                if st.sessions.end_if_current(&account, gen).is_some() {
+                    // Back to an account still running, if any (its chat never stopped).
+                    let other = st
+                        .sessions
+                        .iter()
+                        .find(|(_, r)| r.manager.is_some())
+                        .map(|(a, _)| a.clone());
+                    if let Some(other) = other {
+                        st.sessions.set_active(&other);
+                    }
                 }
                 return Err(e.into());
             }
@@ -662,7 +726,12 @@ impl SignInFlow {
         };
         if current {
             if let Some(o) = self.observer.get() {
-                Arc::clone(o).session_started(&account, &manager, &user);
+                Arc::clone(o).session_started(&account, gen, &manager, &user);
+                // Signed out or replaced meanwhile: the end may have reached the observer
+                // before this start did; end it again so nothing runs for it.
+                if !self.state().sessions.is_current(&account, gen) {
+                    Arc::clone(o).session_ended(&account, gen);
+                }
             }
         }
         Ok(())
@@ -690,29 +759,46 @@ impl SignInFlow {
         if !self.state().sessions.is_current(account, gen) {
             return; // a session that was replaced or signed out
         }
+        // Only the shown account's session speaks to the UI and is the remembered one; the
+        // others run on unseen.
+        let shown = self.state().sessions.active() == Some(account);
         match &event {
             SessionEvent::SignedIn { user } => {
-                if let Err(e) = account::save(&self.paths.data_dir, &LastAccount::from(user)) {
-                    tracing::warn!("could not remember the account: {e}");
-                }
                 let view = UserView::from(user);
                 if let Some(running) = self.state().sessions.current_mut(account, gen) {
                     running.user = Some(view.clone());
+                    running.profile = user.clone();
                 }
-                self.publish(UiEvent::SignedIn { user: view });
+                if shown {
+                    if let Err(e) = account::save(&self.paths.data_dir, &LastAccount::from(user)) {
+                        tracing::warn!("could not remember the account: {e}");
+                    }
+                    self.publish(UiEvent::SignedIn { user: view });
+                }
             }
             SessionEvent::SignedOut { reason } => {
-                self.state().sessions.end(account);
-                account::forget(&self.paths.data_dir);
-                self.session_ended(account);
-                tracing::info!(reason = reason.code(), "session ended");
-                self.publish(UiEvent::SignedOut {
-                    reason: SignedOutReason::from(reason),
-                });
+                let (ended, was_shown) = {
+                    let mut st = self.state();
+                    let was_shown = st.sessions.active() == Some(account);
+                    (st.sessions.end_if_current(account, gen), was_shown)
+                };
+                if ended.is_none() {
+                    return; // ended or replaced meanwhile
+                }
+                self.forget_if_remembered(account);
+                self.session_ended(account, gen);
+                tracing::info!(reason = reason.code(), shown = was_shown, "session ended");
+                if was_shown && !self.show_next_account() {
+                    self.publish(UiEvent::SignedOut {
+                        reason: SignedOutReason::from(reason),
+                    });
+                }
             }
             other => {
-                if let Some(ui) = UiEvent::from_session_progress(other) {
-                    self.notify(ui);
+                if shown {
+                    if let Some(ui) = UiEvent::from_session_progress(other) {
+                        self.notify(ui);
+                    }
                 }
             }
         }
@@ -722,33 +808,47 @@ impl SignInFlow {
     /// account, and opens the provider's logout page in the system browser.
     ///
     /// With no session running (its restore failed, e.g. the provider was unreachable at
-    /// start), the refresh token stored for the remembered account is still revoked (when the
-    /// provider can be reached) and always wiped from the vault.
+    /// start, or is still under way), the refresh token stored for the account is still wiped
+    /// from the vault, and revoked when the provider can be reached. Other accounts keep
+    /// running: the UI then shows one of them.
     pub async fn sign_out(self: &Arc<Self>) -> Result<()> {
-        let ended = {
+        let (ended, vault_open) = {
             let mut st = self.state();
             let active = st.sessions.active().cloned();
-            active.map(|account| {
-                let running = st.sessions.end(&account);
-                (account, running.and_then(|r| r.manager))
-            })
+            let ended = active.and_then(|account| {
+                st.sessions
+                    .end(&account)
+                    .map(|(run, running)| (account, run, running.manager))
+            });
+            (ended, st.vault.is_some())
         };
-        let remembered = account::load(&self.paths.data_dir);
-        account::forget(&self.paths.data_dir);
-        let session = match ended {
-            Some((account, manager)) => {
-                self.session_ended(&account);
-                manager
+        let (account, session) = match ended {
+            Some((account, run, manager)) => {
+                self.session_ended(&account, run);
+                (Some(account), manager)
             }
-            None => None,
+            None => (
+                account::load(&self.paths.data_dir).map(|last| last.account_id()),
+                None,
+            ),
         };
-        let result = match session {
-            Some(manager) => manager.sign_out().await.map_err(Error::from),
-            None => self.sign_out_stored(remembered).await.map(|()| None),
+        if session.is_none() && !vault_open && account.is_some() {
+            // Nothing can be wiped from a locked vault: keep the account, say so.
+            return Err(Error::VaultLocked);
+        }
+        if let Some(account) = &account {
+            self.forget_if_remembered(account);
+        }
+        let result = match (session, account) {
+            (Some(manager), _) => manager.sign_out().await.map_err(Error::from),
+            (None, Some(account)) => self.sign_out_stored(account).await.map(|()| None),
+            (None, None) => Ok(None),
         };
-        self.publish(UiEvent::SignedOut {
-            reason: SignedOutReason::SignedOut,
-        });
+        if !self.show_next_account() {
+            self.publish(UiEvent::SignedOut {
+                reason: SignedOutReason::SignedOut,
+            });
+        }
         tracing::info!("signed out");
         if let Ok(Some(url)) = &result {
             if let Err(e) = self.platform.open_url(url) {
@@ -758,42 +858,41 @@ impl SignInFlow {
         result.map(|_| ())
     }
 
-    /// Revokes and wipes the refresh token stored for `remembered` without a running session.
-    /// A provider that cannot be reached leaves the token unrevoked (it expires at the
-    /// provider) but it is wiped all the same: signing out never keeps a credential.
-    async fn sign_out_stored(self: &Arc<Self>, remembered: Option<LastAccount>) -> Result<()> {
-        let Some(last) = remembered else {
-            return Ok(());
-        };
+    /// Wipes the refresh token stored for `account` without a running session, then revokes
+    /// it from memory (discovery included, [`REVOKE_TIMEOUT`] at most). The wipe comes first:
+    /// a provider that cannot be reached, or an app quit meanwhile, leaves the token
+    /// unrevoked (it expires at the provider) but never stored.
+    async fn sign_out_stored(self: &Arc<Self>, account: AccountId) -> Result<()> {
         let Some(vault) = self.state().vault.clone() else {
-            tracing::warn!("signed out with the vault locked: its refresh token stays stored");
-            return Ok(());
+            return Err(Error::VaultLocked);
         };
-        let slot = VaultSlot::new(vault, last.account_id());
-        let stored = slot
-            .load()
-            .await
-            .map_err(|e| Error::Session(confab_session::Error::Store(e)))?;
-        if let Some(token) = stored {
-            match self.client().await {
-                Ok(client) => {
-                    let endpoint = AuthEndpoint::new(client, None);
-                    match tokio::time::timeout(REVOKE_TIMEOUT, endpoint.revoke(&token)).await {
-                        Ok(Ok(())) => tracing::info!("revoked the stored refresh token"),
-                        Ok(Err(e)) => {
-                            tracing::warn!("revoking the stored refresh token failed: {e}")
-                        }
-                        Err(_) => tracing::warn!("revoking the stored refresh token timed out"),
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(code = %e.code(), "provider unreachable, the stored refresh token is wiped unrevoked")
-                }
+        let slot = VaultSlot::new(vault, account);
+        let stored = slot.load().await;
+        let wiped = slot.delete().await;
+        wiped.map_err(|e| Error::Session(confab_session::Error::Store(e)))?;
+        let token = match stored {
+            Ok(Some(token)) => token,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                tracing::warn!("the stored refresh token could not be read to revoke it: {e}");
+                return Ok(());
             }
+        };
+        let revoke = async {
+            let client = self.client().await?;
+            AuthEndpoint::new(client, None)
+                .revoke(&token)
+                .await
+                .map_err(|e| Error::Session(confab_session::Error::Store(e.to_string())))
+        };
+        match tokio::time::timeout(REVOKE_TIMEOUT, revoke).await {
+            Ok(Ok(())) => tracing::info!("revoked the stored refresh token"),
+            Ok(Err(e)) => {
+                tracing::warn!(code = %e.code(), "the stored refresh token was wiped unrevoked: {e}")
+            }
+            Err(_) => tracing::warn!("revoking the stored refresh token timed out; it was wiped"),
         }
-        slot.delete()
-            .await
-            .map_err(|e| Error::Session(confab_session::Error::Store(e)))
+        Ok(())
     }
 
     /// The OS reported resume or the window came back: re-check the refresh schedule now.
@@ -805,6 +904,19 @@ impl SignInFlow {
             }
         }
     }
+}
+
+/// Whether a refused redirect was not for the sign-in in progress (as opposed to that sign-in's
+/// own outcome: expired, denied, a failed exchange).
+fn is_stray(code: Code) -> bool {
+    matches!(
+        code,
+        Code::MalformedCallback
+            | Code::RedirectMismatch
+            | Code::NoPendingLogin
+            | Code::StateMismatch
+            | Code::CallbackReplayed
+    )
 }
 
 /// Runs a vault open (Argon2id / Stronghold: blocking, CPU-heavy) on the blocking pool.

@@ -9,7 +9,9 @@ mod support;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use confab_client::account;
 use confab_client::chat::ChatEvent;
+use confab_client::UiEvent;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -161,16 +163,33 @@ async fn two_accounts_run_side_by_side_and_sign_out_of_one_leaves_the_other() {
         "only alice's account notifies: {notified_for:?}"
     );
 
-    // Bob signs out: his chat stops, the UI hears it; alice's keeps running unseen.
+    // Bob signs out: his chat stops; alice's never did, and the UI shows her again (her
+    // chat and her name; she is the remembered account now). His token is revoked.
+    let before_sign_out = chat.borrow().len();
+    let ui_before = app.events.borrow().len();
     app.flow.sign_out().await.expect("bob signs out");
     wait_json(
-        "the signed-out connection state",
+        "alice's chat shown again",
         &mut chat,
-        before_bob,
-        |e| e["type"] == "connection-state" && e["state"] == "signed-out",
+        before_sign_out,
+        |e| e["type"] == "session" && e["me"] == alice.as_str(),
     )
     .await;
-    assert!(app.flow.current_user().is_none());
+    assert_eq!(
+        app.flow.current_user().and_then(|u| u.name).as_deref(),
+        Some("Alice Example")
+    );
+    assert!(
+        app.events.borrow()[ui_before..]
+            .iter()
+            .all(|e| !matches!(e, UiEvent::SignedOut { .. })),
+        "no sign-in screen while an account is still signed in"
+    );
+    assert_eq!(
+        account::load(&app.data_dir).map(|a| a.subject),
+        Some(alice.clone())
+    );
+    assert_eq!(app.flow.accounts().len(), 1);
     let bob_tokens = common::IdpTokens::login(idp.clone(), "bob").await;
     let outside = common::Client::start(
         common::relay_config(&server.url(), &dir.path().join("outside-outbox.sqlite3")),
@@ -182,14 +201,82 @@ async fn two_accounts_run_side_by_side_and_sign_out_of_one_leaves_the_other() {
         .await
         .expect("sent");
     wait_notified(&mut app, "bob from elsewhere").await;
-    outside
-        .relay
-        .send("general", "still there?")
+    wait_json(
+        "bob's message in alice's view",
+        &mut chat,
+        before_sign_out,
+        |e| e["type"] == "message" && e["text"] == "bob from elsewhere",
+    )
+    .await;
+    let seen = messages_with(&chat.borrow(), "bob from elsewhere");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0]["own"], false, "in alice's view it is bob's message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_of_an_account_not_shown_ends_without_touching_the_shown_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Short tokens: a revoked grant is noticed at the next refresh, within seconds.
+    let idp = common::start_idp(Duration::from_secs(4)).await;
+    let server = common::TestServer::start(common::server_config(
+        &idp,
+        &dir.path().join("server.db"),
+        5,
+    ))
+    .await;
+    let mut app = start_core(&idp, dir.path(), &server.url());
+    let mut chat = record_chat(&app);
+    app.flow.open_vault().await;
+    app.unlock().await;
+    app.sign_in_as("alice").await;
+    wait_json("alice's chat session", &mut chat, 0, |e| {
+        e["type"] == "session"
+    })
+    .await;
+    let alice = shown_user(&chat.borrow()).expect("alice's user id");
+    app.sign_in_as("bob").await;
+    let bob_shown = chat.borrow().len();
+    wait_json("bob's chat session", &mut chat, 0, |e| {
+        e["type"] == "session" && e["me"] != alice.as_str()
+    })
+    .await;
+    assert_eq!(app.flow.accounts().len(), 2);
+    let ui_before = app.events.borrow().len();
+
+    // The provider ends alice's session (an administrator revoked her grants).
+    idp.revoke_grants(&alice)
         .await
-        .expect("sent");
-    wait_notified(&mut app, "still there?").await;
-    assert!(
-        messages_with(&chat.borrow(), "bob from elsewhere").is_empty(),
-        "the UI shows no account now, so it hears nothing of alice's chat"
+        .expect("revoke alice's grants");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.flow.accounts().len() != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alice's session did not end: {:?}",
+            app.flow.accounts()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Bob, on screen, notices nothing: no sign-in screen, no chat change; he stays remembered.
+    assert_eq!(
+        app.flow.current_user().and_then(|u| u.name).as_deref(),
+        Some("Bob Example")
     );
+    assert!(
+        app.events.borrow()[ui_before..]
+            .iter()
+            .all(|e| !matches!(e, UiEvent::SignedOut { .. } | UiEvent::SignedIn { .. })),
+        "the sign-in channel says nothing of alice: {:?}",
+        &app.events.borrow()[ui_before..]
+    );
+    assert!(
+        chat.borrow()[bob_shown..]
+            .iter()
+            .all(|e| e["state"] != "signed-out" && e["type"] != "session"),
+        "the chat channel says nothing of alice"
+    );
+    assert_eq!(
+        account::load(&app.data_dir).map(|a| a.subject).as_deref(),
+        Some("bob")
+    );
+    assert!(app.flow.has_session());
 }

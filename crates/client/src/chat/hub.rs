@@ -57,6 +57,8 @@ struct Live {
 
 /// One account's chat: its relay and stores, its room book and connection state.
 struct AccountChat {
+    /// The run of the account's session (the flow's generation) this chat belongs to.
+    session_run: Generation,
     live: Live,
     rooms: RoomBook,
     /// Rooms the relay has been asked to subscribe in this run.
@@ -268,6 +270,7 @@ impl ChatHub {
     fn start(
         self: &Arc<Self>,
         account: &AccountId,
+        session_run: Generation,
         manager: &confab_session::TokenManager,
         user: &confab_session::User,
     ) -> Result<()> {
@@ -292,6 +295,7 @@ impl ChatHub {
             let (gen, old) = st.accounts.begin(
                 account.clone(),
                 AccountChat {
+                    session_run,
                     live: Live {
                         account: account.clone(),
                         gen: Generation::default(),
@@ -487,10 +491,11 @@ impl SessionObserver for ChatHub {
     fn session_started(
         self: Arc<Self>,
         account: &AccountId,
+        run: Generation,
         manager: &confab_session::TokenManager,
         user: &confab_session::User,
     ) {
-        if let Err(e) = self.start(account, manager, user) {
+        if let Err(e) = self.start(account, run, manager, user) {
             tracing::error!("chat could not start: {e}");
             self.emit(ChatEvent::Error {
                 code: e.code(),
@@ -499,13 +504,20 @@ impl SessionObserver for ChatHub {
         }
     }
 
-    fn session_ended(self: Arc<Self>, account: &AccountId) {
+    fn session_ended(self: Arc<Self>, account: &AccountId, run: Generation) {
         let (old, was_shown) = {
             let mut st = self.st();
             let was_shown = st.accounts.active() == Some(account);
+            let this_run = st
+                .accounts
+                .get(account)
+                .is_some_and(|c| c.session_run == run);
+            if !this_run {
+                return; // a newer run of the account, or already ended
+            }
             (st.accounts.end(account), was_shown)
         };
-        if let Some(old) = old {
+        if let Some((_, old)) = old {
             self.rt
                 .spawn(async move { old.live.relay.shutdown().await });
             tracing::info!("chat stopped");
@@ -513,6 +525,23 @@ impl SessionObserver for ChatHub {
         if was_shown {
             self.emit(ChatEvent::ConnectionState(ConnectionState::SignedOut));
             self.emit_rooms();
+        }
+    }
+
+    fn account_shown(self: Arc<Self>, account: &AccountId) {
+        let shown = {
+            let mut st = self.st();
+            if !st.accounts.set_active(account) {
+                return;
+            }
+            st.accounts
+                .active_value()
+                .map(|c| (c.live.clone(), c.rooms.views(), c.connection.clone()))
+        };
+        if let Some((live, rooms, connection)) = shown {
+            self.emit(self.session_event(&live));
+            self.emit(ChatEvent::Rooms { rooms });
+            self.emit(ChatEvent::ConnectionState(connection));
         }
     }
 }
