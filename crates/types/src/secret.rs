@@ -33,15 +33,24 @@
 /// that has to be serialized (confab-protocol's `Token`, which goes on the wire) implements that
 /// by hand, next to its definition, with the reason documented there.
 ///
-/// Attributes (doc comments above all) are passed through to the struct. Do not derive `Debug`,
-/// `Clone`, `Default`, `PartialEq` or `Eq` on it: the macro implements them.
+/// Only doc comments are accepted above the struct: another attribute (a `#[derive(Serialize)]`,
+/// say) does not match the macro, so no secret type can be given a way out by accident.
+///
+/// ```compile_fail
+/// // Any attribute but a doc comment is refused, even a harmless one (a derive would be too).
+/// confab_types::new_secret_type! {
+///     /// A secret.
+///     #[allow(dead_code)]
+///     pub struct Refused(String);
+/// }
+/// ```
 #[macro_export]
 macro_rules! new_secret_type {
     (
-        $(#[$attr:meta])*
+        $(#[doc = $doc:expr])*
         $vis:vis struct $name:ident(String);
     ) => {
-        $(#[$attr])*
+        $(#[doc = $doc])*
         #[derive(Clone, Default)]
         $vis struct $name($crate::__private::Zeroizing<::std::string::String>);
 
