@@ -6,6 +6,41 @@ use uuid::Uuid;
 /// Prefix of room channels: `room:<id>`.
 pub const ROOM_CHANNEL_PREFIX: &str = "room:";
 
+/// Longest message text, in characters (Unicode scalar values).
+pub const MAX_TEXT_CHARS: usize = 4000;
+
+/// Largest message text, in UTF-8 bytes: [`MAX_TEXT_CHARS`] characters of up to four bytes.
+/// With control characters refused, a text's JSON encoding is at most twice its ASCII length
+/// (`"` and `\` are escaped), so one message stays under 16 KB on the wire and a page of 50
+/// under a client's 1 MiB message limit.
+pub const MAX_TEXT_BYTES: usize = 4 * MAX_TEXT_CHARS;
+
+/// Checks a message text the way the server enforces it: not empty or only whitespace, at most
+/// [`MAX_TEXT_CHARS`] characters and [`MAX_TEXT_BYTES`] bytes, and no control character other
+/// than newline and tab (C0 controls, DEL and C1 controls are invisible, and each one is six
+/// bytes in JSON: 4,000 of them made one message 24 KB).
+pub fn check_text(text: &str) -> Result<(), crate::error::TextError> {
+    use crate::error::TextError;
+    if text.trim().is_empty() {
+        return Err(TextError::Empty);
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(TextError::TooManyBytes);
+    }
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(TextError::TooManyChars);
+    }
+    match text
+        .chars()
+        .find(|&c| c.is_control() && c != '\n' && c != '\t')
+    {
+        Some(c) => Err(TextError::ControlCharacter {
+            code_point: u32::from(c),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A chat message as published into a room channel.
 ///
 /// `id` is chosen by the sending client and is the idempotency key: publishing the same id
@@ -44,6 +79,49 @@ pub fn room_channel(room_id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::TextError;
+
+    #[test]
+    fn message_text_is_limited_in_characters_and_bytes_without_controls() {
+        assert_eq!(
+            check_text("hello\n\tworld"),
+            Ok(()),
+            "newline and tab are text"
+        );
+        assert_eq!(check_text(" \n\t "), Err(TextError::Empty));
+        assert_eq!(check_text(&"a".repeat(MAX_TEXT_CHARS)), Ok(()));
+        assert_eq!(
+            check_text(&"a".repeat(MAX_TEXT_CHARS + 1)),
+            Err(TextError::TooManyChars)
+        );
+        // 4,000 four-byte characters are allowed: 16,000 bytes.
+        assert_eq!(check_text(&"😀".repeat(MAX_TEXT_CHARS)), Ok(()));
+        assert_eq!(
+            check_text(&"😀".repeat(MAX_TEXT_CHARS + 1)),
+            Err(TextError::TooManyBytes)
+        );
+        for c in [
+            '\u{1}', '\u{0}', '\r', '\u{1b}', '\u{7f}', '\u{85}', '\u{9f}',
+        ] {
+            assert_eq!(
+                check_text(&format!("a{c}b")),
+                Err(TextError::ControlCharacter {
+                    code_point: u32::from(c)
+                }),
+                "U+{:04X} is refused",
+                u32::from(c)
+            );
+        }
+        assert_eq!(
+            check_text(&"\u{1}".repeat(MAX_TEXT_CHARS)),
+            Err(TextError::ControlCharacter { code_point: 1 }),
+            "the reproduced attack: 4,000 × U+0001"
+        );
+        assert_eq!(
+            TextError::ControlCharacter { code_point: 1 }.to_string(),
+            "the message contains an invisible control character (U+0001)"
+        );
+    }
 
     #[test]
     fn room_names_are_validated() {

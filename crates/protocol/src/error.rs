@@ -14,5 +14,26 @@ pub enum Error {
     Command(#[from] CommandError),
 }
 
+/// Why a chat message's text cannot be sent ([`crate::chat::check_text`]). The wording is
+/// shown to the sender and returned by the server with error 107.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    /// Empty, or only whitespace.
+    #[error("the message is empty")]
+    Empty,
+    /// More characters than [`crate::chat::MAX_TEXT_CHARS`].
+    #[error("the message is longer than {max} characters", max = crate::chat::MAX_TEXT_CHARS)]
+    TooManyChars,
+    /// More UTF-8 bytes than [`crate::chat::MAX_TEXT_BYTES`].
+    #[error("the message is larger than {max} bytes", max = crate::chat::MAX_TEXT_BYTES)]
+    TooManyBytes,
+    /// A control character other than newline and tab (C0, DEL or C1).
+    #[error("the message contains an invisible control character (U+{code_point:04X})")]
+    ControlCharacter {
+        /// The first one found.
+        code_point: u32,
+    },
+}
+
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -15,12 +15,15 @@ pub mod error;
 pub mod messages;
 pub mod token;
 
-pub use chat::{room_channel, room_id, ChatMessage, ROOM_CHANNEL_PREFIX};
+pub use chat::{
+    check_text, room_channel, room_id, ChatMessage, MAX_TEXT_BYTES, MAX_TEXT_CHARS,
+    ROOM_CHANNEL_PREFIX,
+};
 pub use codec::{
     decode_commands, decode_replies, encode_batches, encode_frame, FrameError,
     DEFAULT_MAX_FRAME_BYTES,
 };
 pub use codes::{Disconnect, ErrorCode, ErrorReply};
-pub use error::{Error, Result};
+pub use error::{Error, Result, TextError};
 pub use messages::*;
 pub use token::Token;

@@ -29,12 +29,10 @@ pub enum Error {
     /// No outbox message with that id (already sent, or never queued).
     #[error("no such message in the outbox")]
     UnknownMessage,
-    /// The message text is empty or too long.
-    #[error("message text must be 1 to {max} characters")]
-    InvalidText {
-        /// Maximum length in characters.
-        max: usize,
-    },
+    /// The message text cannot be sent (empty, too long, a control character): the same rule
+    /// the server enforces, `confab_protocol::check_text`.
+    #[error(transparent)]
+    InvalidText(#[from] confab_protocol::TextError),
     /// The connection dropped before the server answered.
     #[error("the connection to the chat server was lost")]
     ConnectionLost,

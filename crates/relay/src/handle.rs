@@ -17,8 +17,8 @@ use crate::task::{new_item, Cmd, Core};
 use crate::token::TokenSource;
 use crate::transport::{Connector, WsConnector};
 
-/// Longest message text in characters.
-pub const MAX_TEXT_CHARS: usize = 4000;
+/// Longest message text in characters (the protocol's limit, which the server enforces).
+pub const MAX_TEXT_CHARS: usize = confab_protocol::MAX_TEXT_CHARS;
 
 /// A handle to the relay's background task. Cheap to clone; the task stops when every handle
 /// is dropped or [`RelayHandle::shutdown`] is called.
@@ -146,12 +146,7 @@ impl RelayHandle {
     /// published; its state arrives as `MessageState` events. Returns the client message id.
     pub async fn send(&self, room: &str, text: &str) -> Result<Uuid> {
         valid_room(room)?;
-        let chars = text.chars().count();
-        if text.trim().is_empty() || chars > MAX_TEXT_CHARS {
-            return Err(Error::InvalidText {
-                max: MAX_TEXT_CHARS,
-            });
-        }
+        confab_protocol::check_text(text)?;
         let item = new_item(room, text);
         let outbox = self.outbox.clone();
         let stored = item.clone();

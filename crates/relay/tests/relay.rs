@@ -55,6 +55,32 @@ async fn rooms_history_pages_and_retry() {
         1,
         "a refused message stays in the outbox"
     );
+    // A text the server would refuse is refused here first, with the reason, and never queued.
+    let invisible = bob.relay.send("pages", "a\u{1}b").await;
+    assert!(
+        matches!(
+            invisible,
+            Err(confab_relay::Error::InvalidText(
+                confab_protocol::TextError::ControlCharacter { code_point: 1 }
+            ))
+        ),
+        "{invisible:?}"
+    );
+    let long = bob.relay.send("pages", &"a".repeat(4001)).await;
+    assert!(
+        matches!(
+            long,
+            Err(confab_relay::Error::InvalidText(
+                confab_protocol::TextError::TooManyChars
+            ))
+        ),
+        "{long:?}"
+    );
+    assert_eq!(
+        bob.relay.outbox().await.expect("outbox").len(),
+        1,
+        "refused texts are not queued"
+    );
 
     let page = alice.relay.open_room("pages").await.expect("alice opens");
     assert!(page.messages.is_empty(), "a new room has no history");

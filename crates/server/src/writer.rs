@@ -274,6 +274,12 @@ fn publish_in(
             "bad request: data must be a chat message {id, text, ts}",
         )));
     };
+    if let Err(problem) = confab_protocol::check_text(&msg.text) {
+        return Ok(Outcome::Refused(ErrorReply::with_message(
+            ErrorCode::BAD_REQUEST,
+            format!("bad request: {problem}"),
+        )));
+    }
     let data = serde_json::to_value(msg).map_err(|e| Error::Corrupt(e.to_string()))?;
     let msg_id = msg.id.to_string();
     // Dropping the savepoint on an error rolls back just this publish.

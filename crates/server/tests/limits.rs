@@ -285,7 +285,8 @@ async fn a_stalled_reader_is_dropped_without_holding_up_publishers() {
         "the stalled reader subscribes"
     );
     let mut publisher = Client::connected(&server.url, &alice).await;
-    let text = "y".repeat(16 * 1024);
+    // The largest text allowed: 4,000 four-byte characters, 16,000 bytes.
+    let text = "😀".repeat(4000);
     // ~16 MB of pushes: more than loopback socket buffers hold for a peer that never reads.
     for i in 0..1000 {
         let data = json!({"id": uuid::Uuid::new_v4(), "author": "", "text": text, "ts": i});
@@ -315,4 +316,69 @@ async fn a_stalled_reader_is_dropped_without_holding_up_publishers() {
     )
     .await;
     drop(stalled);
+}
+
+/// The reproduced lockout: long texts of control characters (six bytes each in JSON) or of
+/// 60,000 plain characters made the latest-50 history reply over a client's 1 MiB limit. Text
+/// is now limited in characters and bytes and control characters are refused (107 with the
+/// reason); 50 of the largest messages still allowed (4,000 four-byte characters) fit a page.
+#[tokio::test]
+async fn message_text_is_limited_so_a_page_of_history_stays_loadable() {
+    let idp = Idp::start(IdpOptions::default()).await.expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(&idp.issuer_str(), dir.path());
+    config.commands_per_second = 1000;
+    let server = TestServer::start(config).await;
+    let token = idp
+        .login("alice")
+        .await
+        .expect("login")
+        .access_token
+        .clone();
+    let mut alice = Client::connected(&server.url, &token).await;
+
+    let refused = [
+        ("\u{1}".repeat(4000), "control character (U+0001)"),
+        ("a\u{9b}b".to_owned(), "control character (U+009B)"),
+        ("a".repeat(4001), "longer than 4000 characters"),
+        ("x".repeat(60_000), "larger than 16000 bytes"),
+        (" \n ".to_owned(), "empty"),
+    ];
+    for (text, reason) in refused {
+        let r = alice
+            .call(json!({"publish": {"channel": "room:general", "data": chat(&text)}}))
+            .await;
+        assert_eq!(error_code(&r), Some(ErrorCode::BAD_REQUEST), "{reason}");
+        let message = r.error.map(|e| e.message).unwrap_or_default();
+        assert!(message.contains(reason), "the reply says why: {message}");
+    }
+
+    let largest = "😀".repeat(4000);
+    for _ in 0..50 {
+        let r = alice
+            .call(json!({"publish": {"channel": "room:general", "data": chat(&largest)}}))
+            .await;
+        assert!(
+            r.publish.is_some(),
+            "the largest allowed text is stored: {r:?}"
+        );
+    }
+    let text_with_newlines = "line one\n\tline two";
+    let r = alice
+        .call(json!({"publish": {"channel": "room:general", "data": chat(text_with_newlines)}}))
+        .await;
+    assert!(r.publish.is_some(), "newline and tab are text");
+
+    // A fresh client opens the room: the latest page of 50 fits one message of a client.
+    let mut fresh = Client::connected(&server.url, &token).await;
+    let r = fresh
+        .call(json!({"history": {"channel": "room:general", "limit": 50, "reverse": true}}))
+        .await;
+    let bytes = serde_json::to_string(&r).expect("reply serializes").len();
+    let history = r.history.expect("history reply");
+    assert_eq!(history.publications.len(), 50);
+    assert!(
+        bytes < 1024 * 1024,
+        "a page of the largest messages is {bytes} bytes, under 1 MiB"
+    );
 }

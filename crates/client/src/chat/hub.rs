@@ -726,9 +726,9 @@ impl ChatHub {
     pub async fn save_draft(&self, room: &str, text: String) -> Result<()> {
         valid_room_id(room)?;
         if text.chars().count() > confab_relay::MAX_TEXT_CHARS * 2 {
-            return Err(Error::Chat(confab_relay::Error::InvalidText {
-                max: confab_relay::MAX_TEXT_CHARS,
-            }));
+            return Err(Error::Chat(confab_relay::Error::InvalidText(
+                confab_protocol::TextError::TooManyChars,
+            )));
         }
         let live = self.live()?;
         let value = (!text.is_empty()).then_some(Value::String(text));
