@@ -95,8 +95,9 @@ pub fn run() {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CONFAB_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // CONFAB_LOG, with the targets that would log tokens (WebSocket frames) capped.
+    let spec = std::env::var("CONFAB_LOG").ok();
+    let filter = confab_client::logging::log_filter(spec.as_deref());
     // Err only if a subscriber is already set (e.g. by an embedding test): keep that one.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

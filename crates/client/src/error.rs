@@ -17,9 +17,10 @@ pub enum Error {
     /// The configuration file or environment is invalid; the message names file, line and key.
     #[error("{0}")]
     Config(String),
-    /// The system browser could not be opened.
-    #[error("could not open your web browser ({0})")]
-    Browser(String),
+    /// The system browser could not be opened. The launcher's own text is never kept: it may
+    /// quote the URL, which carries the sign-in's state and nonce (or, at sign-out, the ID token).
+    #[error("could not open your web browser")]
+    Browser,
     /// The vault failed (corrupt, keychain, I/O, ...). Never carries key material.
     #[error(transparent)]
     Vault(#[from] confab_vault::Error),
@@ -303,7 +304,7 @@ impl Error {
         match self {
             Self::Auth(e) => Code::of_auth(e.code()),
             Self::Config(_) => Code::Config,
-            Self::Browser(_) => Code::Browser,
+            Self::Browser => Code::Browser,
             Self::Vault(e) => Code::of_vault(e),
             Self::WrongPassphrase => Code::WrongPassphrase,
             Self::PassphraseMismatch => Code::PassphraseMismatch,

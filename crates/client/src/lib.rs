@@ -15,6 +15,7 @@ pub mod chat;
 pub mod core;
 pub mod error;
 pub mod events;
+pub mod logging;
 pub mod platform;
 pub mod prefs;
 pub mod signin;

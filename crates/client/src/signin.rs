@@ -313,9 +313,14 @@ impl SignInFlow {
             RedirectPlan::Loopback => RedirectKind::Loopback,
         };
         let login = client.begin(target)?;
-        if let Err(e) = self.platform.open_url(&login.authorize_url) {
+        if self.platform.open_url(&login.authorize_url).is_err() {
+            // The launcher's error may quote the URL (state, nonce): not logged, not shown.
+            tracing::warn!(
+                origin = %login.authorize_url.origin().ascii_serialization(),
+                "the system browser could not be opened"
+            );
             client.cancel();
-            return Err(Error::Browser(e));
+            return Err(Error::Browser);
         }
         let deadline = login.deadline;
 
@@ -851,8 +856,12 @@ impl SignInFlow {
         }
         tracing::info!("signed out");
         if let Ok(Some(url)) = &result {
-            if let Err(e) = self.platform.open_url(url) {
-                tracing::warn!("could not open the logout page: {e}");
+            if self.platform.open_url(url).is_err() {
+                // Its text may quote the URL, which carries the ID token: never logged.
+                tracing::warn!(
+                    origin = %url.origin().ascii_serialization(),
+                    "could not open the provider's logout page"
+                );
             }
         }
         result.map(|_| ())

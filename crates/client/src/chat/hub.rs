@@ -764,7 +764,7 @@ impl ChatHub {
     /// Opens a web link from a message in the system browser (http and https only).
     pub fn open_link(&self, url: &str) -> Result<()> {
         let url = safe_link(url)?;
-        self.platform.open_url(&url).map_err(Error::Browser)
+        self.platform.open_url(&url).map_err(|_| Error::Browser)
     }
 }
 

@@ -2,6 +2,7 @@
 //! URLs it is asked to open (the test plays the browser with them).
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,11 +26,18 @@ pub const PASSPHRASE: &str = "correct horse battery staple";
 pub struct FakeOs {
     opened: watch::Sender<Vec<Url>>,
     notified: watch::Sender<Vec<(String, String)>>,
+    /// When set, opening a URL fails the way launchers do: with a text that quotes the URL.
+    fail_open: Arc<AtomicBool>,
 }
 
 impl Platform for FakeOs {
     fn open_url(&self, url: &Url) -> Result<(), String> {
         self.opened.send_modify(|v| v.push(url.clone()));
+        if self.fail_open.load(Ordering::SeqCst) {
+            return Err(format!(
+                "xdg-open: no handler for \"{url}\" (exit status 4)"
+            ));
+        }
         Ok(())
     }
     fn notify(&self, title: &str, body: &str) {
@@ -48,6 +56,8 @@ pub struct App {
     pub core: Option<Arc<Core>>,
     /// Notifications shown, as (title, body).
     pub notified: watch::Receiver<Vec<(String, String)>>,
+    /// Makes the fake browser launcher fail (with the URL in its error text).
+    pub fail_open: Arc<AtomicBool>,
     pub opened: watch::Receiver<Vec<Url>>,
     pub events: watch::Receiver<Vec<UiEvent>>,
     pub data_dir: std::path::PathBuf,
@@ -97,9 +107,11 @@ fn start(
 ) -> App {
     let (opened_tx, opened) = watch::channel(Vec::new());
     let (notified_tx, notified) = watch::channel(Vec::new());
+    let fail_open = Arc::new(AtomicBool::new(false));
     let platform = Arc::new(FakeOs {
         opened: opened_tx,
         notified: notified_tx,
+        fail_open: fail_open.clone(),
     });
     let (_plan_tx, plan) = watch::channel(Some(plan));
     let mut app_config = config(idp);
@@ -135,6 +147,7 @@ fn start(
         flow,
         core,
         notified,
+        fail_open,
         opened,
         events,
         data_dir,
