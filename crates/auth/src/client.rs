@@ -32,6 +32,9 @@ pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Assumed access-token lifetime when the provider omits `expires_in` (deliberately short).
 pub const ASSUMED_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// Longest access-token lifetime believed: a larger `expires_in` (up to 2^64 - 1 s, which would
+/// overflow the clock) is taken as this.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Least time between two JWKS re-fetches triggered by an unknown signing key.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 /// How many finished logins are remembered to recognise replayed callbacks.
@@ -695,13 +698,13 @@ impl AuthClient {
     }
 
     fn token_set(&self, r: &CoreTokenResponse, id_token: Option<SecretString>) -> TokenSet {
-        let lifetime = r.expires_in().unwrap_or(ASSUMED_TOKEN_LIFETIME);
+        let expires_at = expiry(SystemTime::now(), r.expires_in());
         TokenSet {
             access_token: SecretString::new(r.access_token().secret().clone()),
             refresh_token: r
                 .refresh_token()
                 .map(|t| SecretString::new(t.secret().clone())),
-            expires_at: SystemTime::now() + lifetime,
+            expires_at,
             id_token,
             scope: match r.scopes() {
                 Some(s) => s.iter().map(|s| s.to_string()).collect(),
@@ -967,9 +970,30 @@ where
     }
 }
 
+/// When a token answered at `now` with `expires_in` expires: [`ASSUMED_TOKEN_LIFETIME`]
+/// without one, at most [`MAX_TOKEN_LIFETIME`] (an absurd value must not overflow the clock).
+fn expiry(now: SystemTime, expires_in: Option<Duration>) -> SystemTime {
+    now + expires_in
+        .unwrap_or(ASSUMED_TOKEN_LIFETIME)
+        .min(MAX_TOKEN_LIFETIME)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_absurd_expires_in_is_capped_not_a_panic() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(expiry(now, None), now + ASSUMED_TOKEN_LIFETIME);
+        assert_eq!(
+            expiry(now, Some(Duration::from_secs(300))),
+            now + Duration::from_secs(300)
+        );
+        for absurd in [Duration::from_secs(1 << 63), Duration::MAX] {
+            assert_eq!(expiry(now, Some(absurd)), now + MAX_TOKEN_LIFETIME);
+        }
+    }
 
     #[test]
     fn endpoint_policy() {

@@ -19,7 +19,8 @@ pub use callback::{
 };
 pub use client::{
     AuthClient, AuthConfig, LoginStart, ManualMonotonicClock, MonotonicClock, PendingInfo,
-    SignedIn, SystemMonotonicClock, TokenSet, UserInfo, MAX_RETRY_AFTER,
+    SignedIn, SystemMonotonicClock, TokenSet, UserInfo, ASSUMED_TOKEN_LIFETIME, MAX_RETRY_AFTER,
+    MAX_TOKEN_LIFETIME,
 };
 /// The secret string tokens, codes and `state`s travel in: confab-types' one secret type
 /// (re-exported by confab-vault too, so a token goes into the vault without conversion).

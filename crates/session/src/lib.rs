@@ -20,6 +20,6 @@ pub use config::SessionConfig;
 pub use endpoint::{EndpointError, TokenEndpoint, Tokens};
 pub use error::{Error, Result};
 pub use events::{AuthLog, SessionEvent, SignOutReason, User};
-pub use manager::{AccessToken, Phase, TokenManager, TokenManagerBuilder};
+pub use manager::{AccessToken, Phase, TokenManager, TokenManagerBuilder, MAX_TOKEN_LIFETIME};
 pub use secret::Secret;
 pub use store::{MemoryTokenStore, RefreshTokenStore};

@@ -47,6 +47,9 @@ use crate::{Error, Result};
 
 /// Shortest time between two scheduled refreshes, whatever lifetime the server claims.
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(500);
+/// Longest access-token lifetime believed: a larger one (an endpoint answering `expires_in` of
+/// 2^63 s) would overflow the clock; it is taken as this.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// An access token handed to callers. `Debug` prints `[redacted]`; zeroized when the last
 /// reference is dropped.
@@ -488,6 +491,7 @@ impl Shared {
 
     /// Publishes a new access token: memory first, then the phase change that wakes waiters.
     fn publish(&self, value: Secret, lifetime: Duration, started: SystemTime) {
+        let lifetime = lifetime.min(MAX_TOKEN_LIFETIME);
         let expires_at = started + lifetime;
         let usable_until = expires_at - self.config.margin(lifetime);
         let refresh_at = (expires_at - self.config.refresh_point(lifetime))

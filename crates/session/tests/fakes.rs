@@ -906,3 +906,22 @@ async fn a_zero_lifetime_does_not_make_the_manager_hammer_the_provider() {
         "refreshes of zero-lifetime tokens are spaced at least 500 ms apart"
     );
 }
+
+#[tokio::test]
+async fn an_absurd_lifetime_does_not_panic_and_the_token_serves() {
+    // An endpoint answering `expires_in` of 2^63 s (or u64::MAX): taken as a year, no overflow.
+    for lifetime in [Duration::from_secs(1 << 63), Duration::MAX] {
+        let idp = FakeIdp::new(lifetime, Duration::ZERO);
+        let store = Arc::new(MemoryTokenStore::new());
+        store.save(&idp.grant()).await.unwrap();
+        let manager = TokenManager::builder(idp.clone(), store)
+            .config(config())
+            .restore(alice())
+            .await
+            .unwrap();
+        let token = manager.access_token().await.expect("the token serves");
+        let year = std::time::SystemTime::now() + Duration::from_secs(366 * 24 * 3600);
+        assert!(token.expires_at() <= year, "capped at a year");
+        assert_eq!(idp.requests(), 1, "no refresh storm either");
+    }
+}
