@@ -30,6 +30,12 @@ pub enum Error {
     /// The passphrase and its confirmation differ (first run).
     #[error("the two passphrases are not the same")]
     PassphraseMismatch,
+    /// A new passphrase is shorter than [`crate::signin::MIN_PASSPHRASE_CHARS`] (first run).
+    #[error("choose a passphrase of at least {min} characters")]
+    PassphraseTooShort {
+        /// Fewest characters accepted.
+        min: usize,
+    },
     /// The vault is not open yet, so nothing can be stored.
     #[error("unlock Confab first")]
     VaultLocked,
@@ -112,6 +118,8 @@ pub enum Code {
     WrongPassphrase,
     /// The passphrase and its confirmation differ.
     PassphraseMismatch,
+    /// A new passphrase is too short.
+    PassphraseTooShort,
     /// The passphrase is empty.
     EmptyPassphrase,
     /// The vault is not open yet.
@@ -193,6 +201,7 @@ impl Code {
             Self::Browser => "browser",
             Self::WrongPassphrase => "wrong-passphrase",
             Self::PassphraseMismatch => "passphrase-mismatch",
+            Self::PassphraseTooShort => "passphrase-too-short",
             Self::EmptyPassphrase => "empty-passphrase",
             Self::VaultLocked => "vault-locked",
             Self::WrongKey => "wrong-key",
@@ -308,6 +317,7 @@ impl Error {
             Self::Vault(e) => Code::of_vault(e),
             Self::WrongPassphrase => Code::WrongPassphrase,
             Self::PassphraseMismatch => Code::PassphraseMismatch,
+            Self::PassphraseTooShort { .. } => Code::PassphraseTooShort,
             Self::VaultLocked => Code::VaultLocked,
             Self::Session(confab_session::Error::SignedOut(_)) => Code::SessionEnded,
             Self::Session(_) => Code::Session,
@@ -403,6 +413,7 @@ mod tests {
             Code::Browser,
             Code::WrongPassphrase,
             Code::PassphraseMismatch,
+            Code::PassphraseTooShort,
             Code::EmptyPassphrase,
             Code::VaultLocked,
             Code::WrongKey,
@@ -460,6 +471,7 @@ mod tests {
         let codes = [
             (Error::WrongPassphrase, "wrong-passphrase"),
             (Error::PassphraseMismatch, "passphrase-mismatch"),
+            (Error::PassphraseTooShort { min: 8 }, "passphrase-too-short"),
             (
                 Error::from(confab_vault::Error::EmptyPassphrase),
                 "empty-passphrase",

@@ -33,6 +33,9 @@ pub const VAULT_FILE: &str = "vault.stronghold";
 /// File name of the auth event log (JSON lines, no secrets) in the log dir.
 pub const AUTH_LOG_FILE: &str = "auth.jsonl";
 
+/// Fewest characters of a new vault passphrase (an existing vault opens with whatever it has).
+pub const MIN_PASSPHRASE_CHARS: usize = 8;
+
 /// How long signing out waits for the provider to revoke a stored refresh token.
 const REVOKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -554,6 +557,11 @@ impl SignInFlow {
                 .is_some_and(|c| c.expose_secret() == passphrase.expose_secret());
             if !same {
                 return Err(Error::PassphraseMismatch);
+            }
+            if passphrase.expose_secret().chars().count() < MIN_PASSPHRASE_CHARS {
+                return Err(Error::PassphraseTooShort {
+                    min: MIN_PASSPHRASE_CHARS,
+                });
             }
         }
         drop(confirmation);

@@ -35,6 +35,22 @@ async fn first_run_unlock_sign_in_restore_and_sign_out() {
         )
         .await;
     assert!(matches!(mismatch, Err(Error::PassphraseMismatch)));
+    // Too short for a new vault: refused with the reason, nothing created.
+    let short = app
+        .flow
+        .unlock(
+            SecretString::new("seven77".to_owned()),
+            Some(SecretString::new("seven77".to_owned())),
+        )
+        .await;
+    assert!(
+        matches!(short, Err(Error::PassphraseTooShort { min: 8 })),
+        "{short:?}"
+    );
+    assert_eq!(
+        short.map_err(|e| e.to_string()).err().as_deref(),
+        Some("choose a passphrase of at least 8 characters")
+    );
     assert!(!app
         .data_dir
         .join(confab_client::signin::VAULT_FILE)
