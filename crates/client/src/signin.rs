@@ -637,6 +637,22 @@ impl SignInFlow {
     /// the sign-in screen with the reason and forgets the account; any other failure (provider
     /// unreachable at discovery) shows the error and keeps it, so "Try again" restores again.
     async fn restore(self: &Arc<Self>, last: LastAccount) {
+        if let Ok(config) = &self.config {
+            let configured = config.issuer.as_str().trim_end_matches('/');
+            if last.issuer.trim_end_matches('/') != configured {
+                // The configuration now names another provider: its refresh token is not sent
+                // anywhere (the account and its vault entry stay, for that provider).
+                tracing::warn!(
+                    remembered = %last.issuer,
+                    configured,
+                    "the remembered account belongs to another identity provider: not restored"
+                );
+                self.publish(UiEvent::SignedOut {
+                    reason: SignedOutReason::NotSignedIn,
+                });
+                return;
+            }
+        }
         self.publish(UiEvent::Restoring {
             name: last.name.clone(),
         });

@@ -409,3 +409,36 @@ async fn the_loopback_redirect_signs_in_without_a_deep_link() {
         .await;
     assert!(app.flow.has_session());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_account_of_another_provider_is_not_restored() {
+    let first = support::start_idp(Duration::from_secs(300)).await;
+    let other = support::start_idp(Duration::from_secs(300)).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut app = start_app(&first, dir.path());
+    app.flow.open_vault().await;
+    app.unlock().await;
+    app.sign_in_via_browser().await;
+    drop(app);
+    let before = first.stats().await.expect("stats").token_requests;
+
+    // The configuration now names another provider: the stored refresh token (the first
+    // provider's) must not be sent to it, nor anywhere else, at start.
+    let mut app = start_app(&other, dir.path());
+    app.flow.open_vault().await;
+    app.unlock().await;
+    app.wait_for("the sign-in screen", |e| {
+        *e == UiEvent::SignedOut {
+            reason: SignedOutReason::NotSignedIn,
+        }
+    })
+    .await;
+    assert!(!app
+        .events
+        .borrow()
+        .iter()
+        .any(|e| matches!(e, UiEvent::Restoring { .. })));
+    assert_eq!(other.stats().await.expect("stats").token_requests, 0);
+    assert_eq!(first.stats().await.expect("stats").token_requests, before);
+    assert!(!app.flow.has_session());
+}
