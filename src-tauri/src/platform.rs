@@ -40,6 +40,10 @@ impl<R: Runtime> Platform for TauriPlatform<R> {
         if crate::test_hooks::record_notification(title, body) {
             return;
         }
+        // Freedesktop notification servers read a markup subset in the body (<b>, <a>, <img>):
+        // a message is text, so it is escaped there. Other platforms show the body as is.
+        #[cfg(target_os = "linux")]
+        let body = confab_client::platform::escape_notification_markup(body);
         let shown = self
             .app
             .notification()

@@ -34,6 +34,22 @@ pub trait KeyValueStore: Send + Sync {
     fn entries(&self) -> Vec<(String, Value)>;
 }
 
+/// `text` for a notification body on a server that reads markup (the freedesktop
+/// notification spec's body markup: `<b>`, `<i>`, `<a href>`, `<img>`): `&`, `<` and `>` as
+/// entities, so a message shows as the text it is and cannot link or load anything.
+pub fn escape_notification_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Where the core keeps its files.
 #[derive(Debug, Clone)]
 pub struct AppPaths {
@@ -86,5 +102,19 @@ impl KeyValueStore for MemoryStore {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_bodies_cannot_carry_markup() {
+        assert_eq!(
+            escape_notification_markup(r#"<a href="https://evil.example">click</a> & <img src=x>"#),
+            r#"&lt;a href="https://evil.example"&gt;click&lt;/a&gt; &amp; &lt;img src=x&gt;"#
+        );
+        assert_eq!(escape_notification_markup("plain 😀 text"), "plain 😀 text");
     }
 }
