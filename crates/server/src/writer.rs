@@ -292,6 +292,20 @@ fn publish_in(
         &job.info,
         job.time,
     )?;
+    // Idempotency is the author's: the same id from someone else is not "already stored" (that
+    // would drop their text while their client says sent), it is a conflict.
+    let same_author = appended
+        .publication
+        .data
+        .get("author")
+        .and_then(serde_json::Value::as_str)
+        == Some(job.user.as_str());
+    if appended.duplicate && !same_author {
+        return Ok(Outcome::Refused(ErrorReply::with_message(
+            ErrorCode::BAD_REQUEST,
+            "bad request: this message id is already used by another author",
+        )));
+    }
     sp.commit()?;
     Ok(Outcome::Stored(appended))
 }

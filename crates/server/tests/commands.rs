@@ -576,3 +576,47 @@ async fn pipelined_publishes_from_two_connections_commit_in_order_and_once() {
         "no publication is pushed twice"
     );
 }
+
+/// A publish is idempotent for its author only: another user reusing the id gets 107 naming
+/// the conflict instead of an acknowledgement of someone else's message (which dropped their
+/// text while their client said "sent").
+#[tokio::test]
+async fn a_message_id_is_idempotent_for_its_author_only() {
+    let idp = Idp::start(IdpOptions::default()).await.expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(test_config(&idp.issuer_str(), dir.path())).await;
+    let alice_tokens = idp.login("alice").await.expect("alice logs in");
+    let bob_tokens = idp.login("bob").await.expect("bob logs in");
+    let mut alice = Client::connected(&server.url, &alice_tokens.access_token).await;
+    let mut bob = Client::connected(&server.url, &bob_tokens.access_token).await;
+
+    let id = uuid::Uuid::new_v4();
+    let mine = json!({"id": id, "author": "", "text": "alice's words", "ts": 1});
+    let r = alice
+        .call(json!({"publish": {"channel": "room:general", "data": mine}}))
+        .await;
+    let offset = r.publish.map(|p| p.offset).expect("stored");
+    let r = alice
+        .call(json!({"publish": {"channel": "room:general", "data": mine}}))
+        .await;
+    assert_eq!(
+        r.publish.map(|p| p.offset),
+        Some(offset),
+        "her own retry is acknowledged with the original offset"
+    );
+
+    let theirs = json!({"id": id, "author": "", "text": "bob's words", "ts": 2});
+    let r = bob
+        .call(json!({"publish": {"channel": "room:general", "data": theirs}}))
+        .await;
+    assert_eq!(error_code(&r), Some(ErrorCode::BAD_REQUEST));
+    let message = r.error.map(|e| e.message).unwrap_or_default();
+    assert!(message.contains("another author"), "{message}");
+
+    let r = bob
+        .call(json!({"history": {"channel": "room:general", "limit": 10, "reverse": true}}))
+        .await;
+    let pubs = r.history.expect("history").publications;
+    assert_eq!(pubs.len(), 1, "nothing else was stored");
+    assert_eq!(pubs[0].data["text"], "alice's words");
+}
