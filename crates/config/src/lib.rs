@@ -322,6 +322,26 @@ impl AppConfig {
                 format!("`{}` must be a ws(s) URL", self.chat_url),
             );
         }
+        // Clear text only where nobody else can listen: a token must never cross a network
+        // unencrypted.
+        if self.issuer.scheme() == "http" && !is_loopback(&self.issuer) {
+            return fail(
+                "issuer",
+                format!(
+                    "`{}` must use https (http is only for a provider on this machine)",
+                    self.issuer
+                ),
+            );
+        }
+        if self.chat_url.scheme() == "ws" && !is_loopback(&self.chat_url) {
+            return fail(
+                "chat_url",
+                format!(
+                    "`{}` must use wss (ws is only for a chat server on this machine)",
+                    self.chat_url
+                ),
+            );
+        }
         if self.client_id.trim().is_empty() {
             return fail("client_id", "must not be empty".into());
         }
@@ -355,6 +375,16 @@ impl AppConfig {
     /// The private-use redirect URI, e.g. `dev.confab.chat:/oauth/callback`.
     pub fn scheme_redirect_uri(&self) -> String {
         format!("{}:/oauth/callback", self.redirect_scheme)
+    }
+}
+
+/// Whether `url` points at this machine: `localhost`, 127.0.0.0/8 or `::1`.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -689,6 +719,12 @@ mod tests {
             ("login_timeout_secs = 0\n", "login_timeout_secs"),
             ("client_id = \" \"\n", "client_id"),
             ("chat_resource = \"confab-chat\"\n", "chat_resource"),
+            // Clear text off this machine would carry tokens unencrypted.
+            ("issuer = \"http://id.example.test\"\n", "issuer"),
+            (
+                "chat_url = \"ws://chat.example.test/connection/websocket\"\n",
+                "chat_url",
+            ),
         ] {
             write(dir.path(), text);
             let msg = AppConfig::load_with_env(dir.path(), env_of(&[]))
@@ -699,6 +735,35 @@ mod tests {
                 "invalid `{key}` names file and key: {msg}"
             );
         }
+    }
+
+    #[test]
+    fn clear_text_is_only_for_this_machine() {
+        for (url, local) in [
+            ("http://127.0.0.1:8400", true),
+            ("http://127.3.4.5", true),
+            ("http://localhost:8400", true),
+            ("http://[::1]:8400", true),
+            ("http://id.example.test", false),
+            ("http://10.0.0.1", false),
+            ("http://localhost.example.test", false),
+        ] {
+            assert_eq!(is_loopback(&Url::parse(url).unwrap()), local, "{url}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "issuer = \"https://id.example.test\"\nchat_url = \"wss://chat.example.test/c\"\n",
+        );
+        assert!(AppConfig::load_with_env(dir.path(), env_of(&[])).is_ok());
+        let msg = AppConfig::load_with_env(
+            dir.path(),
+            env_of(&[("CONFAB_CHAT_URL", "ws://chat.example.test/c")]),
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("must use wss"), "{msg}");
     }
 
     #[test]

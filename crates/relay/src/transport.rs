@@ -187,6 +187,14 @@ fn client_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, T
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+/// Whether `host` (a name or an address, without brackets) is this machine.
+fn is_loopback_host(host: &str) -> bool {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
 impl Connector for WsConnector {
     fn connect<'a>(
         &'a self,
@@ -218,6 +226,13 @@ impl Connector for WsConnector {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_owned();
+            if !tls && !is_loopback_host(&host) {
+                // The connect and refresh commands carry the access token: never in clear text
+                // over a network.
+                return Err(TransportError(format!(
+                    "connect: ws:// is only for a chat server on this machine; use wss:// for {host}"
+                )));
+            }
             let port = uri.port_u16().unwrap_or(default_port);
             let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
                 .await
@@ -382,6 +397,19 @@ mod pki;
 
 #[cfg(test)]
 mod tests {
+
+    #[tokio::test]
+    async fn clear_text_is_refused_off_this_machine() {
+        assert!(is_loopback_host("127.0.0.1") && is_loopback_host("::1"));
+        assert!(is_loopback_host("localhost") && !is_loopback_host("chat.example.test"));
+        let refused = WsConnector::default()
+            .connect("ws://chat.example.test/connection/websocket", 65536)
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert!(refused.0.contains("use wss://"), "{}", refused.0);
+    }
+
     use super::pki::TestPki;
     use super::*;
 
