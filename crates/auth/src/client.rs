@@ -502,6 +502,26 @@ impl AuthClient {
         })
     }
 
+    /// Whether `callback_url` carries the `state` of the sign-in in progress (compared in
+    /// constant time; nothing else is checked here, [`Self::complete`] does the rest). For the
+    /// loopback listener, so that only that callback ends its wait.
+    pub fn is_for_pending(&self, callback_url: &str) -> bool {
+        let Ok(url) = Url::parse(callback_url) else {
+            return false;
+        };
+        let Some(state) = url
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+        else {
+            return false;
+        };
+        lock(&self.slot)
+            .pending
+            .as_ref()
+            .is_some_and(|p| constant_time_eq(p.state.secret(), &state))
+    }
+
     /// Validate a callback URL and, if it is good, exchange the code and validate the ID token.
     ///
     /// Refused **without any token request**: a malformed callback or one for another

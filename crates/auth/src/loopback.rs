@@ -80,6 +80,20 @@ impl LoopbackListener {
 
     /// Wait until `deadline` (e.g. [`crate::LoginStart::deadline`]) for the callback request.
     pub async fn wait_until(self, deadline: Instant) -> Result<Url> {
+        self.wait_until_matching(deadline, |_| true).await
+    }
+
+    /// Like [`Self::wait_until`], but only a callback that `accept` takes (e.g.
+    /// [`crate::AuthClient::is_for_pending`]: the `state` of the sign-in in progress) ends the
+    /// wait. Any other callback (a local page guessing the port, a stale tab) gets a 400 page
+    /// and the listener keeps listening, so it cannot break the sign-in.
+    pub async fn wait_until_matching(
+        self,
+        deadline: Instant,
+        accept: impl Fn(&Url) -> bool + Send + Sync + 'static,
+    ) -> Result<Url> {
+        let accept: std::sync::Arc<dyn Fn(&Url) -> bool + Send + Sync> =
+            std::sync::Arc::new(accept);
         let port = self.port;
         let mut connections = JoinSet::new();
         let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
@@ -89,7 +103,7 @@ impl LoopbackListener {
                 accepted = self.listener.accept() => {
                     match accepted {
                         Ok((stream, _peer)) => {
-                            connections.spawn(handle_connection(stream, port));
+                            connections.spawn(handle_connection(stream, port, accept.clone()));
                         }
                         // Per-connection accept errors (e.g. the peer reset) are not fatal.
                         Err(e) => tracing::debug!(error = %e, "loopback accept failed"),
@@ -112,8 +126,18 @@ impl LoopbackListener {
     }
 }
 
-/// Serve one connection. Returns the callback URL if this was the callback.
-async fn handle_connection(mut stream: TcpStream, port: u16) -> Option<Url> {
+/// Page for a callback that is not for the sign-in in progress (nothing from it is echoed).
+const NOT_THIS_PAGE: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>Confab</title></head><body style=\"font-family:sans-serif;text-align:center;margin-top:4em\">\
+<h1>Not this sign-in</h1><p>This response is not for the sign-in Confab is waiting for. \
+Finish signing in in the tab Confab opened.</p></body></html>";
+
+/// Serve one connection. Returns the callback URL if this was the callback `accept` takes.
+async fn handle_connection(
+    mut stream: TcpStream,
+    port: u16,
+    accept: std::sync::Arc<dyn Fn(&Url) -> bool + Send + Sync>,
+) -> Option<Url> {
     let head = match tokio::time::timeout(REQUEST_READ_TIMEOUT, read_head(&mut stream)).await {
         Ok(Some(head)) => head,
         _ => {
@@ -145,6 +169,17 @@ async fn handle_connection(mut stream: TcpStream, port: u16) -> Option<Url> {
             "405 Method Not Allowed",
             "text/plain",
             "method not allowed",
+        )
+        .await;
+        return None;
+    }
+    if !url.as_ref().is_some_and(|u| accept(u)) {
+        tracing::warn!("loopback: refused a callback that is not for the sign-in in progress");
+        let _ = respond(
+            &mut stream,
+            "400 Bad Request",
+            "text/html; charset=utf-8",
+            NOT_THIS_PAGE,
         )
         .await;
         return None;

@@ -129,3 +129,35 @@ async fn gives_up_at_the_deadline() {
         "after the deadline the port is closed"
     );
 }
+
+#[tokio::test]
+async fn a_callback_for_another_sign_in_does_not_end_the_wait() {
+    let listener = LoopbackListener::bind().await.expect("bind");
+    let port = listener.port();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let waiting = tokio::spawn(listener.wait_until_matching(deadline, |url| {
+        url.query_pairs().any(|(k, v)| k == "state" && v == "ours")
+    }));
+
+    // A local page guessing the port sends its own callback: refused, the wait goes on.
+    let r = raw(
+        port,
+        b"GET /callback?code=evil&state=theirs HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&r), "400", "{r}");
+    assert!(r.contains("Not this sign-in") && !r.contains("evil") && !r.contains("theirs"));
+    assert!(!waiting.is_finished(), "the listener is still waiting");
+
+    let r = raw(
+        port,
+        b"GET /callback?code=good&state=ours HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&r), "200");
+    let url = waiting
+        .await
+        .expect("the wait task ends")
+        .expect("the matching callback ends the wait");
+    assert!(url.as_str().contains("code=good"));
+}

@@ -334,8 +334,12 @@ impl SignInFlow {
         }));
         if let Some(listener) = listener {
             let this = self.clone();
+            let pending = client.clone();
             tasks.push(self.rt.spawn(async move {
-                match listener.wait_until(deadline).await {
+                // Only the callback of this sign-in ends the wait: a local page that guesses
+                // the port cannot break it.
+                let ours = move |url: &Url| pending.is_for_pending(url.as_str());
+                match listener.wait_until_matching(deadline, ours).await {
                     Ok(url) => this.complete(url.as_str()).await,
                     Err(e) => {
                         if this.state().attempt == attempt {

@@ -397,6 +397,13 @@ async fn the_loopback_redirect_signs_in_without_a_deep_link() {
         redirect_uri.starts_with("http://127.0.0.1:"),
         "RFC 8252 loopback redirect: {redirect_uri}"
     );
+    // A local page that guesses the port sends its own callback first: refused with 400, the
+    // sign-in goes on (its listener still waits).
+    let guessed = reqwest::get(format!("{redirect_uri}?code=evil&state=theirs"))
+        .await
+        .expect("the listener answers");
+    assert_eq!(guessed.status().as_u16(), 400);
+    assert!(matches!(app.screen(), Some(UiEvent::SignInPending { .. })));
     // The browser lands on the app's loopback listener: that alone completes the sign-in.
     let callback = headless_login(&url, &redirect_uri)
         .await
