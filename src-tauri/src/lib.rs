@@ -172,6 +172,16 @@ fn decide_redirect_plan(
 /// last ran and, when the first screen is known to be "Sign in", a page script saying so
 /// (`window.__CONFAB_FIRST_SCREEN__`, read by ui/first-screen.js and ui/app.js; nothing else,
 /// nothing secret).
+/// Whether `url` is one of the app's own pages: `tauri://localhost/…` (Linux, macOS, iOS) or
+/// `http(s)://tauri.localhost/…` (Windows, Android).
+fn is_app_page(url: &url::Url) -> bool {
+    match url.scheme() {
+        "tauri" => url.host_str() == Some("localhost"),
+        "http" | "https" => url.host_str() == Some("tauri.localhost") && url.port().is_none(),
+        _ => false,
+    }
+}
+
 fn create_main_window(app: &AppHandle, core: &Core) -> Result<()> {
     let config = app
         .config()
@@ -181,7 +191,27 @@ fn create_main_window(app: &AppHandle, core: &Core) -> Result<()> {
         .find(|w| w.label == MAIN_WINDOW)
         .ok_or(Error::NoMainWindow)?
         .clone();
-    let mut builder = tauri::WebviewWindowBuilder::from_config(app, &config)?;
+    // The window only ever shows the app's own pages: a navigation elsewhere or a new window
+    // (a link the UI failed to route through `open_link`, injected markup) is refused here,
+    // not only by the UI's click handlers.
+    let mut builder =
+        tauri::WebviewWindowBuilder::from_config(app, &config)?.on_navigation(|url| {
+            let ours = is_app_page(url);
+            if !ours {
+                tracing::warn!(
+                    scheme = url.scheme(),
+                    "refused a navigation away from the app"
+                );
+            }
+            ours
+        });
+    #[cfg(desktop)]
+    {
+        builder = builder.on_new_window(|url, _| {
+            tracing::warn!(scheme = url.scheme(), "refused a new window");
+            tauri::webview::NewWindowResponse::Deny
+        });
+    }
     if let Some((width, height)) = core.chat.saved_window_size() {
         builder = builder.inner_size(width, height);
     }
@@ -192,4 +222,28 @@ fn create_main_window(app: &AppHandle, core: &Core) -> Result<()> {
     }
     builder.build()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_app_page;
+
+    #[test]
+    fn only_the_apps_own_pages_may_load_in_the_window() {
+        for (url, ours) in [
+            ("tauri://localhost/index.html", true),
+            ("http://tauri.localhost/index.html", true),
+            ("https://tauri.localhost/chat.js", true),
+            ("https://evil.example/", false),
+            ("http://tauri.localhost.evil.example/", false),
+            ("http://tauri.localhost:8080/", false),
+            ("tauri://evil.example/", false),
+            ("javascript:alert(1)", false),
+            ("file:///etc/passwd", false),
+            ("data:text/html,<b>x</b>", false),
+        ] {
+            let parsed = url::Url::parse(url).expect("test URLs parse");
+            assert_eq!(is_app_page(&parsed), ours, "{url}");
+        }
+    }
 }
