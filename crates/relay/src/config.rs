@@ -32,6 +32,10 @@ pub struct RelayConfig {
     pub max_frame_bytes: usize,
     /// Client name sent in `connect`.
     pub client_name: String,
+    /// How long a connection must stay up to count as healthy and reset the reconnect backoff
+    /// (default 30 s). One that dies sooner (a server that accepts and then drops every
+    /// connection, a reply too large to read) keeps the backoff growing.
+    pub healthy_after: Duration,
 }
 
 impl RelayConfig {
@@ -51,7 +55,19 @@ impl RelayConfig {
                 max_in_flight: 32,
                 max_frame_bytes: 1024 * 1024,
                 client_name: "confab-relay".to_owned(),
+                healthy_after: Duration::from_secs(30),
             },
+        }
+    }
+
+    /// The backoff attempt after a connection that was up for `lived`, made at `attempt`:
+    /// back to 0 only if it stayed up [`RelayConfig::healthy_after`], else unchanged, so the
+    /// next delay keeps growing.
+    pub fn attempt_after_connection(&self, attempt: u32, lived: Duration) -> u32 {
+        if lived >= self.healthy_after {
+            0
+        } else {
+            attempt
         }
     }
 
@@ -79,6 +95,11 @@ impl RelayConfigBuilder {
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.config.backoff_min = min;
         self.config.backoff_max = max.max(min);
+        self
+    }
+    /// How long a connection must stay up to reset the backoff (default 30 s).
+    pub fn healthy_after(mut self, d: Duration) -> Self {
+        self.config.healthy_after = d;
         self
     }
     /// Dial + connect reply timeout (default 10 s).
@@ -130,6 +151,31 @@ impl RelayConfigBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_connection_that_stayed_up_resets_the_backoff() {
+        let c = RelayConfig::builder("ws://x", "o.db").build();
+        // A server that accepts and drops at once: the attempt is kept, the delay keeps growing.
+        let mut attempt = 0;
+        for _ in 0..6 {
+            attempt = c.attempt_after_connection(attempt, Duration::from_millis(200));
+            attempt += 1; // the reconnect delay was taken
+        }
+        assert_eq!(attempt, 6, "six quick deaths: six growing delays");
+        assert_eq!(
+            c.backoff_min.saturating_mul(1 << 6).min(c.backoff_max),
+            c.backoff_max,
+            "and the cap is reached"
+        );
+        assert_eq!(
+            c.attempt_after_connection(attempt, Duration::from_secs(29)),
+            6
+        );
+        assert_eq!(
+            c.attempt_after_connection(attempt, Duration::from_secs(30)),
+            0
+        );
+    }
 
     #[test]
     fn backoff_stays_within_bounds_and_grows() {

@@ -64,9 +64,14 @@ impl Core {
             use_rejected = false;
             let end = match outcome {
                 Ok((conn, result)) => {
-                    attempt = 0;
                     self.told_tls = None;
-                    self.serve(conn, result, &mut cmds).await
+                    let up = Instant::now();
+                    let end = self.serve(conn, result, &mut cmds).await;
+                    // Only a connection that stayed up resets the backoff: one that dies soon
+                    // after it is made (e.g. killed by a reply too large to read) must not
+                    // reconnect at the shortest delay forever.
+                    attempt = self.config.attempt_after_connection(attempt, up.elapsed());
+                    end
                 }
                 Err(Failure::SignedOut) => {
                     self.state(ConnectionState::SignedOut);
