@@ -48,12 +48,9 @@ pub enum Error {
     /// A chat command needs a signed-in user.
     #[error("sign in first")]
     NotSignedIn,
-    /// A room name is empty or longer than the server allows.
-    #[error("a room name must be 1 to {max} characters")]
-    InvalidRoomName {
-        /// Longest name in characters.
-        max: usize,
-    },
+    /// A room name the server would refuse (empty, too long, control or bidi characters).
+    #[error(transparent)]
+    InvalidRoomName(confab_protocol::RoomNameError),
     /// A link that is not a plain http(s) URL was not opened.
     #[error("only web links (http or https) can be opened")]
     UnsafeLink,
@@ -323,7 +320,7 @@ impl Error {
             Self::Session(_) => Code::Session,
             Self::Chat(e) => Code::of_chat(e),
             Self::NotSignedIn => Code::NotSignedIn,
-            Self::InvalidRoomName { .. } => Code::InvalidRoomName,
+            Self::InvalidRoomName(_) => Code::InvalidRoomName,
             Self::UnsafeLink => Code::UnsafeLink,
             Self::Storage(_) => Code::Storage,
         }

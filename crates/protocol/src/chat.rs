@@ -15,6 +15,34 @@ pub const MAX_TEXT_CHARS: usize = 4000;
 /// under a client's 1 MiB message limit.
 pub const MAX_TEXT_BYTES: usize = 4 * MAX_TEXT_CHARS;
 
+/// Longest room name, in characters.
+pub const MAX_ROOM_NAME_CHARS: usize = 100;
+
+/// Largest room name, in UTF-8 bytes.
+pub const MAX_ROOM_NAME_BYTES: usize = 4 * MAX_ROOM_NAME_CHARS;
+
+/// Checks a room name (already trimmed) the way the server enforces it: 1 to
+/// [`MAX_ROOM_NAME_CHARS`] characters and [`MAX_ROOM_NAME_BYTES`] bytes, no control character
+/// and no bidirectional formatting character (U+061C, U+200E, U+200F, U+202A–U+202E,
+/// U+2066–U+2069), which could make one room's name read as another's.
+pub fn check_room_name(name: &str) -> Result<(), crate::error::RoomNameError> {
+    use crate::error::RoomNameError;
+    if name.trim().is_empty() {
+        return Err(RoomNameError::Empty);
+    }
+    if name.len() > MAX_ROOM_NAME_BYTES || name.chars().count() > MAX_ROOM_NAME_CHARS {
+        return Err(RoomNameError::TooLong);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(RoomNameError::ControlCharacter);
+    }
+    let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if name.chars().any(bidi) {
+        return Err(RoomNameError::Bidi);
+    }
+    Ok(())
+}
+
 /// Checks a message text the way the server enforces it: not empty or only whitespace, at most
 /// [`MAX_TEXT_CHARS`] characters and [`MAX_TEXT_BYTES`] bytes, and no control character other
 /// than newline and tab (C0 controls, DEL and C1 controls are invisible, and each one is six
@@ -80,6 +108,34 @@ pub fn room_channel(room_id: &str) -> String {
 mod tests {
     use super::*;
     use crate::error::TextError;
+
+    #[test]
+    fn room_names_are_checked_for_length_controls_and_bidi() {
+        use crate::error::RoomNameError;
+        assert_eq!(check_room_name("Team 😀"), Ok(()));
+        assert_eq!(check_room_name("  "), Err(RoomNameError::Empty));
+        assert_eq!(check_room_name(&"x".repeat(100)), Ok(()));
+        assert_eq!(
+            check_room_name(&"x".repeat(101)),
+            Err(RoomNameError::TooLong)
+        );
+        assert_eq!(
+            check_room_name("a\nb"),
+            Err(RoomNameError::ControlCharacter)
+        );
+        assert_eq!(
+            check_room_name("a\u{7}b"),
+            Err(RoomNameError::ControlCharacter)
+        );
+        for c in ['\u{202E}', '\u{2066}', '\u{200F}', '\u{061C}'] {
+            assert_eq!(
+                check_room_name(&format!("general{c}lareneg")),
+                Err(RoomNameError::Bidi),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
 
     #[test]
     fn message_text_is_limited_in_characters_and_bytes_without_controls() {

@@ -35,5 +35,23 @@ pub enum TextError {
     },
 }
 
+/// Why a room name cannot be used ([`crate::chat::check_room_name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RoomNameError {
+    /// Empty, or only whitespace.
+    #[error("a room name must not be empty")]
+    Empty,
+    /// More than [`crate::chat::MAX_ROOM_NAME_CHARS`] characters or
+    /// [`crate::chat::MAX_ROOM_NAME_BYTES`] bytes.
+    #[error("a room name must be at most {max} characters", max = crate::chat::MAX_ROOM_NAME_CHARS)]
+    TooLong,
+    /// A control character (line breaks included).
+    #[error("a room name must not contain control characters or line breaks")]
+    ControlCharacter,
+    /// A bidirectional formatting character, which can make a name read as another.
+    #[error("a room name must not contain bidirectional formatting characters")]
+    Bidi,
+}
+
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

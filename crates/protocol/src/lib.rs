@@ -16,14 +16,14 @@ pub mod messages;
 pub mod token;
 
 pub use chat::{
-    check_text, room_channel, room_id, ChatMessage, MAX_TEXT_BYTES, MAX_TEXT_CHARS,
-    ROOM_CHANNEL_PREFIX,
+    check_room_name, check_text, room_channel, room_id, ChatMessage, MAX_ROOM_NAME_BYTES,
+    MAX_ROOM_NAME_CHARS, MAX_TEXT_BYTES, MAX_TEXT_CHARS, ROOM_CHANNEL_PREFIX,
 };
 pub use codec::{
     decode_commands, decode_replies, encode_batches, encode_frame, FrameError,
     DEFAULT_MAX_FRAME_BYTES,
 };
 pub use codes::{Disconnect, ErrorCode, ErrorReply};
-pub use error::{Error, Result, TextError};
+pub use error::{Error, Result, RoomNameError, TextError};
 pub use messages::*;
 pub use token::Token;

@@ -66,10 +66,21 @@ pub async fn handle(state: &AppState, user: &str, id: u32, req: RpcRequest) -> R
                     ));
                 }
                 let name = args.name.trim();
-                if name.is_empty() || name.chars().count() > 100 {
+                if let Err(problem) = confab_protocol::check_room_name(name) {
+                    use confab_protocol::RoomNameError as R;
                     return Err(RpcError::Message(
                         ErrorCode::BAD_REQUEST,
-                        "bad request: room name must be 1-100 characters",
+                        match problem {
+                            R::Empty | R::TooLong => {
+                                "bad request: room name must be 1-100 characters"
+                            }
+                            R::ControlCharacter => {
+                                "bad request: room name must not contain control characters"
+                            }
+                            R::Bidi => {
+                                "bad request: room name must not contain bidirectional formatting characters"
+                            }
+                        },
                     ));
                 }
                 if !store

@@ -620,3 +620,39 @@ async fn a_message_id_is_idempotent_for_its_author_only() {
     assert_eq!(pubs.len(), 1, "nothing else was stored");
     assert_eq!(pubs[0].data["text"], "alice's words");
 }
+
+/// Room names are shown in every member's room list: no line breaks or other controls, no
+/// bidirectional formatting (which can make one name read as another), 1-100 characters.
+#[tokio::test]
+async fn room_names_with_controls_or_bidi_formatting_are_refused() {
+    let idp = Idp::start(IdpOptions::default()).await.expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(test_config(&idp.issuer_str(), dir.path())).await;
+    let tokens = idp.login("alice").await.expect("alice logs in");
+    let mut alice = Client::connected(&server.url, &tokens.access_token).await;
+    for (name, reason) in [
+        ("two\nlines", "control characters"),
+        ("bell\u{7}", "control characters"),
+        ("general\u{202E}lareneg", "bidirectional"),
+        ("x\u{2066}y", "bidirectional"),
+        (&"x".repeat(101) as &str, "1-100 characters"),
+    ] {
+        let r = alice
+            .call(json!({"rpc": {"method": "rooms.create", "data": {"name": name}}}))
+            .await;
+        assert_eq!(error_code(&r), Some(ErrorCode::BAD_REQUEST), "{name:?}");
+        let message = r.error.map(|e| e.message).unwrap_or_default();
+        assert!(message.contains(reason), "{name:?}: {message}");
+    }
+    let r = alice
+        .call(json!({"rpc": {"method": "rooms.create", "data": {"name": "Équipe 😀"}}}))
+        .await;
+    assert!(r.rpc.is_some(), "an ordinary name is fine: {r:?}");
+    let r = alice.call(json!({"rpc": {"method": "rooms.list"}})).await;
+    let rooms = r.rpc.and_then(|r| r.data).expect("rooms.list");
+    assert_eq!(
+        rooms["rooms"].as_array().map(Vec::len),
+        Some(2),
+        "general and the new one"
+    );
+}

@@ -40,7 +40,7 @@ pub const UI_STATE_FILE: &str = "ui-state.json";
 /// App-wide settings store in the data dir (notifications, window size).
 pub const SETTINGS_FILE: &str = "settings.json";
 /// Longest room name (the server's limit).
-pub const MAX_ROOM_NAME_CHARS: usize = 100;
+pub const MAX_ROOM_NAME_CHARS: usize = confab_protocol::MAX_ROOM_NAME_CHARS;
 /// Longest notification body in characters.
 const NOTIFICATION_BODY_CHARS: usize = 180;
 
@@ -624,11 +624,7 @@ impl ChatHub {
     /// Creates a room named `name`; the user becomes a member.
     pub async fn create_room(self: &Arc<Self>, name: &str) -> Result<RoomView> {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_ROOM_NAME_CHARS {
-            return Err(Error::InvalidRoomName {
-                max: MAX_ROOM_NAME_CHARS,
-            });
-        }
+        confab_protocol::check_room_name(name).map_err(Error::InvalidRoomName)?;
         let live = self.live()?;
         let info = live.relay.create_room(name, None).await?;
         self.joined(info, &live).await
