@@ -112,6 +112,19 @@ struct State {
     sessions: Registry<Running>,
 }
 
+impl State {
+    /// Makes the first account whose session is running the active one, and returns it.
+    fn activate_running(&mut self) -> Option<AccountId> {
+        let account = self
+            .sessions
+            .iter()
+            .find(|(_, r)| r.manager.is_some())
+            .map(|(account, _)| account.clone())?;
+        self.sessions.set_active(&account);
+        Some(account)
+    }
+}
+
 impl SignInFlow {
     /// A flow for `config` (or the config error to show), redirecting per `plan`, with its
     /// background tasks on `rt`.
@@ -164,15 +177,11 @@ impl SignInFlow {
     fn show_next_account(&self) -> bool {
         let next = {
             let mut st = self.state();
-            let next = st
-                .sessions
-                .iter()
-                .find(|(_, r)| r.manager.is_some())
-                .map(|(account, r)| (account.clone(), r.user.clone(), r.profile.clone()));
-            if let Some((account, _, _)) = &next {
-                st.sessions.set_active(account);
-            }
-            next
+            let account = st.activate_running();
+            account.and_then(|account| {
+                let running = st.sessions.get(&account)?;
+                Some((account, running.user.clone(), running.profile.clone()))
+            })
         };
         let Some((account, user, profile)) = next else {
             return false;
@@ -738,14 +747,7 @@ impl SignInFlow {
                 let mut st = self.state();
                 if st.sessions.end_if_current(&account, gen).is_some() {
                     // Back to an account still running, if any (its chat never stopped).
-                    let other = st
-                        .sessions
-                        .iter()
-                        .find(|(_, r)| r.manager.is_some())
-                        .map(|(a, _)| a.clone());
-                    if let Some(other) = other {
-                        st.sessions.set_active(&other);
-                    }
+                    st.activate_running();
                 }
                 return Err(e.into());
             }
