@@ -8,6 +8,11 @@ use crate::messages::{Command, Reply};
 /// Default maximum frame size (64 KiB).
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024;
 
+/// Default cap on the encoded publications or rooms of one server reply (256 KiB): a history
+/// page, a recovering subscribe or a room list page is cut to fit, and the client pages on.
+/// Clients must accept messages at least this large plus one frame's worth of other lines.
+pub const DEFAULT_MAX_REPLY_BYTES: usize = 256 * 1024;
+
 /// Why a frame could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {

@@ -21,7 +21,7 @@ pub use chat::{
 };
 pub use codec::{
     decode_commands, decode_replies, encode_batches, encode_frame, FrameError,
-    DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_REPLY_BYTES,
 };
 pub use codes::{Disconnect, ErrorCode, ErrorReply};
 pub use error::{Error, Result, RoomNameError, TextError};

@@ -48,6 +48,14 @@ pub struct Config {
     pub default_rooms: Vec<String>,
     /// Outgoing queue length per connection; a client that falls further behind is disconnected (3008).
     pub client_queue_len: usize,
+    /// Encoded bytes of publications one reply carries at most: a history page or a
+    /// recovering subscribe is cut to fit (recovery that does not fit answers
+    /// `recovered: false`). At least `max_frame_bytes` + 4096, so one publication always fits.
+    pub max_reply_bytes: usize,
+    /// Rooms one user may create.
+    pub max_rooms_per_user: usize,
+    /// Rooms on the server in total (the default rooms count, but are always created).
+    pub max_rooms_total: usize,
 }
 
 impl Default for Config {
@@ -71,6 +79,9 @@ impl Default for Config {
             history_size: 1_000,
             default_rooms: vec!["general".to_owned()],
             client_queue_len: 1_024,
+            max_reply_bytes: confab_protocol::DEFAULT_MAX_REPLY_BYTES,
+            max_rooms_per_user: 100,
+            max_rooms_total: 10_000,
         }
     }
 }
@@ -113,6 +124,16 @@ impl Config {
                 "commands_per_second, history_size and client_queue_len must be positive".into(),
             ));
         }
+        if self.max_reply_bytes < self.max_frame_bytes.saturating_add(4096) {
+            return Err(Error::Config(
+                "max_reply_bytes must be at least max_frame_bytes + 4096 (one publication must fit in a reply)".into(),
+            ));
+        }
+        if self.max_rooms_per_user == 0 || self.max_rooms_total == 0 {
+            return Err(Error::Config(
+                "max_rooms_per_user and max_rooms_total must be positive".into(),
+            ));
+        }
         for room in &self.default_rooms {
             if confab_protocol::room_id(&confab_protocol::room_channel(room)).is_none() {
                 return Err(Error::Config(format!(
@@ -121,6 +142,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The store's limits from this configuration.
+    pub fn store_limits(&self) -> crate::store::Limits {
+        crate::store::Limits {
+            reply_bytes: self.max_reply_bytes,
+            rooms_per_user: self.max_rooms_per_user,
+            rooms_total: self.max_rooms_total,
+        }
     }
 
     /// Ping interval, if pings are on.

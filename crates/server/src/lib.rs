@@ -53,7 +53,8 @@ impl AppState {
     /// Opens the store, creates default rooms and prepares the verifier (no network yet).
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
-        let store = Store::open(&config.db, config.history_size)?;
+        let store =
+            Store::open(&config.db, config.history_size)?.with_limits(config.store_limits());
         for room in &config.default_rooms {
             store.create_room(room, room, "", auth::unix_now_ms())?;
         }

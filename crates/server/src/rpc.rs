@@ -1,8 +1,12 @@
 //! RPC methods: the room list, creating and joining rooms.
 //!
-//! - `rooms.list` → `{"rooms":[{"id","name","member"}]}`
+//! - `rooms.list` `{"after"?, "limit"?}` → `{"rooms":[{"id","name","member"}], "next"?}`: one
+//!   page in id order ([`DEFAULT_ROOMS_PAGE`] rooms, `limit` up to [`MAX_ROOMS_PAGE`]); `next`
+//!   is the `after` of the following page and is absent on the last one. A full page of the
+//!   longest ids and names is about 100 KiB, inside the reply cap.
 //! - `rooms.create` `{"id"?, "name"}` → `{"room":{"id","name"}}` (the creator becomes a member;
-//!   without `id` one is generated; an existing id is error 107 "room already exists")
+//!   without `id` one is generated; an existing id is error 107 "room already exists"; error
+//!   106 when the creator's or the server's room cap is reached)
 //! - `rooms.join` `{"id"}` → `{"room":{"id","name"}}` (error 102 for an unknown room)
 
 use confab_protocol::{room_channel, room_id, ErrorCode, ErrorReply, Reply, RpcRequest, RpcResult};
@@ -10,7 +14,22 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::unix_now_ms;
+use crate::store::Created;
 use crate::AppState;
+
+/// Rooms in a `rooms.list` page without `limit`.
+pub const DEFAULT_ROOMS_PAGE: usize = 100;
+/// Most rooms in one `rooms.list` page.
+pub const MAX_ROOMS_PAGE: usize = 200;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListArgs {
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
 
 #[derive(Deserialize)]
 struct CreateArgs {
@@ -47,12 +66,32 @@ pub async fn handle(state: &AppState, user: &str, id: u32, req: RpcRequest) -> R
         };
         match method.as_str() {
             "rooms.list" => {
-                let rooms = store.rooms(&user).map_err(internal)?;
-                let rooms: Vec<Value> = rooms
+                let args: ListArgs = match req.data {
+                    None | Some(Value::Null) => ListArgs::default(),
+                    data => parse(data)?,
+                };
+                let limit = match args.limit {
+                    None => DEFAULT_ROOMS_PAGE,
+                    Some(n @ 1..=MAX_ROOMS_PAGE) => n,
+                    Some(_) => {
+                        return Err(RpcError::Message(
+                            ErrorCode::BAD_REQUEST,
+                            "bad request: limit must be 1-200",
+                        ))
+                    }
+                };
+                let page = store
+                    .rooms(&user, args.after.as_deref(), limit)
+                    .map_err(internal)?;
+                let rooms: Vec<Value> = page
+                    .rooms
                     .into_iter()
                     .map(|(r, member)| json!({"id": r.id, "name": r.name, "member": member}))
                     .collect();
-                Ok(json!({ "rooms": rooms }))
+                Ok(match page.next {
+                    Some(next) => json!({ "rooms": rooms, "next": next }),
+                    None => json!({ "rooms": rooms }),
+                })
             }
             "rooms.create" => {
                 let args: CreateArgs = parse(req.data)?;
@@ -83,16 +122,24 @@ pub async fn handle(state: &AppState, user: &str, id: u32, req: RpcRequest) -> R
                         },
                     ));
                 }
-                if !store
+                match store
                     .create_room(&id, name, &user, unix_now_ms())
                     .map_err(internal)?
                 {
-                    return Err(RpcError::Message(
+                    Created::Created => Ok(json!({"room": {"id": id, "name": name}})),
+                    Created::Exists => Err(RpcError::Message(
                         ErrorCode::BAD_REQUEST,
                         "bad request: room already exists",
-                    ));
+                    )),
+                    Created::UserLimit => Err(RpcError::Message(
+                        ErrorCode::LIMIT_EXCEEDED,
+                        "limit exceeded: you have created as many rooms as this server allows",
+                    )),
+                    Created::TotalLimit => Err(RpcError::Message(
+                        ErrorCode::LIMIT_EXCEEDED,
+                        "limit exceeded: this server holds as many rooms as it allows",
+                    )),
                 }
-                Ok(json!({"room": {"id": id, "name": name}}))
             }
             "rooms.join" => {
                 let args: JoinArgs = parse(req.data)?;

@@ -45,12 +45,60 @@ pub struct Room {
     pub name: String,
 }
 
+/// Size limits the store applies to what it returns and to room creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Encoded bytes of publications one read returns at most (history pages and recovery);
+    /// a read always returns at least one publication, so paging moves on.
+    pub reply_bytes: usize,
+    /// Rooms one user may create.
+    pub rooms_per_user: usize,
+    /// Rooms in total.
+    pub rooms_total: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            reply_bytes: confab_protocol::DEFAULT_MAX_REPLY_BYTES,
+            rooms_per_user: 100,
+            rooms_total: 10_000,
+        }
+    }
+}
+
+/// What [`Store::create_room`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The room was created.
+    Created,
+    /// A room with this id exists; nothing changed.
+    Exists,
+    /// The creator already created [`Limits::rooms_per_user`] rooms.
+    UserLimit,
+    /// The server holds [`Limits::rooms_total`] rooms.
+    TotalLimit,
+}
+
+/// One page of the room list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomPage {
+    /// Rooms in id order, with whether the user is a member.
+    pub rooms: Vec<(Room, bool)>,
+    /// The id to pass as `after` for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// Bytes a publication adds to a reply beyond its data and info (offset, time, keys, commas).
+const PUBLICATION_OVERHEAD: usize = 64;
+
 /// Handle to the database; cheap to clone. Calls block: run them in `spawn_blocking`.
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
     history_size: u64,
+    limits: Limits,
 }
 
 fn lock_err<T>(_: T) -> Error {
@@ -102,7 +150,20 @@ impl Store {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
             history_size: u64::try_from(history_size).unwrap_or(u64::MAX),
+            limits: Limits::default(),
         })
+    }
+
+    /// The same store with other [`Limits`].
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// A second connection to the same file (same settings), for the group-commit writer: with
@@ -188,7 +249,7 @@ impl Store {
                 )?
                 .query_row(params![channel, id], row_to_publication)
                 .optional()?;
-            if let Some(p) = existing {
+            if let Some((p, _)) = existing {
                 return Ok(Appended {
                     publication: p?,
                     epoch: top.epoch,
@@ -224,13 +285,16 @@ impl Store {
 
     /// What a subscriber needs, on the caller's connection: the stream position and, when
     /// `recover` names this epoch and a position still in retained history, the publications
-    /// after `offset` (`recovered = true`).
+    /// after `offset` (`recovered = true`). Missed publications that do not fit in
+    /// `reply_bytes` are not recovered (`recovered = false`, none returned): the client then
+    /// loads the latest page and pages back, as after a lost position.
     pub(crate) fn snapshot_in(
         conn: &Connection,
         channel: &str,
         recover: bool,
         epoch: &str,
         offset: u64,
+        reply_bytes: usize,
     ) -> Result<(StreamTop, bool, Vec<Publication>)> {
         let top = Self::stream_top(conn, channel)?;
         let mut recovered = false;
@@ -239,8 +303,11 @@ impl Store {
             let missed = top.offset - offset;
             let contiguous = missed == 0 || offset + 1 >= top.oldest;
             if contiguous {
-                pubs = Self::read_in(conn, channel, Some(offset), false, missed)?;
-                recovered = true;
+                pubs = Self::read_in(conn, channel, Some(offset), false, missed, reply_bytes)?;
+                recovered = pubs.last().map_or(missed == 0, |p| p.offset == top.offset);
+                if !recovered {
+                    pubs.clear();
+                }
             }
         }
         Ok((top, recovered, pubs))
@@ -263,7 +330,8 @@ impl Store {
     }
 
     /// Publications with `after < offset` (`reverse = false`, oldest first) or `offset < before`
-    /// (`reverse = true`, newest first), at most `limit`.
+    /// (`reverse = true`, newest first), at most `limit` and at most [`Limits::reply_bytes`]
+    /// encoded (never fewer than one when any match).
     pub fn read(
         &self,
         channel: &str,
@@ -272,7 +340,14 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<Publication>> {
         let conn = self.conn.lock().map_err(lock_err)?;
-        Self::read_in(&conn, channel, from, reverse, limit)
+        Self::read_in(
+            &conn,
+            channel,
+            from,
+            reverse,
+            limit,
+            self.limits.reply_bytes,
+        )
     }
 
     fn read_in(
@@ -281,47 +356,75 @@ impl Store {
         from: Option<u64>,
         reverse: bool,
         limit: u64,
+        max_bytes: usize,
     ) -> Result<Vec<Publication>> {
         let limit = to_i64(limit);
-        let mut out = Vec::new();
-        if reverse {
-            let before = from.map(to_i64).unwrap_or(i64::MAX);
-            let mut stmt = conn.prepare_cached(
+        let (sql, from) = if reverse {
+            (
                 "SELECT offset, data, info, time FROM publications WHERE channel = ?1 AND offset < ?2 ORDER BY offset DESC LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![channel, before, limit], row_to_publication)?;
-            for r in rows {
-                out.push(r??);
-            }
+                from.map(to_i64).unwrap_or(i64::MAX),
+            )
         } else {
-            let after = from.map(to_i64).unwrap_or(0);
-            let mut stmt = conn.prepare_cached(
+            (
                 "SELECT offset, data, info, time FROM publications WHERE channel = ?1 AND offset > ?2 ORDER BY offset ASC LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![channel, after, limit], row_to_publication)?;
-            for r in rows {
-                out.push(r??);
+                from.map(to_i64).unwrap_or(0),
+            )
+        };
+        let mut stmt = conn.prepare_cached(sql)?;
+        let mut rows = stmt.query(params![channel, from, limit])?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(row) = rows.next()? {
+            let (publication, size) = row_to_publication(row)?;
+            bytes = bytes.saturating_add(size);
+            if bytes > max_bytes && !out.is_empty() {
+                break;
             }
+            out.push(publication?);
         }
         Ok(out)
     }
 
-    /// Creates a room unless it exists; the creator becomes a member. Returns false if it existed.
-    pub fn create_room(&self, id: &str, name: &str, creator: &str, now: i64) -> Result<bool> {
+    /// Creates a room unless it exists or a [`Limits`] room cap is reached; the creator
+    /// becomes a member. Rooms of the server itself (empty `creator`) count only towards the
+    /// total and are never refused.
+    pub fn create_room(&self, id: &str, name: &str, creator: &str, now: i64) -> Result<Created> {
         let mut conn = self.conn.lock().map_err(lock_err)?;
-        let tx = conn.transaction()?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO rooms (id, name, created_by, created_at) VALUES (?1, ?2, ?3, ?4)",
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM rooms WHERE id = ?1)",
+            params![id],
+            |r| r.get(0),
+        )?;
+        if exists {
+            return Ok(Created::Exists);
+        }
+        if !creator.is_empty() {
+            let total: i64 = tx.query_row("SELECT COUNT(*) FROM rooms", [], |r| r.get(0))?;
+            if to_u64(total) >= u64::try_from(self.limits.rooms_total).unwrap_or(u64::MAX) {
+                return Ok(Created::TotalLimit);
+            }
+            let own: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM rooms WHERE created_by = ?1",
+                params![creator],
+                |r| r.get(0),
+            )?;
+            if to_u64(own) >= u64::try_from(self.limits.rooms_per_user).unwrap_or(u64::MAX) {
+                return Ok(Created::UserLimit);
+            }
+        }
+        tx.execute(
+            "INSERT INTO rooms (id, name, created_by, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![id, name, creator, now],
         )?;
-        if inserted == 1 && !creator.is_empty() {
+        if !creator.is_empty() {
             tx.execute(
                 "INSERT OR IGNORE INTO members (room_id, user) VALUES (?1, ?2)",
                 params![id, creator],
             )?;
         }
         tx.commit()?;
-        Ok(inserted == 1)
+        Ok(Created::Created)
     }
 
     /// A room by id.
@@ -341,14 +444,16 @@ impl Store {
             .optional()?)
     }
 
-    /// All rooms with whether `user` is a member.
-    pub fn rooms(&self, user: &str) -> Result<Vec<(Room, bool)>> {
+    /// One page of rooms in id order, those with ids after `after`, at most `limit`, each with
+    /// whether `user` is a member.
+    pub fn rooms(&self, user: &str, after: Option<&str>, limit: usize) -> Result<RoomPage> {
         let conn = self.conn.lock().map_err(lock_err)?;
         let mut stmt = conn.prepare_cached(
             "SELECT r.id, r.name, EXISTS(SELECT 1 FROM members m WHERE m.room_id = r.id AND m.user = ?1)
-             FROM rooms r ORDER BY r.id",
+             FROM rooms r WHERE r.id > ?2 ORDER BY r.id LIMIT ?3",
         )?;
-        let rows = stmt.query_map(params![user], |r| {
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![user, after.unwrap_or(""), fetch], |r| {
             Ok((
                 Room {
                     id: r.get(0)?,
@@ -357,7 +462,14 @@ impl Store {
                 r.get::<_, bool>(2)?,
             ))
         })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let mut rooms = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        let next = if rooms.len() > limit {
+            rooms.truncate(limit);
+            rooms.last().map(|(r, _)| r.id.clone())
+        } else {
+            None
+        };
+        Ok(RoomPage { rooms, next })
     }
 
     /// Adds `user` to room `id`. False if the room does not exist.
@@ -400,12 +512,14 @@ fn open_connection(path: &Path) -> Result<Connection> {
 
 type RowPublication = std::result::Result<Publication, Error>;
 
-fn row_to_publication(r: &rusqlite::Row<'_>) -> rusqlite::Result<RowPublication> {
+/// A stored publication and the bytes it adds to a reply (its stored JSON is what is sent).
+fn row_to_publication(r: &rusqlite::Row<'_>) -> rusqlite::Result<(RowPublication, usize)> {
     let offset: i64 = r.get(0)?;
     let data: String = r.get(1)?;
     let info: Option<String> = r.get(2)?;
     let time: i64 = r.get(3)?;
-    Ok((|| {
+    let size = data.len() + info.as_ref().map_or(0, String::len) + PUBLICATION_OVERHEAD;
+    let publication = (|| {
         let data = serde_json::from_str(&data)
             .map_err(|e| Error::Corrupt(format!("publication data: {e}")))?;
         let info = match info {
@@ -422,7 +536,8 @@ fn row_to_publication(r: &rusqlite::Row<'_>) -> rusqlite::Result<RowPublication>
             time,
             ..Publication::default()
         })
-    })())
+    })();
+    Ok((publication, size))
 }
 
 /// A fresh random epoch (8 hex chars is what the reference server uses in spirit: short, random).

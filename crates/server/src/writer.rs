@@ -90,6 +90,7 @@ impl Writer {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpoint_conn = store.writer_connection()?;
         let history_size = store.history_size();
+        let reply_bytes = store.limits().reply_bytes;
         let (tx, rx) = mpsc::channel(QUEUE);
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
@@ -99,7 +100,7 @@ impl Writer {
         std::thread::Builder::new()
             .name("confab-writer".into())
             .spawn(move || {
-                run(conn, hub, history_size, rx);
+                run(conn, hub, history_size, reply_bytes, rx);
                 drop(stop_tx); // ends the checkpoint thread
             })
             .map_err(|e| Error::StorageTask(format!("cannot start the writer thread: {e}")))?;
@@ -119,6 +120,7 @@ fn run(
     mut conn: Connection,
     hub: std::sync::Arc<Hub>,
     history_size: u64,
+    reply_bytes: usize,
     mut rx: mpsc::Receiver<Job>,
 ) {
     let mut publishes = Vec::new();
@@ -131,7 +133,7 @@ fn run(
                 Job::Publish(p) => publishes.push(p),
                 Job::Subscribe(s) => {
                     commit(&mut conn, &hub, history_size, &mut publishes);
-                    subscribe(&conn, &hub, s);
+                    subscribe(&conn, &hub, reply_bytes, s);
                 }
             }
             next = if taken < MAX_BATCH {
@@ -310,8 +312,15 @@ fn publish_in(
     Ok(Outcome::Stored(appended))
 }
 
-fn subscribe(conn: &Connection, hub: &Hub, job: SubscribeJob) {
-    let snapshot = Store::snapshot_in(conn, &job.channel, job.recover, &job.epoch, job.offset);
+fn subscribe(conn: &Connection, hub: &Hub, reply_bytes: usize, job: SubscribeJob) {
+    let snapshot = Store::snapshot_in(
+        conn,
+        &job.channel,
+        job.recover,
+        &job.epoch,
+        job.offset,
+        reply_bytes,
+    );
     let reply = match snapshot {
         Ok(snap) => {
             let registered = hub.subscribe(&job.channel, &job.client, job.info, job.join_leave);

@@ -369,16 +369,39 @@ async fn message_text_is_limited_so_a_page_of_history_stays_loadable() {
         .await;
     assert!(r.publish.is_some(), "newline and tab are text");
 
-    // A fresh client opens the room: the latest page of 50 fits one message of a client.
+    // A fresh client opens the room: the latest page of 50 is cut to the reply cap, and
+    // paging back from its oldest offset reaches every message, each page under the cap.
+    let cap = confab_protocol::DEFAULT_MAX_REPLY_BYTES;
     let mut fresh = Client::connected(&server.url, &token).await;
-    let r = fresh
-        .call(json!({"history": {"channel": "room:general", "limit": 50, "reverse": true}}))
-        .await;
-    let bytes = serde_json::to_string(&r).expect("reply serializes").len();
-    let history = r.history.expect("history reply");
-    assert_eq!(history.publications.len(), 50);
-    assert!(
-        bytes < 1024 * 1024,
-        "a page of the largest messages is {bytes} bytes, under 1 MiB"
+    let mut seen = Vec::new();
+    let mut since: Option<serde_json::Value> = None;
+    loop {
+        let mut req = json!({"channel": "room:general", "limit": 50, "reverse": true});
+        if let Some(s) = &since {
+            req["since"] = s.clone();
+        }
+        let r = fresh.call(json!({ "history": req })).await;
+        let bytes = serde_json::to_string(&r).expect("reply serializes").len();
+        assert!(
+            bytes <= cap + 1024,
+            "a page of the largest messages is {bytes} bytes, within the {cap}-byte reply cap"
+        );
+        let history = r.history.expect("history reply");
+        if history.publications.is_empty() {
+            break;
+        }
+        assert!(
+            seen.is_empty() || history.publications.len() < 50,
+            "pages of the largest messages are cut by bytes, not by count"
+        );
+        let oldest = history.publications.last().map(|p| p.offset).unwrap_or(0);
+        seen.extend(history.publications.iter().map(|p| p.offset));
+        since = Some(json!({"offset": oldest, "epoch": history.epoch}));
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=51).collect::<Vec<u64>>(),
+        "paging back by bytes reaches every message once"
     );
 }
