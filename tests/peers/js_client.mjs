@@ -1,6 +1,8 @@
 // Conformance script: the official JS SDK (centrifuge, npm) against confab-server.
 // Env: SERVER_URL (ws://.../connection/websocket), TOKEN_URL (GET -> a fresh IdP access token),
-// ROOM (room id). Prints one JSON line with what it observed; the Rust driver asserts on it.
+// ROOM (room id), BIG_ROOM (optional: a room of the largest messages, read page by page, and the
+// room list read page by page). Prints one JSON line with what it observed; the Rust driver
+// asserts on it.
 import net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
@@ -9,6 +11,7 @@ import { Centrifuge } from 'centrifuge';
 const SERVER_URL = process.env.SERVER_URL;
 const TOKEN_URL = process.env.TOKEN_URL;
 const ROOM = process.env.ROOM || 'general';
+const BIG_ROOM = process.env.BIG_ROOM || '';
 const DEADLINE_MS = 50_000;
 const channel = `room:${ROOM}`;
 
@@ -169,6 +172,41 @@ await waitFor('missed publications', () => missed.every((id) => received.some((p
 const order = received.filter((p) => missed.includes(p.id)).map((p) => p.id);
 result.missed_ids_in_order = JSON.stringify(order) === JSON.stringify(missed);
 result.missed_count = order.length;
+
+// Large data: the room list page by page, and a room of the largest messages page by page.
+if (BIG_ROOM) {
+  let after = null;
+  result.rooms_listed = [];
+  result.rooms_pages = 0;
+  result.rooms_max_reply_bytes = 0;
+  for (;;) {
+    const { data } = await client.rpc('rooms.list', after ? { after } : {});
+    result.rooms_pages += 1;
+    result.rooms_max_reply_bytes = Math.max(result.rooms_max_reply_bytes, JSON.stringify(data).length);
+    result.rooms_listed.push(...data.rooms.map((r) => r.id));
+    if (!data.next) break;
+    after = data.next;
+  }
+  result.rooms_listed = result.rooms_listed.length;
+  await client.rpc('rooms.join', { id: BIG_ROOM });
+  const big = client.newSubscription(`room:${BIG_ROOM}`, { recoverable: true, positioned: true });
+  big.subscribe();
+  await big.ready(10_000);
+  const offsets = [];
+  let since = null;
+  result.big_pages = [];
+  result.big_max_reply_bytes = 0;
+  for (;;) {
+    const page = await big.history(since ? { limit: 50, reverse: true, since } : { limit: 50, reverse: true });
+    if (page.publications.length === 0) break;
+    result.big_pages.push(page.publications.length);
+    result.big_max_reply_bytes = Math.max(result.big_max_reply_bytes, JSON.stringify(page.publications).length);
+    offsets.push(...page.publications.map((p) => p.offset));
+    since = { offset: page.publications[page.publications.length - 1].offset, epoch: page.epoch };
+  }
+  offsets.sort((a, b) => a - b);
+  result.big_offsets = offsets;
+}
 
 result.ok = true;
 client.disconnect();

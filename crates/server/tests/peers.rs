@@ -66,6 +66,8 @@ async fn setup() -> (Arc<Idp>, TestServer, String, tempfile::TempDir) {
     config.ping_interval_secs = 2;
     // Generous, so a peer descheduled under load is not dropped for a late pong.
     config.pong_timeout_secs = 5;
+    config.max_rooms_per_user = 1_000;
+    config.commands_per_second = 10_000;
     let server = TestServer::start(config).await;
     let token_url = token_endpoint(idp.clone()).await;
     (idp, server, token_url, dir)
@@ -149,15 +151,76 @@ async fn centrifuge_js_conforms() {
         "tests/peers/node_modules is missing: run `npm ci --prefix tests/peers` (cargo xtask test does)"
     );
     let node = std::env::var("CONFAB_NODE").unwrap_or_else(|_| "node".into());
-    let (_idp, server, token_url, _dir) = setup().await;
+    let (idp, server, token_url, _dir) = setup().await;
+    fill_big_room_and_rooms(&idp, &server).await;
     let mut cmd = Command::new(node);
     cmd.arg(dir.join("js_client.mjs"))
         .current_dir(&dir)
         .env("SERVER_URL", &server.url)
         .env("TOKEN_URL", &token_url)
-        .env("ROOM", "general");
+        .env("ROOM", "general")
+        .env("BIG_ROOM", "big");
     let v = run_peer(cmd, "centrifuge-js").await;
     assert_conformance(&v, "centrifuge-js");
+
+    // Large data through the SDK: pages under the reply cap reach everything.
+    let cap = confab_protocol::DEFAULT_MAX_REPLY_BYTES as u64;
+    assert_eq!(v["rooms_listed"], 452, "every room is listed: {v}");
+    assert_eq!(v["rooms_pages"], 5, "452 rooms in pages of 100: {v}");
+    assert!(v["rooms_max_reply_bytes"].as_u64().unwrap_or(u64::MAX) <= cap);
+    let offsets: Vec<u64> = v["big_offsets"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        offsets,
+        (1..=50).collect::<Vec<u64>>(),
+        "every message once"
+    );
+    assert!(
+        v["big_max_reply_bytes"].as_u64().unwrap_or(u64::MAX) <= cap,
+        "each page of the largest messages is under the cap: {v}"
+    );
+    assert!(
+        v["big_pages"].as_array().map_or(0, Vec::len) >= 4,
+        "50 of the largest messages take several pages: {v}"
+    );
+}
+
+/// 450 rooms with the longest names, and a room `big` of 50 of the largest messages.
+async fn fill_big_room_and_rooms(idp: &Idp, server: &TestServer) {
+    let token = idp.login("bob").await.expect("login").access_token.clone();
+    let mut c = Client::connected(&server.url, &token).await;
+    let name = "😀".repeat(100);
+    let mut ids = Vec::new();
+    for i in 0..450 {
+        ids.push(
+            c.send_cmd(serde_json::json!({"rpc": {"method": "rooms.create",
+                "data": {"id": format!("room-{i:03}-{}", "r".repeat(55)), "name": name}}}))
+                .await,
+        );
+    }
+    ids.push(
+        c.send_cmd(serde_json::json!({"rpc": {"method": "rooms.create",
+            "data": {"id": "big", "name": "Big"}}}))
+            .await,
+    );
+    for id in ids {
+        let r = c.reply_to(id).await;
+        assert!(r.error.is_none(), "room created: {:?}", r.error);
+    }
+    let largest = "😀".repeat(4000);
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        ids.push(
+            c.send_cmd(serde_json::json!({"publish": {"channel": "room:big",
+                "data": chat(&largest)}}))
+                .await,
+        );
+    }
+    for id in ids {
+        assert!(c.reply_to(id).await.publish.is_some(), "stored");
+    }
 }
 
 #[tokio::test]
