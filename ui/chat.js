@@ -15,7 +15,7 @@ import {
   $, NARROW, asError, call, core, earlyStates, list, setCore, showError, state, view,
 } from './chat/state.js';
 import {
-  closeRoom, onMessage, onMessageState, onRoomReset, openRoom, wireTimeline,
+  closeRoom, onMessage, onMessageState, onRoomFailed, onRoomReset, openRoom, wireTimeline,
 } from './chat/timeline.js';
 
 export { closeChatDialog };
@@ -30,6 +30,7 @@ function onEvent(event) {
     case 'message': onMessage(event); break;
     case 'message-state': onMessageState(event); break;
     case 'room-reset': onRoomReset(event); break;
+    case 'room-failed': onRoomFailed(event); break;
     case 'connection-state': onConnection(event); break;
     case 'error': showError(event.message, event.code); break;
     default: break;

@@ -368,6 +368,12 @@ impl AppUnderTest {
         .await
     }
 
+    /// The rendered text of the first element matching `css`.
+    pub async fn text_of(&self, css: &str) -> Result<String> {
+        let el = self.client.find(Locator::Css(css)).await?;
+        Ok(el.text().await?)
+    }
+
     /// Whether an element matching `css` exists and is displayed.
     pub async fn is_displayed(&self, css: &str) -> Result<bool> {
         Ok(match self.client.find(Locator::Css(css)).await {

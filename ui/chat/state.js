@@ -36,6 +36,8 @@ export const view = {
   byOffset: new Map(), // offset -> message
   hasOlder: false,
   loadingOlder: false,
+  olderFailed: null, // why the last older page failed (Retry asks again)
+  failed: null, // {message, retryInSecs}: the room's latest page could not be loaded
   typed: false, // the user typed here before open_room returned the saved draft
   readOffset: 0, // highest offset reported read
   unseen: 0, // messages that arrived while scrolled up

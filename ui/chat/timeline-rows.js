@@ -14,13 +14,19 @@ export function buildItems() {
   const items = [];
   if (!view.room) return items;
   if (!view.loaded) {
-    items.push({ key: 'top', kind: 'loading', sig: 'loading' });
+    items.push(view.failed
+      ? { key: 'top', kind: 'failed', failed: view.failed, sig: `failed:${view.failed.message}` }
+      : { key: 'top', kind: 'loading', sig: 'loading' });
     return items;
   }
   const roomName = $('room-title').textContent;
-  items.push(view.hasOlder
-    ? { key: 'top', kind: 'older', sig: view.loadingOlder ? 'older-loading' : 'older' }
-    : {
+  let top;
+  if (view.hasOlder && view.olderFailed !== null) {
+    top = { key: 'top', kind: 'older-failed', message: view.olderFailed, sig: `older-failed:${view.olderFailed}` };
+  } else if (view.hasOlder) {
+    top = { key: 'top', kind: 'older', sig: view.loadingOlder ? 'older-loading' : 'older' };
+  }
+  items.push(top || {
       key: 'top', kind: 'start', name: roomName, empty: view.delivered.length + view.unsent.length === 0,
       sig: `start:${roomName}:${view.delivered.length + view.unsent.length === 0}`,
     });
@@ -55,6 +61,10 @@ export function buildItems() {
   };
   for (const msg of view.delivered) add(msg);
   for (const msg of view.unsent) add(msg);
+  if (view.failed) {
+    // Loaded before, but the latest page failed since: what is shown may be out of date.
+    items.push({ key: 'stale', kind: 'failed', failed: view.failed, sig: `stale:${view.failed.message}` });
+  }
   items.push({ key: 'tail', kind: 'tail', sig: 'tail' });
   return items;
 }
@@ -63,7 +73,7 @@ export function buildItems() {
 export function estimate(item, width) {
   if (item.kind === 'day') return 44;
   if (item.kind === 'tail') return 14;
-  if (item.kind !== 'msg') return item.kind === 'start' ? 120 : 48;
+  if (item.kind !== 'msg') return item.kind === 'start' ? 120 : (item.kind.endsWith('failed') ? 64 : 48);
   const perLine = Math.max(20, Math.floor((Math.min(width, 900) * 0.62) / 8));
   let lines = 0;
   for (const para of item.msg.text.split('\n')) lines += Math.max(1, Math.ceil(para.length / perLine));
@@ -87,6 +97,25 @@ export function renderItem(item) {
     return row;
   }
   row.className = `history-top history-${item.kind}`;
+  if (item.kind === 'failed' || item.kind === 'older-failed') {
+    row.setAttribute('role', 'alert');
+    const text = document.createElement('span');
+    const retry = document.createElement('button');
+    retry.type = 'button';
+    if (item.kind === 'failed') {
+      const again = item.failed.retryInSecs > 0 ? ` Trying again in ${item.failed.retryInSecs} s.` : '';
+      text.textContent = `Could not load this room's messages: ${item.failed.message}.${again}`;
+      retry.className = 'room-retry';
+      retry.setAttribute('aria-label', "Retry loading this room's messages");
+    } else {
+      text.textContent = `Could not load older messages: ${item.message}.`;
+      retry.className = 'older-retry';
+      retry.setAttribute('aria-label', 'Retry loading older messages');
+    }
+    retry.textContent = 'Retry';
+    row.append(text, retry);
+    return row;
+  }
   if (item.kind === 'start') {
     const badge = document.createElement('div');
     badge.className = 'start-badge';

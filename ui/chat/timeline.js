@@ -45,9 +45,27 @@ export function onMessageState({ id, room, state: st, offset, reason }) {
   list.invalidate();
 }
 
+/** The room's latest page could not be loaded: say so in the room, with Retry. */
+export function onRoomFailed({ room, message, retry_in_secs: retryInSecs }) {
+  if (room !== view.room) return;
+  view.failed = { message: String(message || 'unknown error'), retryInSecs: Number(retryInSecs) || 0 };
+  list.invalidate();
+}
+
+/** Retry of the room's latest page: open_room asks at once (the core's own retry waits). */
+function retryRoom() {
+  const room = view.room;
+  if (!room) return;
+  view.failed = null;
+  list.invalidate();
+  call('open_room', { room }).catch(() => {});
+}
+
 export function onRoomReset({ room, messages, has_older: hasOlder, unsent }) {
   if (room !== view.room) return;
   const firstLoad = !view.loaded;
+  view.failed = null;
+  view.olderFailed = null;
   view.delivered = [];
   view.unsent = [];
   view.byId = new Map();
@@ -83,7 +101,8 @@ export async function openRoom(id, { focus = true } = {}) {
   flushDraft();
   Object.assign(view, {
     room: id, loaded: false, delivered: [], unsent: [], byId: new Map(), byOffset: new Map(),
-    hasOlder: false, loadingOlder: false, typed: false, readOffset: 0, unseen: 0,
+    hasOlder: false, loadingOlder: false, olderFailed: null, failed: null, typed: false,
+    readOffset: 0, unseen: 0,
   });
   const room = state.rooms.find((r) => r.id === id);
   $('room-title').textContent = room ? room.name : id;
@@ -117,7 +136,8 @@ export function closeRoom() {
   flushDraft();
   Object.assign(view, {
     room: null, loaded: false, delivered: [], unsent: [], byId: new Map(), byOffset: new Map(),
-    hasOlder: false, loadingOlder: false, typed: false, readOffset: 0, unseen: 0,
+    hasOlder: false, loadingOlder: false, olderFailed: null, failed: null, typed: false,
+    readOffset: 0, unseen: 0,
   });
   $('room-view').hidden = true;
   $('no-room').hidden = false;
@@ -128,7 +148,8 @@ export function closeRoom() {
 }
 
 async function loadOlder() {
-  if (!view.loaded || !view.hasOlder || view.loadingOlder || view.delivered.length === 0) return;
+  if (!view.loaded || !view.hasOlder || view.loadingOlder || view.olderFailed !== null
+    || view.delivered.length === 0) return;
   const room = view.room;
   const beforeOffset = view.delivered[0].offset;
   view.loadingOlder = true;
@@ -136,11 +157,11 @@ async function loadOlder() {
   let page = null;
   try {
     page = await call('load_older', { room, beforeOffset });
-  } catch {
-    // Shown in #chat-error. Stop asking until the room is reset or reopened.
+  } catch (err) {
+    // The page says it failed, with Retry; no more automatic tries until then.
     if (view.room === room) {
       view.loadingOlder = false;
-      view.hasOlder = false;
+      view.olderFailed = asError(err).message || 'unknown error';
       list.invalidate();
     }
     return;
@@ -274,6 +295,16 @@ export function wireTimeline() {
 
   $('messages').addEventListener('click', (e) => {
     onLinkClick(e);
+    if (e.target.closest('.older-retry')) {
+      view.olderFailed = null;
+      list.invalidate();
+      loadOlder();
+      return;
+    }
+    if (e.target.closest('.room-retry')) {
+      retryRoom();
+      return;
+    }
     const r = e.target.closest('.retry');
     if (r) {
       const row = r.closest('.msg');

@@ -161,6 +161,8 @@ pub enum Code {
     Outbox,
     /// The chat server spoke something Confab does not understand.
     Protocol,
+    /// The chat server's answer was too large to load (that request failed; chat goes on).
+    ReplyTooLarge,
     /// The chat server's certificate or TLS setup was refused.
     Tls,
     /// A room could not be opened.
@@ -220,6 +222,7 @@ impl Code {
             Self::Server => "server",
             Self::Outbox => "outbox",
             Self::Protocol => "protocol",
+            Self::ReplyTooLarge => "reply-too-large",
             Self::Tls => "tls",
             Self::OpenRoom => "open-room",
             Self::UnsafeLink => "unsafe-link",
@@ -282,6 +285,7 @@ impl Code {
             R::Server { .. } => Self::Server,
             R::Outbox(_) | R::Join(_) => Self::Outbox,
             R::Protocol(_) => Self::Protocol,
+            R::ReplyTooLarge { .. } => Self::ReplyTooLarge,
         }
     }
 
@@ -432,6 +436,7 @@ mod tests {
             Code::Server,
             Code::Outbox,
             Code::Protocol,
+            Code::ReplyTooLarge,
             Code::Tls,
             Code::OpenRoom,
             Code::UnsafeLink,

@@ -28,8 +28,13 @@ pub struct RelayConfig {
     pub page_size: u32,
     /// Publishes in flight at once (pipelined on one connection).
     pub max_in_flight: usize,
-    /// Largest accepted server frame in bytes; a larger one is a protocol error.
+    /// Largest server reply line accepted, in bytes (default 1 MiB): a larger reply to a
+    /// request fails that request with `Error::ReplyTooLarge` (the connection stays up); a
+    /// larger push ends the connection.
     pub max_frame_bytes: usize,
+    /// Largest WebSocket message read at all (default 16 MiB); a larger one ends the
+    /// connection. At least `max_frame_bytes`.
+    pub max_read_bytes: usize,
     /// Client name sent in `connect`.
     pub client_name: String,
     /// How long a connection must stay up to count as healthy and reset the reconnect backoff
@@ -54,6 +59,7 @@ impl RelayConfig {
                 page_size: 50,
                 max_in_flight: 32,
                 max_frame_bytes: 1024 * 1024,
+                max_read_bytes: 16 * 1024 * 1024,
                 client_name: "confab-relay".to_owned(),
                 healthy_after: Duration::from_secs(30),
             },
@@ -132,9 +138,15 @@ impl RelayConfigBuilder {
         self.config.max_in_flight = n.max(1);
         self
     }
-    /// Largest server frame (default 1 MiB).
+    /// Largest server reply line (default 1 MiB); also raises the read limit to it if lower.
     pub fn max_frame_bytes(mut self, n: usize) -> Self {
         self.config.max_frame_bytes = n;
+        self.config.max_read_bytes = self.config.max_read_bytes.max(n);
+        self
+    }
+    /// Largest WebSocket message read at all (default 16 MiB, at least `max_frame_bytes`).
+    pub fn max_read_bytes(mut self, n: usize) -> Self {
+        self.config.max_read_bytes = n.max(self.config.max_frame_bytes);
         self
     }
     /// Client name in `connect`.

@@ -39,6 +39,15 @@ pub enum Error {
     /// The room has not been opened (older pages need its stream position).
     #[error("open the room first")]
     RoomNotOpen,
+    /// The server's answer to a request is larger than this client accepts
+    /// (`RelayConfig::max_frame_bytes`): that request fails, the connection stays up.
+    #[error("the chat server's answer was too large to load ({size} bytes; the limit is {max})")]
+    ReplyTooLarge {
+        /// Size of the reply line in bytes.
+        size: usize,
+        /// The client's limit.
+        max: usize,
+    },
     /// A blocking storage task failed to run.
     #[error("storage task failed: {0}")]
     Join(String),

@@ -286,6 +286,17 @@ pub enum Event {
         /// This room's messages still in the outbox (pending or failed), oldest first.
         unsent: Vec<OutboxItem>,
     },
+    /// A room's latest page could not be loaded (after `open_room`, a failed recovery or a
+    /// reset): its view is out of date. The relay tries again by itself after `retry_in`
+    /// (growing while it keeps failing); `open_room` tries at once.
+    RoomFailed {
+        /// Room id.
+        room: String,
+        /// Why, in plain words.
+        message: String,
+        /// When the relay tries again by itself.
+        retry_in: std::time::Duration,
+    },
     /// Connection state changed.
     ConnectionState(ConnectionState),
     /// Something went wrong that the user may want to know (no secrets in the text).

@@ -94,11 +94,38 @@ impl RelayHandle {
         .await
     }
 
-    /// Every room, with whether the user is a member (`rooms.list`).
+    /// Every room, with whether the user is a member: `rooms.list` page by page (each page its
+    /// own request of [`ROOMS_PAGE`] rooms, so no reply grows with the number of rooms), up to
+    /// [`MAX_LISTED_ROOMS`].
     pub async fn list_rooms(&self) -> Result<Vec<RoomInfo>> {
-        let v = self.rpc("rooms.list", json!({})).await?;
-        let rooms = v.get("rooms").cloned().unwrap_or(Value::Null);
-        serde_json::from_value(rooms).map_err(|e| Error::Protocol(e.to_string()))
+        let mut all: Vec<RoomInfo> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut args = json!({ "limit": ROOMS_PAGE });
+            if let Some(a) = &after {
+                args["after"] = json!(a);
+            }
+            let v = self.rpc("rooms.list", args).await?;
+            let rooms = v.get("rooms").cloned().unwrap_or(Value::Null);
+            let page: Vec<RoomInfo> =
+                serde_json::from_value(rooms).map_err(|e| Error::Protocol(e.to_string()))?;
+            all.extend(page);
+            let next = match v.get("next") {
+                None | Some(Value::Null) => return Ok(all),
+                Some(Value::String(n)) => n.clone(),
+                Some(_) => return Err(Error::Protocol("rooms.list: next is not a string".into())),
+            };
+            if after.as_deref().is_some_and(|a| next.as_str() <= a) {
+                return Err(Error::Protocol(
+                    "rooms.list: the next page does not move forward".into(),
+                ));
+            }
+            if all.len() >= MAX_LISTED_ROOMS {
+                tracing::warn!(rooms = all.len(), "room list cut at the client's limit");
+                return Ok(all);
+            }
+            after = Some(next);
+        }
     }
 
     /// Creates a room (the user becomes a member). Without `id` the server picks one.
@@ -192,6 +219,12 @@ impl RelayHandle {
         }
     }
 }
+
+/// Rooms asked for in each `rooms.list` page (the server's maximum).
+pub const ROOMS_PAGE: usize = 200;
+
+/// Rooms [`RelayHandle::list_rooms`] collects at most (the server's default room cap).
+pub const MAX_LISTED_ROOMS: usize = 10_000;
 
 fn room_from(v: Value) -> Result<RoomInfo> {
     let room = v.get("room").cloned().unwrap_or(Value::Null);

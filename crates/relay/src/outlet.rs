@@ -259,7 +259,9 @@ impl Outlet {
                 Event::Message(m) => {
                     self.stale_rooms.insert(m.room().to_owned());
                 }
-                Event::MessageState { room, .. } | Event::RoomReset { room, .. } => {
+                Event::MessageState { room, .. }
+                | Event::RoomReset { room, .. }
+                | Event::RoomFailed { room, .. } => {
                     self.stale_rooms.insert(room);
                 }
                 Event::ConnectionState(s) => self.held_state = Some(s),

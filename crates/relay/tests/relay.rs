@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use confab_relay::{ConnectionState, Error, SendState};
+use confab_relay::{ConnectionState, Error, RelayConfig, SendState};
 use rand::Rng;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use uuid::Uuid;
@@ -602,7 +602,7 @@ async fn fake_server(
     }
 }
 
-/// Malformed frames (invalid JSON, an unknown push type, a frame over the size limit) give an
+/// Malformed frames (invalid JSON, an unknown push type, a push over the size limit) give an
 /// error event and a reconnect, never a panic; a "do not reconnect" close code stops
 /// reconnecting until `reconnect()`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -641,8 +641,10 @@ async fn malformed_frames_give_error_and_reconnect() {
         "an unknown push type gives a protocol error event: {errors:?}"
     );
     assert!(
-        errors.iter().any(|(k, _)| k == "transport"),
-        "an oversize frame gives a transport error event: {errors:?}"
+        errors
+            .iter()
+            .any(|(k, m)| k == "protocol" && m.contains("exceeds the limit")),
+        "a push over the reply limit gives a protocol error event: {errors:?}"
     );
     assert_eq!(
         connections.load(Ordering::SeqCst),
@@ -980,5 +982,217 @@ async fn wss_carries_chat_both_ways_and_an_untrusted_certificate_is_refused() {
     assert!(
         untrusting.view(|v| !v.connection.contains(&ConnectionState::Connected)),
         "a connection to an untrusted certificate is never made"
+    );
+}
+
+/// A room holding the largest messages allowed: a fresh client opens it and pages through it
+/// (the server cuts pages to its reply cap). A client with a smaller reply limit gets a
+/// per-request error instead of a reconnect loop: an older page fails alone, the room's page
+/// fails with `RoomFailed` and is tried again with a growing backoff that a reconnect does
+/// not cut short, and the connection stays up throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_replies_fail_their_request_not_the_connection() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(300)).await;
+    let server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
+    let alice = Client::start(
+        relay_config(&server.url(), &dir.path().join("alice.db")),
+        IdpTokens::login(idp.clone(), "alice").await,
+    );
+    alice.wait_connected(T).await;
+    alice
+        .relay
+        .create_room("Big", Some("big"))
+        .await
+        .expect("room created");
+    alice.relay.open_room("big").await.expect("alice opens");
+    let largest = "😀".repeat(4000);
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let text = if i < 45 {
+            largest.clone()
+        } else {
+            format!("small {i}")
+        };
+        ids.push(alice.relay.send("big", &text).await.expect("queued"));
+    }
+    wait_until("alice's 50 messages are sent", T, || {
+        alice.view(|v| {
+            ids.iter()
+                .all(|id| matches!(v.states.get(id), Some(SendState::Sent { .. })))
+        })
+    })
+    .await;
+
+    // A fresh client with the default limit opens the room and reaches every message.
+    let bob = Client::start(
+        relay_config(&server.url(), &dir.path().join("bob.db")),
+        IdpTokens::login(idp.clone(), "bob").await,
+    );
+    bob.wait_connected(T).await;
+    bob.relay.join_room("big").await.expect("bob joins");
+    let page = bob
+        .relay
+        .open_room("big")
+        .await
+        .expect("bob opens the room");
+    assert!(
+        !page.messages.is_empty() && page.messages.len() < 50,
+        "the latest page is cut by the server's reply cap: {} messages",
+        page.messages.len()
+    );
+    wait_until("bob's view has the page", T, || {
+        bob.view(|v| v.rooms.get("big").is_some_and(|l| !l.is_empty()))
+    })
+    .await;
+    let all = bob.full_room("big").await;
+    assert_eq!(
+        all.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        (1..=50).collect::<Vec<u64>>(),
+        "paging back reaches every message"
+    );
+    assert_eq!(
+        bob.view(|v| v
+            .connection
+            .iter()
+            .filter(|s| **s == ConnectionState::Connected)
+            .count()),
+        1,
+        "bob never reconnected"
+    );
+
+    // Clients (bob again) that accept 64 KiB per reply, through a proxy that can cut them.
+    let proxy = Proxy::start().await;
+    proxy.set_upstream(server.addr);
+    let small = |name: &str, page: u32| {
+        RelayConfig::builder(proxy.url(), dir.path().join(format!("{name}.db")))
+            .backoff(Duration::from_millis(50), Duration::from_millis(500))
+            .request_timeout(Duration::from_secs(20))
+            .event_capacity(8192)
+            .page_size(page)
+            .max_frame_bytes(64 * 1024)
+            .build()
+    };
+    let carol = Client::start(
+        small("carol", 5),
+        IdpTokens::login(idp.clone(), "bob").await,
+    );
+    carol.wait_connected(T).await;
+    carol.relay.join_room("big").await.expect("carol joins");
+    let page = carol
+        .relay
+        .open_room("big")
+        .await
+        .expect("five small messages fit");
+    assert_eq!(page.messages.len(), 5);
+    let older = carol.relay.load_older("big", 46).await;
+    assert!(
+        matches!(older, Err(Error::ReplyTooLarge { max: 65536, .. })),
+        "five of the largest messages are over 64 KiB: that page fails alone: {older:?}"
+    );
+    assert!(carol.view(|v| v.connected()), "carol's connection stays up");
+
+    let dave = Client::start(
+        small("dave", 50),
+        IdpTokens::login(idp.clone(), "bob").await,
+    );
+    dave.wait_connected(T).await;
+    dave.relay.join_room("big").await.expect("dave joins");
+    let opened = dave.relay.open_room("big").await;
+    assert!(
+        matches!(opened, Err(Error::ReplyTooLarge { .. })),
+        "the latest page is too large for dave: {opened:?}"
+    );
+    wait_until("the room's page is tried again by itself", T, || {
+        dave.view(|v| v.failed.len() >= 2)
+    })
+    .await;
+    proxy.cut_all();
+    wait_until("dave reconnects", T, || {
+        dave.view(|v| {
+            v.connection
+                .iter()
+                .filter(|s| **s == ConnectionState::Connected)
+                .count()
+                >= 2
+        })
+    })
+    .await;
+    wait_until("a third try", T, || dave.view(|v| v.failed.len() >= 3)).await;
+    let failed = dave.view(|v| v.failed.clone());
+    let waits: Vec<Duration> = failed.iter().map(|f| f.2).collect();
+    assert_eq!(
+        waits[..3],
+        [
+            Duration::from_secs(2),
+            Duration::from_secs(4),
+            Duration::from_secs(8)
+        ],
+        "the backoff doubles while the page keeps failing"
+    );
+    for pair in failed[..3].windows(2) {
+        let gap = pair[1].3.duration_since(pair[0].3);
+        assert!(
+            gap >= pair[0].2,
+            "the next try waited for the backoff ({gap:?} >= {:?}), reconnect or not",
+            pair[0].2
+        );
+    }
+    assert!(
+        failed
+            .iter()
+            .all(|f| f.0 == "big" && f.1.contains("too large")),
+        "the room is named and the reason given: {failed:?}"
+    );
+    assert_eq!(
+        dave.view(|v| v
+            .connection
+            .iter()
+            .filter(|s| **s == ConnectionState::Connected)
+            .count()),
+        2,
+        "only the cut made dave reconnect"
+    );
+}
+
+/// 2,200 rooms with the longest ids and names (about 1.1 MB as one list, over the relay's
+/// 1 MiB reply limit): `list_rooms` reads them page by page and returns every room once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_rooms_are_listed_page_by_page() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(300)).await;
+    let mut config = server_config(&idp, &dir.path().join("server.db"), 0);
+    config.max_rooms_per_user = 2_200;
+    let server = TestServer::start(config).await;
+    let alice = Client::start(
+        relay_config(&server.url(), &dir.path().join("alice.db")),
+        IdpTokens::login(idp.clone(), "alice").await,
+    );
+    alice.wait_connected(T).await;
+    let name = "😀".repeat(100);
+    for chunk in 0..22 {
+        let creates = (0..100).map(|i| {
+            let id = format!("r{:04}-{}", chunk * 100 + i, "x".repeat(58));
+            let (relay, name) = (&alice.relay, &name);
+            async move { relay.create_room(name, Some(&id)).await }
+        });
+        for created in futures_util::future::join_all(creates).await {
+            created.expect("room created");
+        }
+    }
+    let bob = Client::start(
+        relay_config(&server.url(), &dir.path().join("bob.db")),
+        IdpTokens::login(idp.clone(), "bob").await,
+    );
+    bob.wait_connected(T).await;
+    let rooms = bob.relay.list_rooms().await.expect("the list loads");
+    let ids: HashSet<&str> = rooms.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(rooms.len(), 2_201, "2,200 rooms and general");
+    assert_eq!(ids.len(), rooms.len(), "no room twice");
+    assert!(rooms.iter().all(|r| r.id == "general" || r.name == name));
+    assert_eq!(
+        bob.view(|v| v.connection.len()),
+        2,
+        "connecting, connected: no reconnect while listing"
     );
 }

@@ -61,6 +61,16 @@ pub enum ChatEvent {
         /// The room's unsent outbox items, oldest first.
         unsent: Vec<OutboxItem>,
     },
+    /// The latest page of `room` could not be loaded: its view is out of date. The core tries
+    /// again by itself in `retry_in_secs`; `open_room` tries at once (the UI's Retry).
+    RoomFailed {
+        /// Room id.
+        room: String,
+        /// Why, in plain words.
+        message: String,
+        /// Seconds until the core tries again by itself.
+        retry_in_secs: u64,
+    },
     /// For the connection line.
     ConnectionState(ConnectionState),
     /// Something the user may want to know.

@@ -408,6 +408,19 @@ impl ChatHub {
             // A dropped connection or a token that cannot be had right now is what the
             // connection line ("Reconnecting in N s…") already says: the technical text goes
             // to the log only. Protocol, server and outbox errors reach the user.
+            Event::RoomFailed {
+                room,
+                message,
+                retry_in,
+            } => {
+                if shown {
+                    self.emit(ChatEvent::RoomFailed {
+                        room,
+                        message,
+                        retry_in_secs: retry_in.as_secs().max(1),
+                    });
+                }
+            }
             Event::Error { kind, message } => match Code::of_relay_event(&kind) {
                 Some(code) if shown => self.emit(ChatEvent::Error { code, message }),
                 Some(code) => tracing::warn!(%code, "chat of another account: {message}"),
@@ -655,7 +668,10 @@ impl ChatHub {
         // In the background: offline, the relay subscribes when it connects.
         self.rt.spawn(async move {
             match relay.open_room(&target).await {
-                Ok(_) | Err(confab_relay::Error::Timeout) => {}
+                // A page too large to load is told in the room itself (`room-failed`).
+                Ok(_)
+                | Err(confab_relay::Error::Timeout | confab_relay::Error::ReplyTooLarge { .. }) => {
+                }
                 Err(e) => {
                     if first {
                         this.with_chat(&opener, |c| c.opened.remove(&target));

@@ -240,7 +240,10 @@ async fn establish(
     };
     let attempt = async {
         let mut conn = connector
-            .connect(&config.url, config.max_frame_bytes)
+            .connect(
+                &config.url,
+                config.max_read_bytes.max(config.max_frame_bytes),
+            )
             .await
             .map_err(|e| {
                 if e.is_tls() {

@@ -13,6 +13,37 @@ use crate::transport::Utf8Bytes;
 pub(super) enum Line<'a> {
     Publication(PubLine<'a>),
     Reply(Box<Reply>),
+    /// A reply to command `id` larger than the client accepts: not decoded, the request fails.
+    TooLarge {
+        id: u32,
+        size: usize,
+    },
+}
+
+/// The command id a reply line starts with (`{"id":N,` as the server and Centrifugo write
+/// replies), read without decoding the line; `None` for pushes and anything else.
+fn leading_reply_id(line: &str) -> Option<u32> {
+    let rest = line.strip_prefix(r#"{"id":"#)?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if rest.as_bytes().get(digits) != Some(&b',') {
+        return None;
+    }
+    rest[..digits].parse().ok().filter(|&id| id != 0)
+}
+
+/// A line over `max_bytes`: a reply to a command fails just that command; anything else
+/// (a push, say) fails the frame.
+fn oversized(line: &str, max_bytes: usize) -> std::result::Result<Line<'_>, FrameError> {
+    match leading_reply_id(line) {
+        Some(id) => Ok(Line::TooLarge {
+            id,
+            size: line.len(),
+        }),
+        None => Err(FrameError::TooLarge {
+            size: line.len(),
+            max: max_bytes,
+        }),
+    }
 }
 
 /// One non-blank line: the hand-written reader, then serde_json's typed fast path, then the
@@ -63,18 +94,18 @@ impl<'a> Iterator for Lines<'a> {
 }
 
 /// Like `decode_replies`, with the fast path for publication pushes: the whole frame is decoded
-/// before anything is applied, and any invalid line fails the frame, as before.
+/// before anything is applied, and any invalid line fails the frame, as before. `max_bytes`
+/// bounds each line: a longer reply to a command becomes [`Line::TooLarge`] (that request
+/// fails), any other longer line fails the frame.
 pub(super) fn decode_lines(
     text: &str,
     max_bytes: usize,
 ) -> std::result::Result<Lines<'_>, FrameError> {
-    if text.len() > max_bytes {
-        return Err(FrameError::TooLarge {
-            size: text.len(),
-            max: max_bytes,
-        });
-    }
     let mut out = Lines::default();
+    if text.len() > max_bytes && memchr::memchr(b'\n', text.as_bytes()).is_none() {
+        out.push(oversized(text.trim(), max_bytes)?);
+        return Ok(out);
+    }
     // Most frames are one publication push: the hand-written reader takes the whole frame at
     // once. It accepts no newline and no surrounding whitespace, so this reads such a frame
     // exactly as the split below would, without the scan for newlines.
@@ -89,6 +120,10 @@ pub(super) fn decode_lines(
         let line = text[start..end].trim();
         start = end + 1;
         if line.is_empty() {
+            continue;
+        }
+        if line.len() > max_bytes {
+            out.push(oversized(line, max_bytes)?);
             continue;
         }
         // A frame that is this one line was already offered to the hand-written reader above.
@@ -117,7 +152,7 @@ pub fn decode_frame_for_bench(frame: &Utf8Bytes) -> usize {
         .into_iter()
         .filter_map(|line| match line {
             Line::Publication(p) => Some(fast_entry(frame, room_id(&p.channel)?, p.publication)),
-            Line::Reply(_) => None,
+            Line::Reply(_) | Line::TooLarge { .. } => None,
         })
         .count()
 }
@@ -207,8 +242,43 @@ mod decode_tests {
         );
         assert!(
             matches!(decode_lines(PUSH, 10), Err(FrameError::TooLarge { .. })),
-            "the frame size limit applies first"
+            "a push over the line limit fails the frame"
         );
+        let big_reply = format!(
+            r#"{{"id":42,"history":{{"publications":[],"epoch":"{}"}}}}"#,
+            "e".repeat(400)
+        );
+        let lines = decode_lines(&big_reply, 50)
+            .expect("an oversized reply is not a frame error")
+            .collect::<Vec<_>>();
+        assert!(
+            matches!(lines.as_slice(), [Line::TooLarge { id: 42, size }] if *size == big_reply.len()),
+            "a reply over the limit fails only its request"
+        );
+        let framed = format!("{PUSH}\n{big_reply}");
+        let lines = decode_lines(&framed, PUSH.len())
+            .expect("lines under the limit still decode")
+            .collect::<Vec<_>>();
+        assert!(
+            matches!(
+                lines.as_slice(),
+                [Line::Publication(_), Line::TooLarge { id: 42, .. }]
+            ),
+            "the limit is per line"
+        );
+        for not_a_reply in [
+            r#"{"id":0,"x":1}"#,
+            r#"{"id":"7","x":1}"#,
+            r#"{"push":{"id":7}}"#,
+        ] {
+            assert!(
+                matches!(
+                    decode_lines(not_a_reply, 5),
+                    Err(FrameError::TooLarge { .. })
+                ),
+                "{not_a_reply}: only a reply with a command id fails alone"
+            );
+        }
     }
 
     #[test]

@@ -29,6 +29,32 @@ impl Core {
             match line {
                 Line::Publication(push) => self.on_fast_publication(frame, push),
                 Line::Reply(reply) => self.on_reply(*reply),
+                Line::TooLarge { id, size } => self.on_too_large(id, size),
+            }
+        }
+    }
+
+    /// A reply too large to accept fails its own request only: a reconnect would send the
+    /// same request and get the same reply.
+    fn on_too_large(&mut self, id: u32, size: usize) {
+        let max = self.config.max_frame_bytes;
+        tracing::warn!(id, size, max, "reply too large for this client");
+        let Some(pending) = self.pending.remove(&id) else {
+            return;
+        };
+        let too_large = || Error::ReplyTooLarge { size, max };
+        match pending {
+            Pending::Older { reply, .. } => {
+                let _ = reply.send(Err(too_large()));
+            }
+            Pending::Rpc(reply) => {
+                let _ = reply.send(Err(too_large()));
+            }
+            Pending::Reset(room) => self.reset_failed(&room, &too_large()),
+            Pending::Subscribe(room) => self.subscribe_too_large(&room, &too_large()),
+            Pending::Publish(_) | Pending::Refresh { .. } => {
+                self.error("protocol", too_large().to_string());
+                self.end = Some(End::Protocol("reply too large".into()));
             }
         }
     }

@@ -1,21 +1,39 @@
 //! Followed rooms: subscriptions with recovery, page reloads (resets), and the one filter
 //! every publication passes (dedupe by offset, gaps, held while the room syncs).
 
+use std::time::Duration;
+
 use confab_protocol::{
     room_channel, Command as WireCommand, ErrorCode, HistoryRequest, Publication, Reply,
     SubscribeRequest,
 };
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use super::decode::entry;
 use super::{server_error, Core, End, Pending};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{ChatEntry, Event, RoomPage};
 use crate::outbox::OutboxItem;
 
 /// Publications held for a room while its subscription or reset is in flight; more means the
 /// room is far behind and a reconnect (with recovery) is cheaper than holding them.
 const MAX_SYNC_BUFFER: usize = 10_000;
+
+/// First wait before a room whose page failed to load is tried again by itself; it doubles
+/// with each failure up to [`RESET_BACKOFF_MAX`] (reconnects do not reset it; a page that
+/// loads, or the user opening the room, does).
+const RESET_BACKOFF_MIN: Duration = Duration::from_secs(2);
+/// Longest wait between automatic tries of a room whose page keeps failing.
+const RESET_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// The wait after `failures` failed page loads in a row (at least one).
+pub(super) fn reset_backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RESET_BACKOFF_MIN
+        .saturating_mul(1 << doublings)
+        .min(RESET_BACKOFF_MAX)
+}
 
 #[derive(Default)]
 pub(super) struct Room {
@@ -25,6 +43,9 @@ pub(super) struct Room {
     pub(super) subscribed: bool,
     pub(super) syncing: bool,
     needs_reset: bool,
+    /// Page loads that failed in a row, and when the relay may try again by itself.
+    reset_failures: u32,
+    pub(super) reset_after: Option<Instant>,
     pub(super) buffer: Vec<Arrival>,
     pub(super) waiters: Vec<oneshot::Sender<Result<RoomPage>>>,
 }
@@ -71,6 +92,83 @@ impl Core {
             ..WireCommand::default()
         });
         self.pending.insert(id, Pending::Subscribe(room.to_owned()));
+    }
+
+    /// Loads the room's latest page now, or, while its page keeps failing and nobody waits
+    /// for it, marks the room stale so the stale check loads it once its backoff has passed.
+    pub(super) fn reset_or_wait(&mut self, room: &str) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let backing_off = r.reset_after.is_some_and(|t| t > Instant::now());
+        if backing_off && r.waiters.is_empty() {
+            r.syncing = false;
+            self.outlet.stale_rooms.insert(room.to_owned());
+            self.drain_buffer(room);
+        } else {
+            self.start_reset(room);
+        }
+    }
+
+    /// A page load of `room` failed: waiters get the error, the UI is told, and the relay
+    /// tries again by itself after a backoff that grows while it keeps failing.
+    pub(super) fn reset_failed(&mut self, room: &str, e: &Error) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.syncing = false;
+        r.reset_failures = r.reset_failures.saturating_add(1);
+        let retry_in = reset_backoff(r.reset_failures);
+        r.reset_after = Some(Instant::now() + retry_in);
+        for w in r.waiters.drain(..) {
+            let _ = w.send(Err(match e {
+                Error::ReplyTooLarge { size, max } => Error::ReplyTooLarge {
+                    size: *size,
+                    max: *max,
+                },
+                Error::Server { code, message } => Error::Server {
+                    code: *code,
+                    message: message.clone(),
+                },
+                other => Error::Protocol(other.to_string()),
+            }));
+        }
+        tracing::warn!(
+            room,
+            failures = r.reset_failures,
+            ?retry_in,
+            "room page failed: {e}"
+        );
+        self.outlet.stale_rooms.insert(room.to_owned()); // retried by the stale check
+        self.outlet.emit(Event::RoomFailed {
+            room: room.to_owned(),
+            message: e.to_string(),
+            retry_in,
+        });
+        self.drain_buffer(room);
+    }
+
+    /// A recovering subscribe whose missed publications were too large to receive: follow the
+    /// room from its current position instead (a subscribe without recovery carries none).
+    pub(super) fn subscribe_too_large(&mut self, room: &str, e: &Error) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if r.known {
+            tracing::info!(
+                room,
+                "recovery too large to receive; reloading recent history"
+            );
+            r.known = false;
+            self.subscribe(room);
+        } else {
+            r.syncing = false;
+            for w in r.waiters.drain(..) {
+                let _ = w.send(Err(Error::Protocol(e.to_string())));
+            }
+            self.error("server", format!("cannot open room {room}: {e}"));
+            self.end = Some(End::Protocol("subscribe reply too large".into()));
+        }
     }
 
     pub(super) fn start_reset(&mut self, room: &str) {
@@ -127,7 +225,7 @@ impl Core {
             }
             self.drain_buffer(room);
             if wants_page {
-                self.start_reset(room);
+                self.reset_or_wait(room);
             }
         } else {
             if r.known {
@@ -136,7 +234,7 @@ impl Core {
             r.epoch = res.epoch;
             r.offset = res.offset;
             r.known = true;
-            self.start_reset(room);
+            self.reset_or_wait(room);
         }
     }
 
@@ -148,13 +246,12 @@ impl Core {
         r.syncing = false;
         match (reply.error, reply.history) {
             (Some(e), _) => {
-                for w in r.waiters.drain(..) {
-                    let _ = w.send(Err(server_error(&e)));
-                }
-                self.outlet.stale_rooms.insert(room.to_owned()); // retried by the stale check
-                self.error("server", format!("cannot load room {room}: {}", e.message));
+                self.reset_failed(room, &server_error(&e));
+                return; // reset_failed drains the buffer
             }
             (None, Some(h)) => {
+                r.reset_failures = 0;
+                r.reset_after = None;
                 let mut pubs = h.publications;
                 pubs.reverse();
                 let page_top = pubs.last().map(|p| p.offset).unwrap_or(0);

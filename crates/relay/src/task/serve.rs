@@ -175,10 +175,9 @@ impl Core {
         if !self.outlet.stale_rooms.is_empty() && self.outlet.has_room() {
             let stale: Vec<String> = self.outlet.stale_rooms.iter().cloned().collect();
             for room in stale {
-                let ready = self
-                    .rooms
-                    .get(&room)
-                    .is_some_and(|r| r.subscribed && !r.syncing);
+                let ready = self.rooms.get(&room).is_some_and(|r| {
+                    r.subscribed && !r.syncing && r.reset_after.is_none_or(|t| t <= now)
+                });
                 if ready {
                     self.start_reset(&room);
                 } else if !self.rooms.contains_key(&room) {

@@ -377,6 +377,8 @@ pub struct View {
     pub connection: Vec<ConnectionState>,
     pub errors: Vec<(String, String)>,
     pub resets: u64,
+    /// RoomFailed events: room, message, retry_in, and when it arrived.
+    pub failed: Vec<(String, String, Duration, std::time::Instant)>,
 }
 
 impl View {
@@ -404,6 +406,13 @@ impl View {
             Event::MessageState { id, state, .. } => {
                 self.states.insert(id, state);
             }
+            Event::RoomFailed {
+                room,
+                message,
+                retry_in,
+            } => self
+                .failed
+                .push((room, message, retry_in, std::time::Instant::now())),
             Event::ConnectionState(s) => self.connection.push(s),
             Event::Error { kind, message } => self.errors.push((kind, message)),
         }
