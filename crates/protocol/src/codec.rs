@@ -74,9 +74,11 @@ pub fn decode_frame<T: DeserializeOwned>(
     Ok(out)
 }
 
-/// Decodes a client frame into commands.
+/// Decodes a client frame into commands. Commands and their requests must be JSON objects
+/// (see [`crate::strict`]): the positional array form serde would otherwise accept is invalid.
 pub fn decode_commands(frame: &[u8], max_bytes: usize) -> Result<Vec<Command>, FrameError> {
-    decode_frame(frame, max_bytes)
+    let commands: Vec<crate::strict::Object<Command>> = decode_frame(frame, max_bytes)?;
+    Ok(commands.into_iter().map(|c| c.0).collect())
 }
 
 /// Decodes a server frame into replies (pushes and pings included).

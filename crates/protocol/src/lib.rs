@@ -13,6 +13,7 @@ pub mod codec;
 pub mod codes;
 pub mod error;
 pub mod messages;
+pub mod strict;
 pub mod token;
 
 pub use chat::{

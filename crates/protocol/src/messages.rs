@@ -41,40 +41,76 @@ pub struct Command {
     #[serde(skip_serializing_if = "is_zero_u32")]
     pub id: u32,
     /// Authenticate the connection.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::option"
+    )]
     pub connect: Option<ConnectRequest>,
     /// Subscribe to a channel.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::option"
+    )]
     pub subscribe: Option<SubscribeRequest>,
     /// Leave a channel.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::option"
+    )]
     pub unsubscribe: Option<UnsubscribeRequest>,
     /// Publish into a channel.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::option"
+    )]
     pub publish: Option<PublishRequest>,
     /// Who is in a channel.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::option"
+    )]
     pub presence: Option<PresenceRequest>,
     /// How many are in a channel.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::option"
+    )]
     pub presence_stats: Option<PresenceStatsRequest>,
     /// Read a channel's history.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::option"
+    )]
     pub history: Option<HistoryRequest>,
     /// Client-initiated ping (protocol v1 style; v2 uses server pings).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::option"
+    )]
     pub ping: Option<Empty>,
     /// Asynchronous message without reply.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::option"
+    )]
     pub send: Option<SendRequest>,
     /// Remote procedure call.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::option"
+    )]
     pub rpc: Option<RpcRequest>,
     /// Replace the connection token.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::option"
+    )]
     pub refresh: Option<RefreshRequest>,
     /// Replace a subscription token.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::option"
+    )]
     pub sub_refresh: Option<SubRefreshRequest>,
 }
 
@@ -200,7 +236,10 @@ pub struct ConnectRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
     /// Server-side subscriptions requested at connect (not supported by confab-server).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "crate::strict::map"
+    )]
     pub subs: BTreeMap<String, SubscribeRequest>,
     /// Client name.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -449,7 +488,10 @@ pub struct HistoryRequest {
     #[serde(skip_serializing_if = "is_zero_i32")]
     pub limit: i32,
     /// Return publications after this position (or before it when `reverse`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::strict::option"
+    )]
     pub since: Option<StreamPosition>,
     /// Newest first.
     #[serde(skip_serializing_if = "is_false")]

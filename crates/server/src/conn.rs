@@ -156,7 +156,8 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, client: String) {
             }
             msg = stream.next() => {
                 let bytes = match msg {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+                    None | Some(Ok(Message::Close(_))) => break None,
+                    Some(Err(e)) => break transport_disconnect(&e),
                     Some(Ok(Message::Text(t))) => t.as_str().as_bytes().to_vec(),
                     Some(Ok(Message::Binary(b))) => b.to_vec(),
                     Some(Ok(_)) => continue,
@@ -223,6 +224,28 @@ pub async fn serve_socket(socket: WebSocket, state: AppState, client: String) {
         tracing::debug!("connection closed by client");
     }
 }
+
+/// The close to send for a read error the client caused: a message over the transport limit
+/// (`max_frame_bytes`) is 3501 like any oversize frame, text that is not UTF-8 is 1007 (RFC
+/// 6455 §7.4.1); anything else (the socket is gone) gets no close frame. The WebSocket layer's
+/// error is only available as text (axum hides its type).
+fn transport_disconnect(e: &axum::Error) -> Option<Disconnect> {
+    let text = e.to_string();
+    if text.contains("Space limit exceeded") || text.contains("too long") {
+        tracing::info!("frame over the transport limit");
+        Some(FRAME_TOO_LARGE)
+    } else if text.contains("UTF-8") {
+        tracing::info!("text frame that is not UTF-8");
+        Some(Disconnect::new(1007, "invalid UTF-8 in a text frame"))
+    } else {
+        tracing::debug!(error = %e, "socket read failed");
+        None
+    }
+}
+
+/// The close for any frame over `max_frame_bytes`.
+const FRAME_TOO_LARGE: Disconnect =
+    Disconnect::new(Disconnect::BAD_REQUEST.code, "bad request: frame too large");
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
 type Stream = futures_util::stream::SplitStream<WebSocket>;
@@ -342,10 +365,7 @@ impl Conn {
             Ok(c) => c,
             Err(FrameError::TooLarge { size, max }) => {
                 tracing::info!(size, max, "frame too large");
-                return Err((
-                    Vec::new(),
-                    Disconnect::new(Disconnect::BAD_REQUEST.code, "bad request: frame too large"),
-                ));
+                return Err((Vec::new(), FRAME_TOO_LARGE));
             }
             Err(e) => {
                 tracing::info!(error = %e, "malformed frame");

@@ -95,9 +95,10 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn websocket(ws: WebSocketUpgrade, State(state): State<AppState>) -> impl IntoResponse {
-    // The transport limit sits above the protocol limit so an oversize frame gets the clear
-    // protocol disconnect (3501) instead of a bare transport error.
-    let transport_max = state.config.max_frame_bytes.saturating_mul(4);
+    // The transport refuses a larger message from its header, before reading it (before login
+    // too); the connection task answers that with the protocol's close 3501, like any
+    // oversize frame.
+    let transport_max = state.config.max_frame_bytes;
     // Small I/O buffers: the tungstenite defaults (128 KiB each) would cost ~150 KiB per idle
     // connection; chat frames are small and larger ones still work, just in more reads.
     ws.max_message_size(transport_max)

@@ -62,6 +62,65 @@ async fn limits_give_clear_errors_and_bad_frames_disconnect_without_harm() {
             "malformed frame {garbage:?} gets disconnect 3501"
         );
     }
+    // The positional array form serde would read as a struct is not the protocol: refused
+    // before login (it would authenticate) and after (it would publish).
+    let mut c = Client::open(&server.url).await;
+    c.send_text(&format!(r#"[1,["{token}"]]"#)).await;
+    assert_eq!(
+        c.expect_close().await.code,
+        Disconnect::BAD_REQUEST.code,
+        "a connect written as an array is refused"
+    );
+    for positional in [
+        r#"[8,null,null,null,["room:general",{"id":"00000000-0000-4000-8000-000000000001","author":"","text":"positional","ts":1}]]"#,
+        r#"{"id":8,"publish":["room:general",{"id":"00000000-0000-4000-8000-000000000002","author":"","text":"positional","ts":1}]}"#,
+        r#"{"id":9,"history":{"channel":"room:general","limit":5,"since":[0,""]}}"#,
+    ] {
+        let mut c = Client::connected(&server.url, &token).await;
+        c.send_text(positional).await;
+        assert_eq!(
+            c.expect_close().await.code,
+            Disconnect::BAD_REQUEST.code,
+            "{positional} is refused"
+        );
+    }
+    let mut c = Client::connected(&server.url, &token).await;
+    let h = c
+        .call(json!({"history": {"channel": "room:general", "limit": -1}}))
+        .await
+        .history
+        .expect("history");
+    assert!(
+        !h.publications
+            .iter()
+            .any(|p| p.data["text"] == "positional"),
+        "nothing written in the array form was stored"
+    );
+
+    // Frames the WebSocket layer refuses still get a close frame the client can act on:
+    // a message far over the limit (before login too) is 3501, text that is not UTF-8 is 1007.
+    for connected in [false, true] {
+        let mut c = if connected {
+            Client::connected(&server.url, &token).await
+        } else {
+            Client::open(&server.url).await
+        };
+        c.send_text(&"x".repeat(300 * 1024)).await;
+        let closed = c.expect_close().await;
+        assert_eq!(
+            (closed.code, closed.reason.contains("too large")),
+            (Disconnect::BAD_REQUEST.code, true),
+            "a 300 KiB frame (logged in: {connected}) is closed with 3501: {closed:?}"
+        );
+    }
+    let mut c = Client::connected(&server.url, &token).await;
+    c.send_raw_text(b"{\"id\":1,\"ping\":{\xff}}").await;
+    assert_eq!(
+        c.expect_close().await.code,
+        1007,
+        "a text frame that is not UTF-8 is closed with 1007"
+    );
+
     let health: serde_json::Value = reqwest::get(format!("http://{}/health", server.addr))
         .await
         .expect("health")

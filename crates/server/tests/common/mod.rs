@@ -2,6 +2,7 @@
 //! protocol client, and token forgeries built from real IdP tokens.
 #![allow(dead_code)]
 
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -142,6 +143,17 @@ impl Client {
             .send(Message::Text(text.into()))
             .await
             .expect("send frame");
+    }
+
+    /// Sends a text frame whose payload is `bytes` as they are (not checked for UTF-8).
+    pub async fn send_raw_text(&mut self, bytes: &[u8]) {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        let frame = Frame::message(bytes.to_vec(), OpCode::Data(Data::Text), true);
+        self.ws
+            .send(Message::Frame(frame))
+            .await
+            .expect("send raw frame");
     }
 
     /// Sends a command with a fresh id, returns the id.
