@@ -368,7 +368,7 @@ impl Conn {
                 return Err((Vec::new(), FRAME_TOO_LARGE));
             }
             Err(e) => {
-                tracing::info!(error = %e, "malformed frame");
+                tracing::info!(error = ?e, "malformed frame");
                 return Err((Vec::new(), Disconnect::BAD_REQUEST));
             }
         };
@@ -400,7 +400,7 @@ impl Conn {
         replies: &mut Vec<Reply>,
     ) -> Outcome<Option<Reply>> {
         let incoming = cmd.into_incoming().map_err(|e| {
-            tracing::info!(error = %e, "invalid command");
+            tracing::info!(error = ?e, "invalid command");
             Disconnect::BAD_REQUEST
         })?;
         let (id, request) = match incoming {
@@ -532,7 +532,7 @@ impl Conn {
             }
         };
         if let Err(a) = self.state.hub.authenticate(&self.client, &identity.user) {
-            tracing::info!(user = %identity.user, ?a, "connection limit");
+            tracing::info!(user = ?identity.user, ?a, "connection limit");
             return Err(Disconnect::CONNECTION_LIMIT);
         }
         // Default rooms are open: every user is a member from the first connect on.
@@ -552,7 +552,7 @@ impl Conn {
             return Ok(err(id, ErrorCode::INTERNAL));
         }
         let ttl = ttl_secs(identity.expires_at);
-        tracing::info!(user = %identity.user, ttl, "connected");
+        tracing::info!(user = ?identity.user, ttl, "connected");
         self.session = Some(Session {
             info: ClientInfo {
                 user: identity.user.clone(),

@@ -1,84 +1,17 @@
 //! Token verifier against a local issuer whose keys the test controls: EdDSA acceptance, key
 //! rotation (refetch on unknown `kid`), the refetch rate limit, `nbf`, and algorithm/key mismatch.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::routing::get;
-use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use common::issuer::{new_key, sign, start_issuer};
 use confab_server::auth::{unix_now, AuthError, TokenVerifier};
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::{json, Value};
-
-struct Issuer {
-    url: String,
-    keys: Mutex<Vec<Value>>,
-    jwks_requests: AtomicUsize,
-}
-
-struct Key {
-    kid: String,
-    encoding: EncodingKey,
-    jwk: Value,
-}
-
-fn new_key(kid: &str) -> Key {
-    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let pem = signing
-        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-        .expect("pkcs8 pem");
-    let x = URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes());
-    Key {
-        kid: kid.to_owned(),
-        encoding: EncodingKey::from_ed_pem(pem.as_bytes()).expect("ed25519 key"),
-        jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}),
-    }
-}
-
-async fn start_issuer() -> Arc<Issuer> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let issuer = Arc::new(Issuer {
-        url,
-        keys: Mutex::new(Vec::new()),
-        jwks_requests: AtomicUsize::new(0),
-    });
-    async fn discovery(State(i): State<Arc<Issuer>>) -> Json<Value> {
-        Json(json!({"issuer": i.url, "jwks_uri": format!("{}/jwks", i.url)}))
-    }
-    async fn jwks(State(i): State<Arc<Issuer>>) -> Json<Value> {
-        i.jwks_requests.fetch_add(1, Ordering::SeqCst);
-        Json(json!({"keys": *i.keys.lock().expect("keys lock")}))
-    }
-    let app = axum::Router::new()
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/jwks", get(jwks))
-        .with_state(issuer.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    issuer
-}
-
-fn sign(key: &Key, issuer: &str, extra: Value) -> String {
-    let mut claims =
-        json!({"iss": issuer, "aud": "confab-chat", "sub": "carol", "exp": unix_now() + 300});
-    if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            c.insert(k.clone(), v.clone());
-        }
-    }
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, &claims, &key.encoding).expect("sign")
-}
+use jsonwebtoken::{Algorithm, Header};
+use serde_json::json;
 
 #[tokio::test]
 async fn eddsa_tokens_verify_and_unknown_kids_trigger_one_rate_limited_refetch() {

@@ -2,6 +2,8 @@
 //! protocol client, and token forgeries built from real IdP tokens.
 #![allow(dead_code)]
 
+pub mod issuer;
+
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
