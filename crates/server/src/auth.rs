@@ -1,7 +1,10 @@
 //! Connection token verification: JWT access tokens from the configured issuer, checked
 //! against the issuer's JWKS (discovered, cached, refetched on an unknown `kid` at most once
-//! per interval).
+//! per interval). A refetch runs outside the key cache: tokens signed with cached keys keep
+//! verifying while it waits on the issuer, and concurrent unknown `kid`s share one refetch.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
@@ -51,9 +54,9 @@ struct Discovery {
     jwks_uri: String,
 }
 
-struct KeyCache {
+/// What only the task fetching keys touches (one at a time).
+struct Fetcher {
     jwks_uri: Option<String>,
-    keys: JwkSet,
     last_fetch: Option<Instant>,
 }
 
@@ -64,7 +67,13 @@ pub struct TokenVerifier {
     leeway: u64,
     refetch_interval: Duration,
     http: reqwest::Client,
-    cache: Mutex<KeyCache>,
+    /// The current key set: read by every verification, replaced whole after a fetch.
+    keys: RwLock<Arc<JwkSet>>,
+    /// Held across a fetch: later unknown `kid`s wait for it instead of fetching again.
+    fetcher: Mutex<Fetcher>,
+    /// Fetches finished (either way); a task that saw this change while it waited for the
+    /// fetcher takes that fetch's outcome instead of starting another.
+    fetches: AtomicU64,
 }
 
 impl TokenVerifier {
@@ -86,23 +95,38 @@ impl TokenVerifier {
             leeway: leeway_secs,
             refetch_interval,
             http,
-            cache: Mutex::new(KeyCache {
+            keys: RwLock::new(Arc::new(JwkSet { keys: Vec::new() })),
+            fetcher: Mutex::new(Fetcher {
                 jwks_uri: None,
-                keys: JwkSet { keys: Vec::new() },
                 last_fetch: None,
             }),
+            fetches: AtomicU64::new(0),
         })
     }
 
     /// Fetches discovery and the key set now (used at start so a bad issuer fails early).
     pub async fn prefetch(&self) -> Result<()> {
-        let mut cache = self.cache.lock().await;
-        self.fetch(&mut cache).await
+        let mut fetcher = self.fetcher.lock().await;
+        self.fetch(&mut fetcher).await
     }
 
-    async fn fetch(&self, cache: &mut KeyCache) -> Result<()> {
-        cache.last_fetch = Some(Instant::now());
-        let jwks_uri = match &cache.jwks_uri {
+    /// The key set as last fetched (a poisoned lock still holds a whole set).
+    fn current_keys(&self) -> Arc<JwkSet> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    async fn fetch(&self, fetcher: &mut Fetcher) -> Result<()> {
+        let r = self.fetch_now(fetcher).await;
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        r
+    }
+
+    async fn fetch_now(&self, fetcher: &mut Fetcher) -> Result<()> {
+        fetcher.last_fetch = Some(Instant::now());
+        let jwks_uri = match &fetcher.jwks_uri {
             Some(uri) => uri.clone(),
             None => {
                 let url = format!("{}/.well-known/openid-configuration", self.issuer);
@@ -113,12 +137,17 @@ impl TokenVerifier {
                         doc.issuer, self.issuer
                     )));
                 }
-                cache.jwks_uri = Some(doc.jwks_uri.clone());
+                fetcher.jwks_uri = Some(doc.jwks_uri.clone());
                 doc.jwks_uri
             }
         };
-        cache.keys = self.get_json(&jwks_uri).await?;
-        tracing::info!(keys = cache.keys.keys.len(), "fetched issuer key set");
+        let keys: JwkSet = self.get_json(&jwks_uri).await?;
+        tracing::info!(keys = keys.keys.len(), "fetched issuer key set");
+        let keys = Arc::new(keys);
+        match self.keys.write() {
+            Ok(mut k) => *k = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
         Ok(())
     }
 
@@ -140,21 +169,33 @@ impl TokenVerifier {
             .map_err(|e| Error::Discovery(format!("GET {url}: {e}")))
     }
 
-    async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, AuthError> {
-        let mut cache = self.cache.lock().await;
-        if let Some(jwk) = find_key(&cache.keys, kid, alg) {
-            return Ok(jwk);
+    /// The key for a token from the cached set; `None` when the set has no such key.
+    fn cached_key(&self, kid: Option<&str>, alg: Algorithm) -> Result<Option<Jwk>, AuthError> {
+        let keys = self.current_keys();
+        if let Some(jwk) = find_key(&keys, kid, alg) {
+            return Ok(Some(jwk));
         }
-        if kid.is_some()
-            && cache
-                .keys
-                .keys
-                .iter()
-                .any(|k| k.common.key_id.as_deref() == kid)
-        {
+        if kid.is_some() && keys.keys.iter().any(|k| k.common.key_id.as_deref() == kid) {
             return Err(AuthError::Invalid("algorithm does not match key"));
         }
-        let may_refetch = cache
+        Ok(None)
+    }
+
+    async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, AuthError> {
+        if let Some(jwk) = self.cached_key(kid, alg)? {
+            return Ok(jwk);
+        }
+        let seen = self.fetches.load(Ordering::SeqCst);
+        let mut fetcher = self.fetcher.lock().await;
+        // A fetch that finished while this task waited may have brought the key; if it did
+        // not, the key set is as fresh as a fetch of this task's own would make it.
+        if let Some(jwk) = self.cached_key(kid, alg)? {
+            return Ok(jwk);
+        }
+        if self.fetches.load(Ordering::SeqCst) != seen {
+            return Err(AuthError::KeysUnavailable);
+        }
+        let may_refetch = fetcher
             .last_fetch
             .is_none_or(|t| t.elapsed() >= self.refetch_interval);
         if !may_refetch {
@@ -162,11 +203,13 @@ impl TokenVerifier {
             // retry after the interval instead of treating its token as invalid for good.
             return Err(AuthError::KeysUnavailable);
         }
-        if let Err(e) = self.fetch(&mut cache).await {
+        if let Err(e) = self.fetch(&mut fetcher).await {
             tracing::warn!(error = %e, "cannot refresh issuer key set");
             return Err(AuthError::KeysUnavailable);
         }
-        find_key(&cache.keys, kid, alg).ok_or(AuthError::Invalid("unknown signing key"))
+        drop(fetcher);
+        self.cached_key(kid, alg)?
+            .ok_or(AuthError::Invalid("unknown signing key"))
     }
 
     /// Verifies signature, algorithm, `iss`, `aud`, `exp`, `nbf` and returns the identity.

@@ -172,3 +172,58 @@ async fn unreachable_issuer_is_a_server_side_error_not_an_invalid_token() {
         .await;
     assert_eq!(r, Err(AuthError::KeysUnavailable), "when keys cannot be fetched the client gets a temporary internal error, not a terminal 3500");
 }
+
+/// A refetch waiting on a stalled issuer does not hold up tokens signed with cached keys, and
+/// unknown `kid`s arriving meanwhile share that one refetch instead of starting their own.
+#[tokio::test]
+async fn a_stalled_refetch_does_not_block_tokens_with_cached_keys() {
+    let issuer = start_issuer().await;
+    let k1 = new_key("k1");
+    issuer.keys.lock().expect("lock").push(k1.jwk.clone());
+    let verifier = std::sync::Arc::new(
+        TokenVerifier::new(&issuer.url, "confab-chat", 0, Duration::from_millis(0))
+            .expect("verifier"),
+    );
+    verifier
+        .verify(&sign(&k1, &issuer.url, json!({})))
+        .await
+        .expect("k1 verifies");
+
+    issuer.stall.store(true, Ordering::SeqCst);
+    let stranger = new_key("k9");
+    let unknown: Vec<_> = (0..3)
+        .map(|_| {
+            let (v, token) = (verifier.clone(), sign(&stranger, &issuer.url, json!({})));
+            tokio::spawn(async move { v.verify(&token).await })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while issuer.jwks_requests.load(Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refetch reaches the issuer"
+        );
+        tokio::task::yield_now().await;
+    }
+    // The refetch hangs at the issuer (until released): a cached key still verifies now.
+    let known = tokio::time::timeout(
+        Duration::from_secs(5),
+        verifier.verify(&sign(&k1, &issuer.url, json!({}))),
+    )
+    .await;
+    assert!(
+        matches!(known, Ok(Ok(_))),
+        "a token with a cached key verifies while the refetch waits: {known:?}"
+    );
+    issuer.stall.store(false, Ordering::SeqCst);
+    issuer.release.notify_waiters();
+    for task in unknown {
+        let r = task.await.expect("task");
+        assert!(r.is_err(), "the stranger's key is not at the issuer: {r:?}");
+    }
+    assert_eq!(
+        issuer.jwks_requests.load(Ordering::SeqCst),
+        2,
+        "three unknown kids at once made one refetch"
+    );
+}

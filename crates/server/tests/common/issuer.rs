@@ -1,7 +1,7 @@
 //! A local OpenID issuer whose Ed25519 keys the test controls (discovery and JWKS over HTTP),
 //! and tokens it signs: for key rotation tests and for identities the test IdP cannot issue.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
@@ -18,6 +18,9 @@ pub struct Issuer {
     pub url: String,
     pub keys: Mutex<Vec<Value>>,
     pub jwks_requests: AtomicUsize,
+    /// While set, JWKS requests hang until `release` is notified (an issuer that stalls).
+    pub stall: AtomicBool,
+    pub release: tokio::sync::Notify,
 }
 
 pub struct Key {
@@ -48,12 +51,17 @@ pub async fn start_issuer() -> Arc<Issuer> {
         url,
         keys: Mutex::new(Vec::new()),
         jwks_requests: AtomicUsize::new(0),
+        stall: AtomicBool::new(false),
+        release: tokio::sync::Notify::new(),
     });
     async fn discovery(State(i): State<Arc<Issuer>>) -> Json<Value> {
         Json(json!({"issuer": i.url, "jwks_uri": format!("{}/jwks", i.url)}))
     }
     async fn jwks(State(i): State<Arc<Issuer>>) -> Json<Value> {
         i.jwks_requests.fetch_add(1, Ordering::SeqCst);
+        if i.stall.load(Ordering::SeqCst) {
+            i.release.notified().await;
+        }
         Json(json!({"keys": *i.keys.lock().expect("keys lock")}))
     }
     let app = axum::Router::new()

@@ -4,7 +4,6 @@
 
 pub mod issuer;
 
-
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
