@@ -40,6 +40,12 @@ pub struct Config {
     pub max_connections_per_user: usize,
     /// Sockets allowed in total.
     pub max_connections_total: usize,
+    /// Sockets that have not sent a valid `connect` yet, at once (a flood of idle sockets
+    /// cannot use up `max_connections_total`).
+    pub max_pending_connections: usize,
+    /// Sockets per peer IP address (0 turns it off: behind a reverse proxy every socket comes
+    /// from the proxy's address, so limit per client address there instead).
+    pub max_connections_per_address: usize,
     /// Channels one connection may subscribe to.
     pub max_channels_per_connection: usize,
     /// Publications kept per channel (older ones are trimmed; recovery past them fails cleanly).
@@ -67,7 +73,7 @@ impl Default for Config {
             db: PathBuf::from("confab-server.sqlite3"),
             ping_interval_secs: 25,
             pong_timeout_secs: 8,
-            connect_timeout_secs: 10,
+            connect_timeout_secs: 5,
             expired_close_delay_ms: 25_000,
             token_leeway_secs: 5,
             jwks_refetch_interval_secs: 10,
@@ -75,6 +81,8 @@ impl Default for Config {
             commands_per_second: 50,
             max_connections_per_user: 16,
             max_connections_total: 20_000,
+            max_pending_connections: 1_000,
+            max_connections_per_address: 256,
             max_channels_per_connection: 128,
             history_size: 1_000,
             default_rooms: vec!["general".to_owned()],
@@ -117,6 +125,11 @@ impl Config {
         if self.max_frame_bytes < 1024 {
             return Err(Error::Config(
                 "max_frame_bytes must be at least 1024".into(),
+            ));
+        }
+        if self.max_pending_connections == 0 {
+            return Err(Error::Config(
+                "max_pending_connections must be positive".into(),
             ));
         }
         if self.commands_per_second == 0 || self.history_size == 0 || self.client_queue_len == 0 {

@@ -114,15 +114,20 @@ fn err_msg(id: u32, code: u32, message: &str) -> Reply {
 }
 
 /// Serves one upgraded socket until it closes.
-pub async fn serve_socket(socket: WebSocket, state: AppState, client: String) {
+pub async fn serve_socket(
+    socket: WebSocket,
+    state: AppState,
+    client: String,
+    peer: std::net::IpAddr,
+) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Line>(state.config.client_queue_len);
     let (kill_tx, mut kill_rx) = watch::channel::<Option<Disconnect>>(None);
-    if state.hub.open(&client, tx, kill_tx).is_err() {
-        tracing::warn!("connection refused: total connection limit or shutting down");
+    if let Err(refused) = state.hub.open(&client, Some(peer), tx, kill_tx) {
         let d = if state.hub_shutting_down() {
             Disconnect::SHUTDOWN
         } else {
+            tracing::warn!(?refused, "connection refused");
             Disconnect::CONNECTION_LIMIT
         };
         close(&mut sink, &mut stream, d).await;

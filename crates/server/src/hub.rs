@@ -1,6 +1,7 @@
 //! In-memory registry of sockets, users and channel subscribers; fan-out of pushes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -12,6 +13,7 @@ pub type Line = Arc<str>;
 
 struct Socket {
     user: Option<String>,
+    addr: Option<IpAddr>,
     tx: mpsc::Sender<Line>,
     kill: watch::Sender<Option<Disconnect>>,
 }
@@ -25,6 +27,10 @@ struct Subscriber {
 struct Inner {
     sockets: HashMap<String, Socket>,
     users: HashMap<String, usize>,
+    /// Sockets not authenticated yet.
+    pending: usize,
+    /// Sockets per peer address.
+    addresses: HashMap<IpAddr, usize>,
     channels: HashMap<String, HashMap<String, Subscriber>>,
 }
 
@@ -35,13 +41,29 @@ pub enum Admission {
     TotalLimit,
     /// Too many connections for this user.
     UserLimit,
+    /// Too many sockets that have not authenticated yet.
+    PendingLimit,
+    /// Too many sockets from this address.
+    AddressLimit,
+}
+
+/// The hub's admission limits.
+#[derive(Debug, Clone, Copy)]
+pub struct HubLimits {
+    /// Sockets in total.
+    pub total: usize,
+    /// Authenticated connections per user.
+    pub per_user: usize,
+    /// Sockets that have not sent a valid `connect` yet.
+    pub pending: usize,
+    /// Sockets per peer IP address (0: no limit, e.g. behind a reverse proxy).
+    pub per_address: usize,
 }
 
 /// Shared registry. All methods are short and never await while holding the lock.
 pub struct Hub {
     inner: Mutex<Inner>,
-    max_total: usize,
-    max_per_user: usize,
+    limits: HubLimits,
     shutting_down: AtomicBool,
 }
 
@@ -52,11 +74,10 @@ fn encode(reply: &Reply) -> Line {
 
 impl Hub {
     /// An empty hub with connection limits.
-    pub fn new(max_total: usize, max_per_user: usize) -> Self {
+    pub fn new(limits: HubLimits) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
-            max_total,
-            max_per_user,
+            limits,
             shutting_down: AtomicBool::new(false),
         }
     }
@@ -66,21 +87,35 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a new socket; refused over the total limit or during shutdown.
+    /// Registers a new socket from `addr`; refused during shutdown and over the total, the
+    /// not-yet-authenticated or the per-address limit.
     pub fn open(
         &self,
         client: &str,
+        addr: Option<IpAddr>,
         tx: mpsc::Sender<Line>,
         kill: watch::Sender<Option<Disconnect>>,
     ) -> Result<(), Admission> {
         let mut inner = self.lock();
-        if self.shutting_down.load(Ordering::SeqCst) || inner.sockets.len() >= self.max_total {
+        if self.shutting_down.load(Ordering::SeqCst) || inner.sockets.len() >= self.limits.total {
             return Err(Admission::TotalLimit);
         }
+        if inner.pending >= self.limits.pending {
+            return Err(Admission::PendingLimit);
+        }
+        if let Some(ip) = addr.filter(|_| self.limits.per_address > 0) {
+            let n = inner.addresses.entry(ip).or_insert(0);
+            if *n >= self.limits.per_address {
+                return Err(Admission::AddressLimit);
+            }
+            *n += 1;
+        }
+        inner.pending += 1;
         inner.sockets.insert(
             client.to_owned(),
             Socket {
                 user: None,
+                addr: addr.filter(|_| self.limits.per_address > 0),
                 tx,
                 kill,
             },
@@ -92,11 +127,17 @@ impl Hub {
     pub fn authenticate(&self, client: &str, user: &str) -> Result<(), Admission> {
         let mut inner = self.lock();
         let count = inner.users.get(user).copied().unwrap_or(0);
-        if count >= self.max_per_user {
+        if count >= self.limits.per_user {
             return Err(Admission::UserLimit);
         }
-        if let Some(s) = inner.sockets.get_mut(client) {
-            s.user = Some(user.to_owned());
+        let was_pending = inner
+            .sockets
+            .get_mut(client)
+            .map(|s| s.user.replace(user.to_owned()).is_none());
+        if let Some(was_pending) = was_pending {
+            if was_pending {
+                inner.pending = inner.pending.saturating_sub(1);
+            }
             *inner.users.entry(user.to_owned()).or_insert(0) += 1;
         }
         Ok(())
@@ -107,6 +148,17 @@ impl Hub {
         let channels: Vec<String> = {
             let mut inner = self.lock();
             if let Some(sock) = inner.sockets.remove(client) {
+                if let Some(ip) = sock.addr {
+                    if let Some(n) = inner.addresses.get_mut(&ip) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            inner.addresses.remove(&ip);
+                        }
+                    }
+                }
+                if sock.user.is_none() {
+                    inner.pending = inner.pending.saturating_sub(1);
+                }
                 if let Some(user) = sock.user {
                     if let Some(n) = inner.users.get_mut(&user) {
                         *n = n.saturating_sub(1);

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -64,10 +64,12 @@ impl AppState {
             config.token_leeway_secs,
             Duration::from_secs(config.jwks_refetch_interval_secs),
         )?;
-        let hub = Arc::new(Hub::new(
-            config.max_connections_total,
-            config.max_connections_per_user,
-        ));
+        let hub = Arc::new(Hub::new(hub::HubLimits {
+            total: config.max_connections_total,
+            per_user: config.max_connections_per_user,
+            pending: config.max_pending_connections,
+            per_address: config.max_connections_per_address,
+        }));
         let writer = writer::Writer::start(&store, hub.clone())?;
         Ok(Self {
             hub,
@@ -94,7 +96,11 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn websocket(ws: WebSocketUpgrade, State(state): State<AppState>) -> impl IntoResponse {
+async fn websocket(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> impl IntoResponse {
     // The transport refuses a larger message from its header, before reading it (before login
     // too); the connection task answers that with the protocol's close 3501, like any
     // oversize frame.
@@ -108,7 +114,7 @@ async fn websocket(ws: WebSocketUpgrade, State(state): State<AppState>) -> impl 
         .on_upgrade(move |socket| {
             let client = uuid::Uuid::new_v4().to_string();
             let span = tracing::info_span!("conn", client = %client);
-            conn::serve_socket(socket, state, client).instrument(span)
+            conn::serve_socket(socket, state, client, peer.ip()).instrument(span)
         })
 }
 
@@ -167,7 +173,8 @@ impl Server {
                 tracing::debug!("TCP_NODELAY not set on a connection: {e}");
             }
         });
-        let serve = axum::serve(listener, app(self.state)).with_graceful_shutdown(async move {
+        let app = app(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: disconnecting clients with code 3001");
             signal_state.begin_shutdown();

@@ -464,3 +464,48 @@ async fn message_text_is_limited_so_a_page_of_history_stays_loadable() {
         "paging back by bytes reaches every message once"
     );
 }
+
+/// Before login a socket costs the server without proving anything: such sockets have a cap
+/// of their own (so idle sockets cannot take every slot) and every address has a cap, each
+/// refused with close 3504; signing in frees the not-yet-authenticated slot.
+#[tokio::test]
+async fn sockets_before_login_and_per_address_are_capped() {
+    let idp = Idp::start(IdpOptions::default()).await.expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(&idp.issuer_str(), dir.path());
+    config.max_pending_connections = 2;
+    config.max_connections_per_address = 4;
+    let server = TestServer::start(config).await;
+    let token = idp
+        .login("alice")
+        .await
+        .expect("login")
+        .access_token
+        .clone();
+
+    let mut idle_a = Client::open(&server.url).await;
+    let _idle_b = Client::open(&server.url).await;
+    let mut third = Client::open(&server.url).await;
+    assert_eq!(
+        third.expect_close().await.code,
+        Disconnect::CONNECTION_LIMIT.code,
+        "a third socket that has not logged in is over the cap"
+    );
+    // One of them logs in: its slot before login is free again.
+    let r = idle_a.call(json!({"connect": {"token": token}})).await;
+    assert!(
+        r.connect.is_some(),
+        "the idle socket logs in: {:?}",
+        r.error
+    );
+    let _fourth = Client::connected(&server.url, &token).await;
+    let _fifth = Client::connected(&server.url, &token).await;
+    // Four sockets from 127.0.0.1 now (three logged in, one idle; one slot before login is
+    // free): the address is full whatever the state of its sockets.
+    let mut sixth = Client::open(&server.url).await;
+    assert_eq!(
+        sixth.expect_close().await.code,
+        Disconnect::CONNECTION_LIMIT.code,
+        "a fifth socket from one address is over the per-address cap"
+    );
+}
