@@ -194,8 +194,31 @@ impl KeySource {
     }
 }
 
-/// The vault key kept in the OS keychain (Secret Service on Linux, Keychain on macOS/iOS,
-/// Credential Manager on Windows) as base64 text.
+/// The system keychain this build stores the vault key in on this platform: Secret Service
+/// (Linux, FreeBSD, OpenBSD), the Apple keychain (macOS, iOS), Credential Manager (Windows).
+/// `None` elsewhere (Android among them), where keyring would silently use its in-memory mock:
+/// a key kept there is gone at the next start. There the keychain is reported unavailable, so
+/// the app offers the passphrase instead.
+pub const KEYCHAIN_BACKEND: Option<&str> = if cfg!(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "openbsd"
+)) {
+    Some("secret-service")
+} else if cfg!(any(target_os = "macos", target_os = "ios")) {
+    Some("apple-keychain")
+} else if cfg!(target_os = "windows") {
+    Some("windows-credential-manager")
+} else {
+    None
+};
+
+/// Whether keyring's store for `entry` is its in-memory mock (nothing survives the process).
+fn is_mock(entry: &keyring::Entry) -> bool {
+    entry.get_credential().is::<keyring::mock::MockCredential>()
+}
+
+/// The vault key kept in the OS keychain (see [`KEYCHAIN_BACKEND`]) as base64 text.
 #[derive(Clone, Debug)]
 pub struct KeychainKey {
     service: String,
@@ -218,7 +241,20 @@ impl KeychainKey {
     }
 
     fn entry(&self) -> Result<keyring::Entry> {
-        keyring::Entry::new(&self.service, &self.account).map_err(map_keyring)
+        if KEYCHAIN_BACKEND.is_none() {
+            return Err(Error::KeychainUnavailable(format!(
+                "this platform ({}) has no system keychain Confab can use",
+                std::env::consts::OS
+            )));
+        }
+        let entry = keyring::Entry::new(&self.service, &self.account).map_err(map_keyring)?;
+        if is_mock(&entry) {
+            // keyring's default store changed under us: never keep the vault key in memory.
+            return Err(Error::KeychainUnavailable(
+                "the keychain library offers only an in-memory store here".into(),
+            ));
+        }
+        Ok(entry)
     }
 
     /// Reads the key; [`Error::KeyMissing`] if there is none.
@@ -318,5 +354,49 @@ pub struct RawKey(Zeroizing<[u8; KEY_LEN]>);
 impl fmt::Debug for RawKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RawKey([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The store keyring picks on this target with the crate's features: a real keychain on
+    /// every target family that has one (and `KEYCHAIN_BACKEND` names it), never the mock.
+    #[test]
+    fn the_default_store_is_the_platform_keychain_never_the_mock() {
+        let expected = if cfg!(any(
+            target_os = "linux",
+            target_os = "freebsd",
+            target_os = "openbsd"
+        )) {
+            Some("secret-service")
+        } else if cfg!(any(target_os = "macos", target_os = "ios")) {
+            Some("apple-keychain")
+        } else if cfg!(target_os = "windows") {
+            Some("windows-credential-manager")
+        } else {
+            None // Android and the rest: keyring's default there is the mock
+        };
+        assert_eq!(KEYCHAIN_BACKEND, expected);
+        let entry = keyring::Entry::new("confab-vault-unit-test", "probe").expect("entry");
+        assert_eq!(
+            is_mock(&entry),
+            KEYCHAIN_BACKEND.is_none(),
+            "keyring's default store is the mock exactly where no backend is named"
+        );
+    }
+
+    /// Where keyring would fall back to its mock, the keychain is unavailable (the app then
+    /// offers the passphrase) rather than a store that forgets the key at exit.
+    #[test]
+    fn without_a_backend_the_keychain_is_unavailable() {
+        let key = KeychainKey::new("confab-vault-unit-test", "probe");
+        let r = key.entry();
+        if KEYCHAIN_BACKEND.is_none() {
+            assert!(matches!(r, Err(Error::KeychainUnavailable(_))), "{r:?}");
+        } else {
+            assert!(r.is_ok(), "an entry of the real keychain: {r:?}");
+        }
     }
 }

@@ -21,7 +21,7 @@ pub use confab_types::SecretString;
 pub use error::{Error, Result};
 pub use key::{
     KeySource, KeychainKey, PassphraseKey, RawKey, ARGON2_M_KIB, ARGON2_P, ARGON2_T,
-    KEYCHAIN_ACCOUNT, KEYCHAIN_SERVICE, SALT_LEN,
+    KEYCHAIN_ACCOUNT, KEYCHAIN_BACKEND, KEYCHAIN_SERVICE, SALT_LEN,
 };
 pub use store::{MemoryStore, SecretStore};
 pub use stronghold::{key_info_path, StrongholdStore, KEY_INFO_SUFFIX, SNAPSHOT_WORK_FACTOR};
