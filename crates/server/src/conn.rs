@@ -618,7 +618,8 @@ impl Conn {
         })
     }
 
-    /// 102 for a non-room or unknown room, 103 for a non-member, 100 for storage errors.
+    /// 102 for a non-room, an unknown room or a private room of others, 103 for a non-member
+    /// of a public room, 100 for storage errors.
     async fn check_room_access(&self, channel: &str) -> Result<(), u32> {
         let Some(room) = room_id(channel) else {
             return Err(ErrorCode::UNKNOWN_CHANNEL);
@@ -626,9 +627,12 @@ impl Conn {
         let store = self.state.store.clone();
         let (room, user) = (room.to_owned(), self.user().to_owned());
         let res = tokio::task::spawn_blocking(move || -> crate::Result<(bool, bool)> {
-            let exists = store.room(&room)?.is_some();
-            let member = exists && store.is_member(&room, &user)?;
-            Ok((exists, member))
+            let Some(found) = store.room(&room)? else {
+                return Ok((false, false));
+            };
+            let member = store.is_member(&room, &user)?;
+            // A private room is not there for anyone outside it.
+            Ok((member || !found.private, member))
         })
         .await;
         match res {
@@ -650,6 +654,9 @@ impl Conn {
         if room_id(&req.channel).is_none() {
             return err(id, ErrorCode::UNKNOWN_CHANNEL);
         }
+        // Subscriptions the server ended (the user left or was removed) are gone from the hub.
+        let (hub, client) = (&self.state.hub, &self.client);
+        self.subs.retain(|c| hub.is_subscribed(c, client));
         if self.subs.contains(&req.channel) {
             return err(id, ErrorCode::ALREADY_SUBSCRIBED);
         }

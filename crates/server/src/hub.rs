@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use confab_protocol::{ClientInfo, Disconnect, Join, Leave, Push, Reply};
+use confab_protocol::{ClientInfo, Disconnect, Join, Leave, Push, Reply, UnsubscribePush};
 use tokio::sync::{mpsc, watch};
 
 /// A pre-encoded JSON reply line, shared between all receivers of a broadcast.
@@ -236,6 +236,55 @@ impl Hub {
             });
             self.fan_out(channel, &leave, Some(client), true);
         }
+    }
+
+    /// Ends every subscription of `user`'s sockets to `channel` with an unsubscribe push
+    /// (`code`, `reason`) to each, and leave pushes to the others. For a user who left or was
+    /// removed from a room: they stop receiving it at once.
+    pub fn end_subscriptions(&self, channel: &str, user: &str, code: u32, reason: &str) {
+        let push = encode(&Reply::push(Push {
+            channel: channel.to_owned(),
+            unsubscribe: Some(UnsubscribePush {
+                code,
+                reason: reason.to_owned(),
+            }),
+            ..Push::default()
+        }));
+        let ended: Vec<String> = {
+            let inner = self.lock();
+            let Some(subs) = inner.channels.get(channel) else {
+                return;
+            };
+            let ended: Vec<String> = subs
+                .keys()
+                .filter(|c| {
+                    inner
+                        .sockets
+                        .get(*c)
+                        .is_some_and(|s| s.user.as_deref() == Some(user))
+                })
+                .cloned()
+                .collect();
+            for client in &ended {
+                if let Some(sock) = inner.sockets.get(client) {
+                    if sock.tx.try_send(push.clone()).is_err() {
+                        let _ = sock.kill.send(Some(Disconnect::SLOW));
+                    }
+                }
+            }
+            ended
+        };
+        for client in ended {
+            self.unsubscribe(channel, &client);
+        }
+    }
+
+    /// Whether socket `client` is subscribed to `channel`.
+    pub fn is_subscribed(&self, channel: &str, client: &str) -> bool {
+        self.lock()
+            .channels
+            .get(channel)
+            .is_some_and(|subs| subs.contains_key(client))
     }
 
     /// Sends a reply (push) to every subscriber of `channel`.

@@ -56,7 +56,7 @@ impl AppState {
         let store =
             Store::open(&config.db, config.history_size)?.with_limits(config.store_limits());
         for room in &config.default_rooms {
-            store.create_room(room, room, "", auth::unix_now_ms())?;
+            store.create_room(room, room, "", false, auth::unix_now_ms())?;
         }
         let verifier = TokenVerifier::new(
             &config.issuer,

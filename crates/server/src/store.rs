@@ -43,6 +43,44 @@ pub struct Room {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// Only members and invited users see it; joining needs an invitation.
+    pub private: bool,
+    /// Who created it (empty for the server's default rooms); may remove members.
+    #[serde(skip)]
+    pub owner: String,
+}
+
+/// A room as one user sees it in the room list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedRoom {
+    /// The room.
+    pub room: Room,
+    /// The user is a member.
+    pub member: bool,
+    /// The user is invited (and not a member yet).
+    pub invited: bool,
+}
+
+/// What [`Store::join_room`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    /// The user is a member (now or already).
+    Member,
+    /// No such room, or a private room the user may not see.
+    NotFound,
+}
+
+/// What [`Store::invite`] and [`Store::remove_member`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// Done (or nothing to do: already invited, already a member).
+    Done,
+    /// No such room, or one the caller may not see.
+    NotFound,
+    /// The caller may not do this (not a member; not the owner).
+    Forbidden,
+    /// The user named is not a member.
+    NotMember,
 }
 
 /// Size limits the store applies to what it returns and to room creation.
@@ -83,9 +121,20 @@ pub enum Created {
 /// One page of the room list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomPage {
-    /// Rooms in id order, with whether the user is a member.
-    pub rooms: Vec<(Room, bool)>,
+    /// Rooms in id order, as the user sees them.
+    pub rooms: Vec<ListedRoom>,
     /// The id to pass as `after` for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// One page of a room's members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberPage {
+    /// The room.
+    pub room: Room,
+    /// Member user ids in order.
+    pub members: Vec<String>,
+    /// The `after` of the next page; `None` on the last.
     pub next: Option<String>,
 }
 
@@ -144,8 +193,23 @@ impl Store {
                  room_id TEXT NOT NULL,
                  user TEXT NOT NULL,
                  PRIMARY KEY (room_id, user)
+             );
+             CREATE TABLE IF NOT EXISTS invites (
+                 room_id TEXT NOT NULL,
+                 user TEXT NOT NULL,
+                 invited_by TEXT NOT NULL,
+                 PRIMARY KEY (room_id, user)
              );",
         )?;
+        // Databases from before private rooms: every room they hold was public.
+        let has_private: bool = conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM pragma_table_info('rooms') WHERE name = 'private')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_private {
+            conn.execute_batch("ALTER TABLE rooms ADD COLUMN private INTEGER NOT NULL DEFAULT 0")?;
+        }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
@@ -388,7 +452,14 @@ impl Store {
     /// Creates a room unless it exists or a [`Limits`] room cap is reached; the creator
     /// becomes a member. Rooms of the server itself (empty `creator`) count only towards the
     /// total and are never refused.
-    pub fn create_room(&self, id: &str, name: &str, creator: &str, now: i64) -> Result<Created> {
+    pub fn create_room(
+        &self,
+        id: &str,
+        name: &str,
+        creator: &str,
+        private: bool,
+        now: i64,
+    ) -> Result<Created> {
         let mut conn = self.conn.lock().map_err(lock_err)?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let exists: bool = tx.query_row(
@@ -414,8 +485,8 @@ impl Store {
             }
         }
         tx.execute(
-            "INSERT INTO rooms (id, name, created_by, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![id, name, creator, now],
+            "INSERT INTO rooms (id, name, created_by, created_at, private) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, name, creator, now, private],
         )?;
         if !creator.is_empty() {
             tx.execute(
@@ -430,74 +501,194 @@ impl Store {
     /// A room by id.
     pub fn room(&self, id: &str) -> Result<Option<Room>> {
         let conn = self.conn.lock().map_err(lock_err)?;
-        Ok(conn
-            .query_row(
-                "SELECT id, name FROM rooms WHERE id = ?1",
-                params![id],
-                |r| {
-                    Ok(Room {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                    })
-                },
-            )
-            .optional()?)
+        room_in(&conn, id)
     }
 
-    /// One page of rooms in id order, those with ids after `after`, at most `limit`, each with
-    /// whether `user` is a member.
+    /// One page of the rooms `user` may see (public ones, and private ones they belong to or
+    /// are invited to) in id order, those with ids after `after`, at most `limit`.
     pub fn rooms(&self, user: &str, after: Option<&str>, limit: usize) -> Result<RoomPage> {
         let conn = self.conn.lock().map_err(lock_err)?;
         let mut stmt = conn.prepare_cached(
-            "SELECT r.id, r.name, EXISTS(SELECT 1 FROM members m WHERE m.room_id = r.id AND m.user = ?1)
-             FROM rooms r WHERE r.id > ?2 ORDER BY r.id LIMIT ?3",
+            "SELECT r.id, r.name, r.private, r.created_by,
+                    EXISTS(SELECT 1 FROM members m WHERE m.room_id = r.id AND m.user = ?1),
+                    EXISTS(SELECT 1 FROM invites i WHERE i.room_id = r.id AND i.user = ?1)
+             FROM rooms r WHERE r.id > ?2 ORDER BY r.id",
         )?;
-        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(params![user, after.unwrap_or(""), fetch], |r| {
-            Ok((
-                Room {
+        let mut rows = stmt.query(params![user, after.unwrap_or("")])?;
+        let mut rooms = Vec::new();
+        let mut next = None;
+        while let Some(r) = rows.next()? {
+            let listed = ListedRoom {
+                room: Room {
                     id: r.get(0)?,
                     name: r.get(1)?,
+                    private: r.get(2)?,
+                    owner: r.get(3)?,
                 },
-                r.get::<_, bool>(2)?,
-            ))
-        })?;
-        let mut rooms = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-        let next = if rooms.len() > limit {
-            rooms.truncate(limit);
-            rooms.last().map(|(r, _)| r.id.clone())
-        } else {
-            None
-        };
+                member: r.get(4)?,
+                invited: r.get(5)?,
+            };
+            if listed.room.private && !listed.member && !listed.invited {
+                continue; // not theirs to see
+            }
+            if rooms.len() == limit {
+                next = rooms.last().map(|l: &ListedRoom| l.room.id.clone());
+                break;
+            }
+            rooms.push(listed);
+        }
         Ok(RoomPage { rooms, next })
     }
 
-    /// Adds `user` to room `id`. False if the room does not exist.
-    pub fn join_room(&self, id: &str, user: &str) -> Result<bool> {
-        let conn = self.conn.lock().map_err(lock_err)?;
-        let exists: bool = conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM rooms WHERE id = ?1)",
-            params![id],
-            |r| r.get(0),
-        )?;
-        if exists {
-            conn.execute(
-                "INSERT OR IGNORE INTO members (room_id, user) VALUES (?1, ?2)",
+    /// Adds `user` to room `id`: any public room, a private one only with an invitation (which
+    /// it uses up). A private room the user may not see is [`Joined::NotFound`], like a missing
+    /// one, so its existence is not revealed.
+    pub fn join_room(&self, id: &str, user: &str) -> Result<Joined> {
+        let mut conn = self.conn.lock().map_err(lock_err)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let Some(room) = room_in(&tx, id)? else {
+            return Ok(Joined::NotFound);
+        };
+        if room.private && !is_member_in(&tx, id, user)? {
+            let invited = tx.execute(
+                "DELETE FROM invites WHERE room_id = ?1 AND user = ?2",
                 params![id, user],
             )?;
+            if invited == 0 {
+                return Ok(Joined::NotFound);
+            }
         }
-        Ok(exists)
+        tx.execute(
+            "INSERT OR IGNORE INTO members (room_id, user) VALUES (?1, ?2)",
+            params![id, user],
+        )?;
+        tx.commit()?;
+        Ok(Joined::Member)
+    }
+
+    /// `inviter` (a member) invites `user` to room `id`.
+    pub fn invite(&self, id: &str, inviter: &str, user: &str) -> Result<Changed> {
+        let mut conn = self.conn.lock().map_err(lock_err)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let Some(room) = room_in(&tx, id)? else {
+            return Ok(Changed::NotFound);
+        };
+        if !is_member_in(&tx, id, inviter)? {
+            return Ok(if room.private {
+                Changed::NotFound
+            } else {
+                Changed::Forbidden
+            });
+        }
+        if !is_member_in(&tx, id, user)? {
+            tx.execute(
+                "INSERT OR IGNORE INTO invites (room_id, user, invited_by) VALUES (?1, ?2, ?3)",
+                params![id, user, inviter],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Changed::Done)
+    }
+
+    /// `user` leaves room `id`. False if they were not a member.
+    pub fn leave(&self, id: &str, user: &str) -> Result<bool> {
+        let conn = self.conn.lock().map_err(lock_err)?;
+        Ok(conn.execute(
+            "DELETE FROM members WHERE room_id = ?1 AND user = ?2",
+            params![id, user],
+        )? > 0)
+    }
+
+    /// The owner of room `id` removes `user` (membership and any invitation).
+    pub fn remove_member(&self, id: &str, owner: &str, user: &str) -> Result<Changed> {
+        let mut conn = self.conn.lock().map_err(lock_err)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let Some(room) = room_in(&tx, id)? else {
+            return Ok(Changed::NotFound);
+        };
+        if room.private && !is_member_in(&tx, id, owner)? {
+            return Ok(Changed::NotFound);
+        }
+        if room.owner.is_empty() || room.owner != owner {
+            return Ok(Changed::Forbidden);
+        }
+        let removed = tx.execute(
+            "DELETE FROM members WHERE room_id = ?1 AND user = ?2",
+            params![id, user],
+        )?;
+        let uninvited = tx.execute(
+            "DELETE FROM invites WHERE room_id = ?1 AND user = ?2",
+            params![id, user],
+        )?;
+        tx.commit()?;
+        Ok(if removed + uninvited == 0 {
+            Changed::NotMember
+        } else {
+            Changed::Done
+        })
+    }
+
+    /// One page of the members of room `id` in user order, after `after`, at most `limit`;
+    /// `None` for a room `user` may not see.
+    pub fn members(
+        &self,
+        id: &str,
+        user: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<MemberPage>> {
+        let conn = self.conn.lock().map_err(lock_err)?;
+        let Some(room) = room_in(&conn, id)? else {
+            return Ok(None);
+        };
+        if !is_member_in(&conn, id, user)? {
+            return Ok(None);
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT user FROM members WHERE room_id = ?1 AND user > ?2 ORDER BY user LIMIT ?3",
+        )?;
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let mut users = stmt
+            .query_map(params![id, after.unwrap_or(""), fetch], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        let next = if users.len() > limit {
+            users.truncate(limit);
+            users.last().cloned()
+        } else {
+            None
+        };
+        Ok(Some(MemberPage {
+            room,
+            members: users,
+            next,
+        }))
     }
 
     /// Whether `user` is a member of room `id`.
     pub fn is_member(&self, id: &str, user: &str) -> Result<bool> {
         let conn = self.conn.lock().map_err(lock_err)?;
-        Ok(conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM members WHERE room_id = ?1 AND user = ?2)",
-            params![id, user],
-            |r| r.get(0),
-        )?)
+        is_member_in(&conn, id, user)
     }
+}
+
+fn room_in(conn: &Connection, id: &str) -> Result<Option<Room>> {
+    Ok(conn
+        .prepare_cached("SELECT id, name, private, created_by FROM rooms WHERE id = ?1")?
+        .query_row(params![id], |r| {
+            Ok(Room {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                private: r.get(2)?,
+                owner: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+fn is_member_in(conn: &Connection, id: &str, user: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM members WHERE room_id = ?1 AND user = ?2)")?
+        .query_row(params![id, user], |r| r.get(0))?)
 }
 
 /// Opens `path` with the store's settings: WAL, `synchronous=FULL`, a 5 s busy timeout (the
