@@ -7,7 +7,8 @@
 import { dayKey } from './format.js';
 import { flushDraft, updateComposer, wireComposer } from './chat/composer.js';
 import { onConnection, wireConnectionLine } from './chat/connection-line.js';
-import { closeChatDialog, wireRoomDialog } from './chat/room-dialog.js';
+import { closeChatDialog as closeRoomDialog, wireRoomDialog } from './chat/room-dialog.js';
+import { closePeopleDialogs, onRoomClosed, wireRoomPeople } from './chat/room-people.js';
 import {
   onRoomListKey, renderRooms, setPane, setRooms,
 } from './chat/room-list.js';
@@ -18,7 +19,11 @@ import {
   closeRoom, onMessage, onMessageState, onRoomFailed, onRoomReset, openRoom, wireTimeline,
 } from './chat/timeline.js';
 
-export { closeChatDialog };
+/** Closes every chat dialog and menu (the chat screen goes away). */
+export function closeChatDialog() {
+  closeRoomDialog();
+  closePeopleDialogs();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Events from the core
@@ -31,6 +36,7 @@ function onEvent(event) {
     case 'message-state': onMessageState(event); break;
     case 'room-reset': onRoomReset(event); break;
     case 'room-failed': onRoomFailed(event); break;
+    case 'room-closed': onRoomClosed(event); break;
     case 'connection-state': onConnection(event); break;
     case 'error': showError(event.message, event.code); break;
     default: break;
@@ -66,7 +72,7 @@ async function toggleNotifications() {
 /** Alt+ArrowUp/Down anywhere in the chat switch to the previous/next room. */
 function onGlobalKey(e) {
   if (!e.altKey || (e.key !== 'ArrowUp' && e.key !== 'ArrowDown')) return;
-  if ($('screen-chat').hidden || $('room-dialog').open) return;
+  if ($('screen-chat').hidden || document.querySelector('dialog[open]')) return;
   const ids = state.rooms.filter((r) => r.member).map((r) => r.id);
   if (ids.length === 0) return;
   const i = ids.indexOf(view.room);
@@ -100,6 +106,7 @@ function wire() {
   wireConnectionLine();
 
   wireRoomDialog();
+  wireRoomPeople();
 
   // Drafts are saved when the window goes away; reads are reported when it comes back.
   document.addEventListener('visibilitychange', () => {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use confab_client::chat::{ChatEvent, OlderPage, OpenedRoom, RoomView};
+use confab_client::chat::{ChatEvent, MembersView, OlderPage, OpenedRoom, RoomView};
 use confab_client::{Core, Result, UiEvent, UserView};
 use confab_vault::SecretString;
 use tauri::ipc::Channel;
@@ -81,10 +81,34 @@ pub(crate) async fn list_rooms(core: App<'_>) -> Result<Vec<RoomView>> {
     core.chat.list_rooms().await
 }
 
-/// Creates a room named `name`; the user becomes a member.
+/// Creates a room named `name` (private: only people invited see it); the user owns it.
 #[tauri::command]
-pub(crate) async fn create_room(core: App<'_>, name: String) -> Result<RoomView> {
-    core.chat.create_room(&name).await
+pub(crate) async fn create_room(core: App<'_>, name: String, private: bool) -> Result<RoomView> {
+    core.chat.create_room(&name, private).await
+}
+
+/// Invites `user` to `room`.
+#[tauri::command]
+pub(crate) async fn invite(core: App<'_>, room: String, user: String) -> Result<()> {
+    core.chat.invite(&room, &user).await
+}
+
+/// Leaves `room`.
+#[tauri::command]
+pub(crate) async fn leave_room(core: App<'_>, room: String) -> Result<()> {
+    core.chat.leave_room(&room).await
+}
+
+/// Removes `user` from `room` (its owner only).
+#[tauri::command]
+pub(crate) async fn remove_member(core: App<'_>, room: String, user: String) -> Result<()> {
+    core.chat.remove_member(&room, &user).await
+}
+
+/// The members of `room`.
+#[tauri::command]
+pub(crate) async fn room_members(core: App<'_>, room: String) -> Result<MembersView> {
+    core.chat.members(&room).await
 }
 
 /// Joins the room `id`.

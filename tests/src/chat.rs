@@ -464,11 +464,24 @@ impl AppUnderTest {
         self.wait_displayed("#room-dialog").await
     }
 
-    /// Creates a room named `name` through the `#new-room` dialog; returns its id once it is in
-    /// the room list (found by its `.room-name`).
+    /// Creates a public room named `name` through the `#new-room` dialog (unticking
+    /// `#room-private`, which the dialog ticks); returns its id once it is in the room list
+    /// (found by its `.room-name`).
     pub async fn create_room(&self, name: &str) -> Result<String> {
+        self.create_room_with(name, false).await
+    }
+
+    /// Creates a private room named `name` (the dialog's default); returns its id.
+    pub async fn create_private_room(&self, name: &str) -> Result<String> {
+        self.create_room_with(name, true).await
+    }
+
+    async fn create_room_with(&self, name: &str, private: bool) -> Result<String> {
         self.open_room_dialog().await?;
         self.type_into("#room-name-input", name).await?;
+        if !private {
+            self.click("#room-private").await?;
+        }
         self.click("#room-create").await?;
         self.poll(&format!("the new room {name:?} in the room list"), || async {
             let v = self

@@ -13,6 +13,7 @@ function openDialog() {
   if (dialog.open) return;
   dialogReturn = document.activeElement;
   $('room-name-input').value = '';
+  $('room-private').checked = true;
   $('room-dialog-error').textContent = '';
   setDialogBusy(false);
   renderJoinList();
@@ -93,7 +94,7 @@ async function createRoom(e) {
     return;
   }
   $('room-dialog-error').textContent = '';
-  adopt(await dialogCall('create_room', { name }));
+  adopt(await dialogCall('create_room', { name, private: $('room-private').checked }));
 }
 
 async function joinRoom(id) {

@@ -8,7 +8,10 @@ export function setRooms(rooms) {
   renderRooms();
   if ($('room-dialog').open) renderJoinList();
   const open = state.rooms.find((r) => r.id === view.room);
-  if (open) $('room-title').textContent = open.name;
+  if (open) {
+    $('room-title').textContent = open.name;
+    setBadge($('room-badge'), open);
+  }
 }
 
 function unreadText(room) {
@@ -59,6 +62,31 @@ function roomBadge() {
   return badge;
 }
 
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** A padlock drawn in the badge's text colour (no emoji font is needed). */
+function lockIcon() {
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('class', 'lock');
+  svg.setAttribute('focusable', 'false');
+  const body = document.createElementNS(SVG, 'rect');
+  for (const [k, v] of Object.entries({ x: 5, y: 11, width: 14, height: 9, rx: 2 })) body.setAttribute(k, String(v));
+  const shackle = document.createElementNS(SVG, 'path');
+  shackle.setAttribute('d', 'M8 11V8a4 4 0 0 1 8 0v3');
+  svg.append(body, shackle);
+  return svg;
+}
+
+/** '#' for a public room, a padlock for a private one. */
+export function setBadge(badge, room) {
+  const isPrivate = Boolean(room && room.private);
+  if (badge.classList.contains('private') === isPrivate && badge.firstChild) return;
+  badge.classList.toggle('private', isPrivate);
+  if (isPrivate) badge.replaceChildren(lockIcon());
+  else badge.replaceChildren('#');
+}
+
 function buildRoomButton(room) {
   const button = document.createElement('button');
   button.type = 'button';
@@ -73,6 +101,8 @@ function buildRoomButton(room) {
 function updateRoomButton(button, room) {
   const name = button.querySelector('.room-name');
   if (name.textContent !== room.name) name.textContent = room.name;
+  button.dataset.private = String(Boolean(room.private));
+  setBadge(button.querySelector('.room-avatar'), room);
   const unread = button.querySelector('.unread');
   const count = unreadText(room);
   if (unread.textContent !== count) unread.textContent = count;
@@ -126,19 +156,26 @@ function buildJoinButton(room) {
   action.className = 'join-action';
   action.setAttribute('aria-hidden', 'true');
   action.textContent = 'Join';
-  button.append(roomBadge(), roomLabel('join-name'), action);
+  const tag = document.createElement('span');
+  tag.className = 'member-tag join-invited';
+  tag.textContent = 'Invited';
+  button.append(roomBadge(), roomLabel('join-name'), tag, action);
   return button;
 }
 
 function updateJoinButton(button, room) {
   const name = button.querySelector('.join-name');
   if (name.textContent !== room.name) name.textContent = room.name;
-  button.setAttribute('aria-label', `Join ${room.name}`);
+  setBadge(button.querySelector('.room-avatar'), room);
+  button.querySelector('.join-invited').hidden = !room.invited;
+  button.dataset.invited = String(Boolean(room.invited));
+  button.setAttribute('aria-label', room.invited ? `Join ${room.name} (you are invited)` : `Join ${room.name}`);
 }
 
-/** The dialog's rooms to join: those the user is not a member of. */
+/** The dialog's rooms to join: those the user is not a member of, invitations first. */
 export function renderJoinList() {
-  const others = state.rooms.filter((r) => !r.member);
+  const others = state.rooms.filter((r) => !r.member)
+    .sort((a, b) => Number(Boolean(b.invited)) - Number(Boolean(a.invited)));
   reconcile($('join-list'), others, buildJoinButton, updateJoinButton);
   $('join-empty').hidden = others.length > 0;
 }

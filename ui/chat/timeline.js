@@ -8,7 +8,7 @@ import { flushDraft, setComposerText } from './composer.js';
 import {
   addDelivered, applyState, safeTs, toMessage,
 } from './messages.js';
-import { markCurrentRoom, setPane } from './room-list.js';
+import { markCurrentRoom, setBadge, setPane } from './room-list.js';
 import {
   $, NARROW, asError, call, core, earlyStates, list, setList, showError, state, view,
 } from './state.js';
@@ -106,6 +106,7 @@ export async function openRoom(id, { focus = true } = {}) {
   });
   const room = state.rooms.find((r) => r.id === id);
   $('room-title').textContent = room ? room.name : id;
+  setBadge($('room-badge'), room);
   $('composer-label').textContent = `Message ${room ? room.name : id}`;
   $('composer-input').placeholder = `Message #${room ? room.name : id}`;
   $('no-room').hidden = true;
@@ -141,6 +142,7 @@ export function closeRoom() {
   });
   $('room-view').hidden = true;
   $('no-room').hidden = false;
+  $('messages').dataset.room = '';
   $('room-title').textContent = '';
   setComposerText('');
   markCurrentRoom();

@@ -51,6 +51,9 @@ pub enum Error {
     /// A room name the server would refuse (empty, too long, control or bidi characters).
     #[error(transparent)]
     InvalidRoomName(confab_protocol::RoomNameError),
+    /// A user id to invite that no server would accept.
+    #[error("enter the person's user id (1-256 bytes, no control characters)")]
+    InvalidUser,
     /// A link that is not a plain http(s) URL was not opened.
     #[error("only web links (http or https) can be opened")]
     UnsafeLink,
@@ -145,6 +148,8 @@ pub enum Code {
     InvalidRoom,
     /// A room name is empty or too long.
     InvalidRoomName,
+    /// A user id to invite is empty, too long or has control characters.
+    InvalidUser,
     /// No queued message has that id.
     UnknownMessage,
     /// The chat server did not answer in time.
@@ -214,6 +219,7 @@ impl Code {
             Self::InvalidText => "invalid-text",
             Self::InvalidRoom => "invalid-room",
             Self::InvalidRoomName => "invalid-room-name",
+            Self::InvalidUser => "invalid-user",
             Self::UnknownMessage => "unknown-message",
             Self::Timeout => "timeout",
             Self::NotSignedIn => "not-signed-in",
@@ -325,6 +331,7 @@ impl Error {
             Self::Chat(e) => Code::of_chat(e),
             Self::NotSignedIn => Code::NotSignedIn,
             Self::InvalidRoomName(_) => Code::InvalidRoomName,
+            Self::InvalidUser => Code::InvalidUser,
             Self::UnsafeLink => Code::UnsafeLink,
             Self::Storage(_) => Code::Storage,
         }
@@ -428,6 +435,7 @@ mod tests {
             Code::InvalidText,
             Code::InvalidRoom,
             Code::InvalidRoomName,
+            Code::InvalidUser,
             Code::UnknownMessage,
             Code::Timeout,
             Code::NotSignedIn,

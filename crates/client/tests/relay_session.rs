@@ -77,7 +77,7 @@ async fn session_tokens_keep_the_relay_connected_across_refreshes() {
     client.wait_connected(Duration::from_secs(30)).await;
     client
         .relay
-        .create_room("Session", Some("session"))
+        .create_room("Session", Some("session"), false)
         .await
         .expect("create");
     client.relay.open_room("session").await.expect("open");

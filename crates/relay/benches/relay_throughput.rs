@@ -296,7 +296,7 @@ async fn main() {
     bob.wait_connected(Duration::from_secs(30)).await;
     alice
         .relay
-        .create_room("Bench", Some("bench"))
+        .create_room("Bench", Some("bench"), false)
         .await
         .expect("create room");
     bob.relay.join_room("bench").await.expect("join");

@@ -297,6 +297,14 @@ pub enum Event {
         /// When the relay tries again by itself.
         retry_in: std::time::Duration,
     },
+    /// The user no longer belongs to `room` (they left, were removed, or the room is gone):
+    /// the relay stopped following it.
+    RoomClosed {
+        /// Room id.
+        room: String,
+        /// The server's words (`left the room`, `removed from the room`, …).
+        reason: String,
+    },
     /// Connection state changed.
     ConnectionState(ConnectionState),
     /// Something went wrong that the user may want to know (no secrets in the text).
@@ -331,6 +339,22 @@ pub struct RoomInfo {
     /// Whether the user is a member (may open it).
     #[serde(default)]
     pub member: bool,
+    /// Private: only members and invited users see it; joining needs an invitation.
+    #[serde(default)]
+    pub private: bool,
+    /// The user is invited (may join it).
+    #[serde(default)]
+    pub invited: bool,
+}
+
+/// A room's members, as `RelayHandle::members` returns them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Members {
+    /// Member user ids in order.
+    pub members: Vec<String>,
+    /// The owner's user id (empty for the server's default rooms): may remove members.
+    #[serde(default)]
+    pub owner: String,
 }
 
 #[cfg(test)]

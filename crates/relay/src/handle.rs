@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::config::RelayConfig;
 use crate::error::{Error, Result};
+use crate::events::Members;
 use crate::events::{RoomInfo, RoomPage};
 use crate::outbox::{Outbox, OutboxItem};
 use crate::outlet::{self, Events};
@@ -128,12 +129,18 @@ impl RelayHandle {
         }
     }
 
-    /// Creates a room (the user becomes a member). Without `id` the server picks one.
-    pub async fn create_room(&self, name: &str, id: Option<&str>) -> Result<RoomInfo> {
+    /// Creates a room (the user becomes its member and owner). Without `id` the server picks
+    /// one. A private room is seen only by its members and the users they invite.
+    pub async fn create_room(
+        &self,
+        name: &str,
+        id: Option<&str>,
+        private: bool,
+    ) -> Result<RoomInfo> {
         if let Some(id) = id {
             valid_room(id)?;
         }
-        let mut data = json!({ "name": name });
+        let mut data = json!({ "name": name, "private": private });
         if let Some(id) = id {
             data["id"] = json!(id);
         }
@@ -146,6 +153,67 @@ impl RelayHandle {
         valid_room(id)?;
         let v = self.rpc("rooms.join", json!({ "id": id })).await?;
         room_from(v)
+    }
+
+    /// Invites `user` (their user id) to `room`; members only.
+    pub async fn invite(&self, room: &str, user: &str) -> Result<()> {
+        valid_room(room)?;
+        self.rpc("rooms.invite", json!({ "id": room, "user": user }))
+            .await
+            .map(|_| ())
+    }
+
+    /// Leaves `room`: the relay stops following it (`RoomClosed` follows from the server).
+    pub async fn leave_room(&self, room: &str) -> Result<()> {
+        valid_room(room)?;
+        self.rpc("rooms.leave", json!({ "id": room })).await?;
+        let _ = self
+            .tx
+            .send(Cmd::CloseRoom {
+                room: room.to_owned(),
+                reason: "left the room".to_owned(),
+            })
+            .await;
+        Ok(())
+    }
+
+    /// Removes `user` from `room`; the room's owner only.
+    pub async fn remove_member(&self, room: &str, user: &str) -> Result<()> {
+        valid_room(room)?;
+        self.rpc("rooms.remove", json!({ "id": room, "user": user }))
+            .await
+            .map(|_| ())
+    }
+
+    /// The members of `room` and its owner (members only), page by page up to
+    /// [`MAX_LISTED_ROOMS`] members.
+    pub async fn members(&self, room: &str) -> Result<Members> {
+        valid_room(room)?;
+        let mut all = Members {
+            members: Vec::new(),
+            owner: String::new(),
+        };
+        let mut after: Option<String> = None;
+        loop {
+            let mut args = json!({ "id": room, "limit": ROOMS_PAGE });
+            if let Some(a) = &after {
+                args["after"] = json!(a);
+            }
+            let v = self.rpc("rooms.members", args).await?;
+            let page: Members =
+                serde_json::from_value(v.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
+            all.owner = page.owner;
+            all.members.extend(page.members);
+            match v.get("next").and_then(Value::as_str) {
+                Some(n)
+                    if after.as_deref().is_none_or(|a| n > a)
+                        && all.members.len() < MAX_LISTED_ROOMS =>
+                {
+                    after = Some(n.to_owned());
+                }
+                _ => return Ok(all),
+            }
+        }
     }
 
     /// Opens a room: subscribes (kept across reconnects) and returns its latest page. The same
@@ -231,5 +299,6 @@ fn room_from(v: Value) -> Result<RoomInfo> {
     let mut info: RoomInfo =
         serde_json::from_value(room).map_err(|e| Error::Protocol(e.to_string()))?;
     info.member = true;
+    info.invited = false;
     Ok(info)
 }

@@ -19,7 +19,7 @@ pub mod transport;
 
 pub use config::{RelayConfig, RelayConfigBuilder};
 pub use error::{Error, Result};
-pub use events::{ChatEntry, ConnectionState, Event, RoomInfo, RoomPage, SendState};
+pub use events::{ChatEntry, ConnectionState, Event, Members, RoomInfo, RoomPage, SendState};
 pub use handle::{valid_room, RelayHandle, MAX_LISTED_ROOMS, MAX_TEXT_CHARS, ROOMS_PAGE};
 pub use outbox::OutboxItem;
 pub use outlet::Events;

@@ -261,7 +261,8 @@ impl Outlet {
                 }
                 Event::MessageState { room, .. }
                 | Event::RoomReset { room, .. }
-                | Event::RoomFailed { room, .. } => {
+                | Event::RoomFailed { room, .. }
+                | Event::RoomClosed { room, .. } => {
                     self.stale_rooms.insert(room);
                 }
                 Event::ConnectionState(s) => self.held_state = Some(s),

@@ -34,7 +34,7 @@ async fn rooms_history_pages_and_retry() {
 
     let room = alice
         .relay
-        .create_room("Pages", Some("pages"))
+        .create_room("Pages", Some("pages"), false)
         .await
         .expect("alice creates a room");
     assert_eq!(room.id, "pages", "the room gets the requested id");
@@ -270,7 +270,7 @@ async fn outbox_survives_process_kill_and_is_delivered_once() {
     alice.wait_connected(T).await;
     alice
         .relay
-        .create_room("Crash", Some("crash"))
+        .create_room("Crash", Some("crash"), false)
         .await
         .expect("create");
     alice.relay.open_room("crash").await.expect("open");
@@ -359,7 +359,7 @@ async fn in_band_refresh_keeps_the_connection_for_two_minutes() {
     alice.wait_connected(T).await;
     alice
         .relay
-        .create_room("Long", Some("long"))
+        .create_room("Long", Some("long"), false)
         .await
         .expect("create");
     alice.relay.open_room("long").await.expect("open");
@@ -814,7 +814,7 @@ async fn slow_ui_gets_a_room_reset_instead_of_unbounded_buffering() {
     alice.wait_connected(T).await;
     alice
         .relay
-        .create_room("Slow", Some("slow"))
+        .create_room("Slow", Some("slow"), false)
         .await
         .expect("create");
     alice.relay.open_room("slow").await.expect("alice opens");
@@ -1002,7 +1002,7 @@ async fn oversized_replies_fail_their_request_not_the_connection() {
     alice.wait_connected(T).await;
     alice
         .relay
-        .create_room("Big", Some("big"))
+        .create_room("Big", Some("big"), false)
         .await
         .expect("room created");
     alice.relay.open_room("big").await.expect("alice opens");
@@ -1174,7 +1174,7 @@ async fn two_thousand_rooms_are_listed_page_by_page() {
         let creates = (0..100).map(|i| {
             let id = format!("r{:04}-{}", chunk * 100 + i, "x".repeat(58));
             let (relay, name) = (&alice.relay, &name);
-            async move { relay.create_room(name, Some(&id)).await }
+            async move { relay.create_room(name, Some(&id), false).await }
         });
         for created in futures_util::future::join_all(creates).await {
             created.expect("room created");
@@ -1195,4 +1195,88 @@ async fn two_thousand_rooms_are_listed_page_by_page() {
         2,
         "connecting, connected: no reconnect while listing"
     );
+}
+
+/// Private rooms through the relay: an invitation lets bob join and read; removed by the owner,
+/// his relay stops following the room at once (`RoomClosed`, once); leaving closes it the same
+/// way with its own reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_or_leaving_member_stops_following_the_room() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(300)).await;
+    let server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
+    let alice = Client::start(
+        relay_config(&server.url(), &dir.path().join("alice.db")),
+        IdpTokens::login(idp.clone(), "alice").await,
+    );
+    let bob = Client::start(
+        relay_config(&server.url(), &dir.path().join("bob.db")),
+        IdpTokens::login(idp.clone(), "bob").await,
+    );
+    alice.wait_connected(T).await;
+    bob.wait_connected(T).await;
+    let room = alice
+        .relay
+        .create_room("Secret", Some("secret"), true)
+        .await
+        .expect("created");
+    assert!(room.private && room.member);
+    assert!(
+        !bob.relay
+            .list_rooms()
+            .await
+            .expect("list")
+            .iter()
+            .any(|r| r.id == "secret"),
+        "bob does not see it"
+    );
+    alice.relay.invite("secret", "bob").await.expect("invited");
+    let listed = bob.relay.list_rooms().await.expect("list");
+    assert!(listed
+        .iter()
+        .any(|r| r.id == "secret" && r.invited && !r.member));
+    bob.relay.join_room("secret").await.expect("bob joins");
+    bob.relay.open_room("secret").await.expect("bob opens");
+    let members = alice.relay.members("secret").await.expect("members");
+    assert_eq!(
+        (members.members, members.owner.as_str()),
+        (vec!["alice".to_owned(), "bob".to_owned()], "alice")
+    );
+
+    alice
+        .relay
+        .remove_member("secret", "bob")
+        .await
+        .expect("removed");
+    wait_until("bob's relay closes the room", T, || {
+        bob.view(|v| !v.closed.is_empty())
+    })
+    .await;
+    assert_eq!(
+        bob.view(|v| v.closed.clone()),
+        vec![("secret".to_owned(), "removed from the room".to_owned())]
+    );
+    let reopen = bob.relay.open_room("secret").await;
+    assert!(
+        matches!(reopen, Err(Error::Server { code: 102, .. })),
+        "{reopen:?}"
+    );
+
+    bob.relay
+        .create_room("Mine", Some("mine"), false)
+        .await
+        .expect("bob's room");
+    bob.relay.open_room("mine").await.expect("open");
+    bob.relay.leave_room("mine").await.expect("bob leaves");
+    wait_until("the leave is told", T, || {
+        bob.view(|v| v.closed.iter().any(|c| c.0 == "mine"))
+    })
+    .await;
+    let mine: Vec<_> = bob.view(|v| v.closed.iter().filter(|c| c.0 == "mine").cloned().collect());
+    assert_eq!(
+        mine,
+        [("mine".to_owned(), "left the room".to_owned())],
+        "told once (the leave's reply and the server's push close it together), with the reason"
+    );
+    assert!(bob.view(|v| v.connected()), "the connection stays up");
 }

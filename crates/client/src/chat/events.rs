@@ -71,6 +71,14 @@ pub enum ChatEvent {
         /// Seconds until the core tries again by itself.
         retry_in_secs: u64,
     },
+    /// The user no longer belongs to `room` (left, removed): close it if open. A `rooms`
+    /// event with the new list follows.
+    RoomClosed {
+        /// Room id.
+        room: String,
+        /// Why, in the server's words.
+        reason: String,
+    },
     /// For the connection line.
     ConnectionState(ConnectionState),
     /// Something the user may want to know.
@@ -80,6 +88,19 @@ pub enum ChatEvent {
         /// Plain words.
         message: String,
     },
+}
+
+/// What `members` returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct MembersView {
+    /// Room id.
+    pub room: String,
+    /// Member user ids in order.
+    pub members: Vec<String>,
+    /// The owner's user id (empty for the server's default rooms).
+    pub owner: String,
+    /// The signed-in user owns the room (may remove members).
+    pub you_own: bool,
 }
 
 /// What `open_room` returns.

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio::runtime::Handle;
 use uuid::Uuid;
 
-use super::events::{ChatEvent, MessageView, OlderPage, OpenedRoom};
+use super::events::{ChatEvent, MembersView, MessageView, OlderPage, OpenedRoom};
 use super::rooms::{RoomBook, RoomView};
 use crate::accounts::{Generation, Registry};
 use crate::adapters::SessionTokens;
@@ -408,6 +408,30 @@ impl ChatHub {
             // A dropped connection or a token that cannot be had right now is what the
             // connection line ("Reconnecting in N s…") already says: the technical text goes
             // to the log only. Protocol, server and outbox errors reach the user.
+            Event::RoomClosed { room, reason } => {
+                self.with_chat(live, |c| {
+                    c.rooms.close(&room);
+                    c.opened.remove(&room);
+                });
+                if live
+                    .prefs
+                    .get("last_room")
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    == Some(room.clone())
+                {
+                    live.prefs.set("last_room", Value::Null);
+                    let prefs = live.prefs.clone();
+                    self.rt.spawn(async move {
+                        if let Err(e) = persist(prefs).await {
+                            tracing::warn!("could not forget the closed room: {e}");
+                        }
+                    });
+                }
+                if shown {
+                    self.emit(ChatEvent::RoomClosed { room, reason });
+                    self.emit_rooms();
+                }
+            }
             Event::RoomFailed {
                 room,
                 message,
@@ -455,10 +479,7 @@ impl ChatHub {
 
     fn take_list(&self, list: Vec<confab_relay::RoomInfo>, live: &Live) {
         self.with_chat(live, |c| {
-            c.rooms
-                .set_list(list.into_iter().map(|r| (r.id, r.name, r.member)), |id| {
-                    read_position(&live.prefs, id)
-                })
+            c.rooms.set_list(list, |id| read_position(&live.prefs, id))
         });
         self.emit_rooms_of(live);
     }
@@ -491,7 +512,7 @@ impl ChatHub {
 
     async fn joined(&self, info: confab_relay::RoomInfo, live: &Live) -> Result<RoomView> {
         let read = read_position(&live.prefs, &info.id);
-        self.with_chat(live, |c| c.rooms.upsert(&info.id, &info.name, true, read));
+        self.with_chat(live, |c| c.rooms.upsert(&info, read));
         self.emit_rooms_of(live);
         self.subscribe_members(live).await;
         self.with_chat(live, |c| c.rooms.view(&info.id))
@@ -634,13 +655,53 @@ impl ChatHub {
             .unwrap_or_default())
     }
 
-    /// Creates a room named `name`; the user becomes a member.
-    pub async fn create_room(self: &Arc<Self>, name: &str) -> Result<RoomView> {
+    /// Creates a room named `name`; the user becomes its member and owner. A private room is
+    /// seen only by its members and the people they invite.
+    pub async fn create_room(self: &Arc<Self>, name: &str, private: bool) -> Result<RoomView> {
         let name = name.trim();
         confab_protocol::check_room_name(name).map_err(Error::InvalidRoomName)?;
         let live = self.live()?;
-        let info = live.relay.create_room(name, None).await?;
+        let info = live.relay.create_room(name, None, private).await?;
         self.joined(info, &live).await
+    }
+
+    /// Invites `user` (their user id) to `room`.
+    pub async fn invite(&self, room: &str, user: &str) -> Result<()> {
+        valid_room_id(room)?;
+        let user = user.trim();
+        if user.is_empty() || user.len() > 256 || user.chars().any(char::is_control) {
+            return Err(Error::InvalidUser);
+        }
+        let live = self.live()?;
+        Ok(live.relay.invite(room, user).await?)
+    }
+
+    /// Leaves `room` (a `room-closed` event and the new room list follow).
+    pub async fn leave_room(self: &Arc<Self>, room: &str) -> Result<()> {
+        valid_room_id(room)?;
+        let live = self.live()?;
+        live.relay.leave_room(room).await?;
+        Ok(())
+    }
+
+    /// Removes `user` from `room` (the room's owner only).
+    pub async fn remove_member(&self, room: &str, user: &str) -> Result<()> {
+        valid_room_id(room)?;
+        let live = self.live()?;
+        Ok(live.relay.remove_member(room, user).await?)
+    }
+
+    /// The members of `room`, its owner, and whether the user is the owner.
+    pub async fn members(&self, room: &str) -> Result<MembersView> {
+        valid_room_id(room)?;
+        let live = self.live()?;
+        let m = live.relay.members(room).await?;
+        Ok(MembersView {
+            room: room.to_owned(),
+            you_own: !m.owner.is_empty() && m.owner == live.me,
+            members: m.members,
+            owner: m.owner,
+        })
     }
 
     /// Joins the room `id`.

@@ -6,6 +6,6 @@ pub mod events;
 pub mod hub;
 pub mod rooms;
 
-pub use events::{ChatEvent, MessageView, OlderPage, OpenedRoom};
+pub use events::{ChatEvent, MembersView, MessageView, OlderPage, OpenedRoom};
 pub use hub::{safe_link, should_notify, ChatHub};
 pub use rooms::{RoomBook, RoomView};

@@ -19,6 +19,10 @@ pub struct RoomView {
     pub name: String,
     /// Whether the user is a member.
     pub member: bool,
+    /// Only members and invited users see it.
+    pub private: bool,
+    /// The user is invited (may join).
+    pub invited: bool,
     /// Other people's unread messages (a lower bound when `unread_more`).
     pub unread: usize,
     /// There may be more unread messages than `unread`.
@@ -29,6 +33,8 @@ pub struct RoomView {
 struct Track {
     name: String,
     member: bool,
+    private: bool,
+    invited: bool,
     read: u64,
     unread: BTreeSet<u64>,
     more: bool,
@@ -44,30 +50,47 @@ impl RoomBook {
     /// Takes the server's room list (names, membership); read positions come from `read_of`.
     pub fn set_list(
         &mut self,
-        list: impl IntoIterator<Item = (String, String, bool)>,
+        list: impl IntoIterator<Item = confab_relay::RoomInfo>,
         read_of: impl Fn(&str) -> u64,
     ) {
         let mut next = BTreeMap::new();
-        for (id, name, member) in list {
-            let mut track = self.rooms.remove(&id).unwrap_or_else(|| Track {
-                read: read_of(&id),
+        for r in list {
+            let mut track = self.rooms.remove(&r.id).unwrap_or_else(|| Track {
+                read: read_of(&r.id),
                 ..Track::default()
             });
-            track.name = name;
-            track.member = member;
-            next.insert(id, track);
+            track.name = r.name;
+            track.member = r.member;
+            track.private = r.private;
+            track.invited = r.invited && !r.member;
+            next.insert(r.id, track);
         }
         self.rooms = next;
     }
 
-    /// Adds or updates one room (after create or join).
-    pub fn upsert(&mut self, id: &str, name: &str, member: bool, read: u64) {
-        let track = self.rooms.entry(id.to_owned()).or_insert_with(|| Track {
+    /// Adds or updates one room the user is now a member of (after create or join).
+    pub fn upsert(&mut self, room: &confab_relay::RoomInfo, read: u64) {
+        let track = self.rooms.entry(room.id.clone()).or_insert_with(|| Track {
             read,
             ..Track::default()
         });
-        track.name = name.to_owned();
-        track.member = member;
+        track.name.clone_from(&room.name);
+        track.member = true;
+        track.private = room.private;
+        track.invited = false;
+    }
+
+    /// The user no longer belongs to `room` (left, removed): a private room leaves the list,
+    /// a public one stays as one to join.
+    pub fn close(&mut self, room: &str) {
+        let private = self.rooms.get(room).is_some_and(|t| t.private);
+        if private {
+            self.rooms.remove(room);
+        } else if let Some(t) = self.rooms.get_mut(room) {
+            t.member = false;
+            t.unread.clear();
+            t.more = false;
+        }
     }
 
     /// A new message in `room`. Returns true when the room's count changed. The user's own
@@ -142,6 +165,8 @@ impl RoomBook {
                 id: id.clone(),
                 name: t.name.clone(),
                 member: t.member,
+                private: t.private,
+                invited: t.invited,
                 unread: t.unread.len(),
                 unread_more: t.more,
             })
@@ -179,10 +204,18 @@ mod tests {
 
     fn book() -> RoomBook {
         let mut b = RoomBook::default();
+        let room = |id: &str, name: &str, member: bool, private: bool| confab_relay::RoomInfo {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            member,
+            private,
+            invited: false,
+        };
         b.set_list(
             [
-                ("general".to_owned(), "General".to_owned(), true),
-                ("ops".to_owned(), "Ops".to_owned(), false),
+                room("general", "General", true, false),
+                room("ops", "Ops", false, false),
+                room("secret", "Secret", true, true),
             ],
             |id| if id == "general" { 3 } else { 0 },
         );
@@ -264,13 +297,35 @@ mod tests {
             "messages of unknown rooms change nothing"
         );
         let ids: Vec<_> = b.views().into_iter().map(|v| v.id).collect();
-        assert_eq!(ids, ["general", "ops"], "member rooms first");
+        assert_eq!(ids, ["general", "secret", "ops"], "member rooms first");
         assert_eq!(
             b.member_rooms(),
-            ["general"],
+            ["general", "secret"],
             "only member rooms are subscribed"
         );
-        b.upsert("ops", "Ops", true, 0);
+        let ops = confab_relay::RoomInfo {
+            id: "ops".into(),
+            name: "Ops".into(),
+            member: false,
+            private: false,
+            invited: false,
+        };
+        b.upsert(&ops, 0);
         assert!(b.is_member("ops"), "joining makes the user a member");
+    }
+
+    #[test]
+    fn closing_a_room_hides_a_private_one_and_keeps_a_public_one_to_join() {
+        let mut b = book();
+        b.on_message("general", 9, false);
+        b.close("general");
+        let g = b.view("general").expect("a public room stays listed");
+        assert_eq!((g.member, g.unread), (false, 0));
+        b.close("secret");
+        assert!(
+            b.view("secret").is_none(),
+            "a private room is gone from the list"
+        );
+        assert!(!b.is_member("secret"));
     }
 }

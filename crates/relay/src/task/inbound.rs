@@ -166,9 +166,14 @@ impl Core {
             }
             return;
         }
-        if push.unsubscribe.is_some() {
+        if let Some(unsub) = push.unsubscribe {
             if let Some(room) = room.filter(|r| self.rooms.contains_key(r)) {
-                self.subscribe(&room); // resubscribe with recovery
+                if unsub.code < 2500 {
+                    // The server ended it for good (the user left or was removed).
+                    self.close_room(&room, unsub.reason);
+                } else {
+                    self.subscribe(&room); // resubscribe with recovery
+                }
             }
             return;
         }

@@ -68,6 +68,11 @@ pub(crate) enum Cmd {
         id: Uuid,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Stop following a room the user left.
+    CloseRoom {
+        room: String,
+        reason: String,
+    },
     NetworkUp,
     Reconnect,
     Shutdown(oneshot::Sender<()>),
@@ -228,6 +233,7 @@ impl Core {
             Cmd::OpenRoom { room, reply } => {
                 self.rooms.entry(room).or_default().waiters.push(reply);
             }
+            Cmd::CloseRoom { room, reason } => self.close_room(&room, reason),
             Cmd::NetworkUp | Cmd::Reconnect | Cmd::Shutdown(_) => {}
             c @ (Cmd::Rpc { .. } | Cmd::LoadOlder { .. }) => {
                 // Answered after the next connect (or the caller's timeout).
@@ -302,6 +308,7 @@ impl Core {
                 let _ = reply.send(self.on_retry(id));
                 self.flush_outbox();
             }
+            Cmd::CloseRoom { room, reason } => self.close_room(&room, reason),
             Cmd::NetworkUp | Cmd::Reconnect | Cmd::Shutdown(_) => {}
         }
     }

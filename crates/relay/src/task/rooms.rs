@@ -171,6 +171,26 @@ impl Core {
         }
     }
 
+    /// Stops following `room` (the user left it or lost access): waiters get an error, held
+    /// publications are dropped, and the UI gets `RoomClosed` once.
+    pub(super) fn close_room(&mut self, room: &str, reason: String) {
+        let Some(mut r) = self.rooms.remove(room) else {
+            return; // closed already (the leave's reply and the server's push both say so)
+        };
+        for w in r.waiters.drain(..) {
+            let _ = w.send(Err(Error::Server {
+                code: ErrorCode::PERMISSION_DENIED,
+                message: reason.clone(),
+            }));
+        }
+        self.outlet.stale_rooms.remove(room);
+        tracing::info!(room, reason, "room closed");
+        self.outlet.emit(Event::RoomClosed {
+            room: room.to_owned(),
+            reason,
+        });
+    }
+
     pub(super) fn start_reset(&mut self, room: &str) {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
@@ -202,8 +222,13 @@ impl Core {
             if e.temporary || e.code == ErrorCode::INTERNAL {
                 self.error("server", err_text);
                 self.end = Some(End::Protocol("temporary subscribe failure".into()));
+            } else if matches!(
+                e.code,
+                ErrorCode::UNKNOWN_CHANNEL | ErrorCode::PERMISSION_DENIED
+            ) {
+                // Not a member (any more), or a room gone or hidden: stop following it.
+                self.close_room(room, e.message);
             } else {
-                // Not a member / unknown room: stop following it.
                 self.rooms.remove(room);
                 self.error("server", err_text);
             }

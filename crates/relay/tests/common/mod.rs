@@ -379,6 +379,8 @@ pub struct View {
     pub resets: u64,
     /// RoomFailed events: room, message, retry_in, and when it arrived.
     pub failed: Vec<(String, String, Duration, std::time::Instant)>,
+    /// RoomClosed events: room and reason.
+    pub closed: Vec<(String, String)>,
 }
 
 impl View {
@@ -413,6 +415,7 @@ impl View {
             } => self
                 .failed
                 .push((room, message, retry_in, std::time::Instant::now())),
+            Event::RoomClosed { room, reason } => self.closed.push((room, reason)),
             Event::ConnectionState(s) => self.connection.push(s),
             Event::Error { kind, message } => self.errors.push((kind, message)),
         }
@@ -451,7 +454,7 @@ pub fn relay_config(url: &str, outbox: &Path) -> RelayConfig {
 pub async fn shared_room(owner: &Client, other: &Client, id: &str) {
     owner
         .relay
-        .create_room(id, Some(id))
+        .create_room(id, Some(id), false)
         .await
         .unwrap_or_else(|e| panic!("create room {id}: {e}"));
     other
