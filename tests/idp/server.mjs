@@ -38,11 +38,27 @@ if (MODE !== 'auto' && MODE !== 'interactive') {
 if (!['RS256', 'ES256'].includes(ACCESS_TOKEN_ALG)) {
   throw new Error(`IDP_ACCESS_TOKEN_ALG must be RS256 or ES256, got ${JSON.stringify(ACCESS_TOKEN_ALG)}`);
 }
+// Interoperability switches: behave like providers other than oidc-provider's defaults.
+const REVOCATION_IN = process.env.IDP_REVOCATION_IN || 'oidc';
+if (!['oidc', 'rfc8414', 'rfc8414-foreign', 'none'].includes(REVOCATION_IN)) {
+  throw new Error(`IDP_REVOCATION_IN must be oidc, rfc8414, rfc8414-foreign or none, got ${JSON.stringify(REVOCATION_IN)}`);
+}
+const RESOURCE_HTTPS_ONLY = process.env.IDP_RESOURCE_HTTPS_ONLY === '1';
+const ERROR_WITHOUT_ISS = process.env.IDP_ERROR_WITHOUT_ISS === '1';
 
 // RFC 8707 resource indicators must be absolute URIs. The chat service is addressed by
 // `urn:confab:chat` (or by the audience itself when that is already an absolute URI); the
 // token's `aud` is always AUDIENCE. Requests without `resource` default to the chat service.
-const CHAT_RESOURCE = URL.canParse(AUDIENCE) ? AUDIENCE : 'urn:confab:chat';
+// With IDP_RESOURCE_HTTPS_ONLY=1 (like providers that only take https resource indicators) the
+// chat service is an https URL and any other value is refused with invalid_target.
+function chatResource() {
+  if (RESOURCE_HTTPS_ONLY) return isHttpsUrl(AUDIENCE) ? AUDIENCE : 'https://chat.confab.test/';
+  return URL.canParse(AUDIENCE) ? AUDIENCE : 'urn:confab:chat';
+}
+function isHttpsUrl(value) {
+  return URL.canParse(value) && new URL(value).protocol === 'https:';
+}
+const CHAT_RESOURCE = chatResource();
 
 const CLIENT_ID = 'confab-desktop';
 
@@ -274,6 +290,7 @@ function buildProvider(issuer) {
         defaultResource: async (_ctx, _client, oneOf) => oneOf ?? CHAT_RESOURCE,
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, resourceIndicator) => {
+          if (RESOURCE_HTTPS_ONLY && !isHttpsUrl(resourceIndicator)) throw new errors.InvalidTarget(`resource ${resourceIndicator} is not an https URL`);
           if (resourceIndicator !== CHAT_RESOURCE) throw new errors.InvalidTarget(`unknown resource ${resourceIndicator}; use ${CHAT_RESOURCE}`);
           return {
             // The OIDC scopes are listed too so the token response and the JWT carry a meaningful
@@ -474,6 +491,46 @@ function countingMiddleware() {
   };
 }
 
+// oidc-provider serves its metadata at both `/.well-known/openid-configuration` (OIDC discovery)
+// and `/.well-known/oauth-authorization-server` (RFC 8414). IDP_REVOCATION_IN trims them:
+// `oidc` (default) leaves both whole; `rfc8414` lists revocation and introspection only in the
+// RFC 8414 metadata, as some providers do; `rfc8414-foreign` too, but that metadata names another
+// issuer (a client must ignore it); `none` lists them nowhere (the endpoints still work).
+const OIDC_DISCOVERY = '/.well-known/openid-configuration';
+const RFC8414_METADATA = '/.well-known/oauth-authorization-server';
+const MOVED_TO_RFC8414 = ['revocation_endpoint', 'introspection_endpoint'];
+function metadataMiddleware() {
+  return async (ctx, next) => {
+    await next();
+    if (ctx.method !== 'GET' || !ctx.body || typeof ctx.body !== 'object') return;
+    if (ctx.path === OIDC_DISCOVERY && REVOCATION_IN !== 'oidc') {
+      for (const name of MOVED_TO_RFC8414) delete ctx.body[name];
+    }
+    if (ctx.path === RFC8414_METADATA && REVOCATION_IN === 'none') {
+      for (const name of MOVED_TO_RFC8414) delete ctx.body[name];
+    }
+    if (ctx.path === RFC8414_METADATA && REVOCATION_IN === 'rfc8414-foreign') {
+      ctx.body.issuer = 'https://other-provider.example';
+    }
+  };
+}
+
+// IDP_ERROR_WITHOUT_ISS=1: error redirects to the client lose their `iss` (RFC 9207), while
+// discovery still advertises it, as some providers do. Success redirects keep it.
+function errorWithoutIssMiddleware() {
+  return async (ctx, next) => {
+    await next();
+    if (!ERROR_WITHOUT_ISS) return;
+    const location = ctx.response.get('location');
+    if (!location || !URL.canParse(location)) return;
+    const url = new URL(location);
+    if (!url.searchParams.has('error') || !url.searchParams.has('iss')) return;
+    url.searchParams.delete('iss');
+    ctx.redirect(url.href);
+    log(`error redirect without iss (error=${url.searchParams.get('error')})`);
+  };
+}
+
 function adminMiddleware(provider) {
   return async (ctx, next) => {
     if (!ctx.path.startsWith('/__test/')) return next();
@@ -536,11 +593,13 @@ server.listen(PORT, '127.0.0.1', () => {
   const issuer = `http://127.0.0.1:${port}`;
   const provider = buildProvider(issuer);
   provider.use(countingMiddleware());
+  provider.use(metadataMiddleware());
+  provider.use(errorWithoutIssMiddleware());
   provider.use(adminMiddleware(provider));
   provider.use(interactionMiddleware(provider));
   handler = provider.callback();
 
-  log(`mode=${MODE} access_ttl=${ACCESS_TTL}s refresh_ttl=${REFRESH_TTL}s audience=${AUDIENCE} resource=${CHAT_RESOURCE} access_token_alg=${ACCESS_TOKEN_ALG}`);
+  log(`mode=${MODE} access_ttl=${ACCESS_TTL}s refresh_ttl=${REFRESH_TTL}s audience=${AUDIENCE} resource=${CHAT_RESOURCE} access_token_alg=${ACCESS_TOKEN_ALG} revocation_in=${REVOCATION_IN} resource_https_only=${RESOURCE_HTTPS_ONLY} error_without_iss=${ERROR_WITHOUT_ISS}`);
   log(`client_id=${CLIENT_ID} redirect_uris=dev.confab.chat:/oauth/callback, http://127.0.0.1:<any port>/callback`);
   if (MODE === 'interactive') {
     for (const [name, user] of USERS) log(`test user: ${name} / ${user.password} (${user.name}, ${user.email})`);

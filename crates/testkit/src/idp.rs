@@ -57,6 +57,9 @@ pub struct IdpOptions {
     pub audience: String,
     /// Interaction mode.
     pub mode: IdpMode,
+    /// More `IDP_*` variables for the IdP, e.g. `("IDP_REVOCATION_IN", "rfc8414")` (the
+    /// interoperability switches in `tests/idp/README.md`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for IdpOptions {
@@ -66,7 +69,16 @@ impl Default for IdpOptions {
             refresh_ttl: Duration::from_secs(86_400),
             audience: DEFAULT_AUDIENCE.to_owned(),
             mode: IdpMode::Auto,
+            env: Vec::new(),
         }
+    }
+}
+
+impl IdpOptions {
+    /// Adds one `IDP_*` variable to [`IdpOptions::env`].
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
     }
 }
 
@@ -146,6 +158,7 @@ impl Idp {
             .env("IDP_REFRESH_TTL", secs(options.refresh_ttl).to_string())
             .env("IDP_CHAT_AUDIENCE", &options.audience)
             .env("IDP_EXIT_ON_STDIN_EOF", "1")
+            .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))

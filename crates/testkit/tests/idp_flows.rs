@@ -447,6 +447,7 @@ async fn options_set_lifetimes_and_audience() {
         refresh_ttl: Duration::from_secs(120),
         audience: "other-chat".into(),
         mode: IdpMode::Auto,
+        ..IdpOptions::default()
     })
     .await
     .expect("IdP starts with options");
