@@ -23,7 +23,7 @@ use url::{Host, Url};
 
 use crate::callback::{parse_callback, CallbackParams, RedirectKind, RedirectTarget};
 use crate::error::{sanitize_provider_text, Error, IdTokenProblem, Result};
-use crate::provider::{DiscoveredMetadata, ProviderInfo};
+use crate::provider::{rfc8414_metadata_url, DiscoveredMetadata, ProviderInfo, Rfc8414Metadata};
 use crate::SecretString;
 
 /// Default time a user has to finish signing in in the browser.
@@ -371,8 +371,13 @@ impl AuthClient {
                 openidconnect::DiscoveryError::Request(inner) => network(inner),
                 other => Error::Discovery(other.to_string()),
             })?;
-        let info = provider_info(&metadata)?;
         let issuer = metadata.issuer().to_string();
+        let fallback = if metadata.additional_metadata().revocation_endpoint.is_none() {
+            rfc8414_endpoints(&http, metadata.issuer().url(), &issuer).await
+        } else {
+            None
+        };
+        let info = provider_info(&metadata, fallback)?;
         let jwks = JwksCache {
             keys: metadata.jwks().clone(),
             fetched_at: None,
@@ -392,6 +397,12 @@ impl AuthClient {
             end_session = info.end_session_endpoint.is_some(),
             "discovered identity provider"
         );
+        if info.revocation_endpoint.is_none() {
+            tracing::warn!(
+                "the identity provider offers no revocation endpoint (neither in OIDC discovery \
+                 nor in RFC 8414 metadata): refresh tokens cannot be revoked at sign-out"
+            );
+        }
         Ok(Self {
             config,
             info,
@@ -777,11 +788,15 @@ impl AuthClient {
     /// provider answers 200 even for unknown tokens, so success means "not usable any more".
     #[tracing::instrument(skip_all)]
     pub async fn revoke(&self, refresh_token: &SecretString) -> Result<()> {
-        let endpoint = self
-            .info
-            .revocation_endpoint
-            .clone()
-            .ok_or(Error::NotSupported("token revocation"))?;
+        let Some(endpoint) = self.info.revocation_endpoint.clone() else {
+            tracing::warn!(
+                "the refresh token was not revoked: the identity provider offers no revocation \
+                 endpoint (it stays valid there until it expires)"
+            );
+            return Err(Error::NotSupported(
+                "token revocation (it offers no revocation endpoint)",
+            ));
+        };
         let form = [
             ("token", refresh_token.expose_secret()),
             ("token_type_hint", "refresh_token"),
@@ -900,7 +915,50 @@ fn outcome_error(outcome: Outcome) -> Error {
     }
 }
 
-fn provider_info(m: &DiscoveredMetadata) -> Result<ProviderInfo> {
+/// Revocation and introspection endpoints from RFC 8414 metadata, for a provider whose OIDC
+/// discovery lists no revocation endpoint. Best effort: a missing or unreadable document, or one
+/// for another issuer (ignored, with a log line), gives `None`.
+async fn rfc8414_endpoints(
+    http: &reqwest::Client,
+    issuer_url: &Url,
+    issuer: &str,
+) -> Option<Rfc8414Metadata> {
+    let url = rfc8414_metadata_url(issuer_url);
+    let fetched = async {
+        let response = http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await?
+            .error_for_status()?;
+        response.json::<Rfc8414Metadata>().await
+    }
+    .await;
+    let metadata = match fetched {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::info!(
+                error = %e.without_url(),
+                "no usable RFC 8414 metadata (looked for a revocation endpoint there)"
+            );
+            return None;
+        }
+    };
+    if metadata.issuer != issuer {
+        tracing::warn!(
+            metadata_issuer = %sanitize_provider_text(&metadata.issuer),
+            issuer,
+            "ignored RFC 8414 metadata that names another issuer"
+        );
+        return None;
+    }
+    if metadata.revocation_endpoint.is_some() {
+        tracing::info!("revocation endpoint taken from RFC 8414 metadata");
+    }
+    Some(metadata)
+}
+
+fn provider_info(m: &DiscoveredMetadata, rfc8414: Option<Rfc8414Metadata>) -> Result<ProviderInfo> {
     let token_endpoint = m
         .token_endpoint()
         .map(|t| t.url().clone())
@@ -911,7 +969,15 @@ fn provider_info(m: &DiscoveredMetadata) -> Result<ProviderInfo> {
         authorization_endpoint: m.authorization_endpoint().url().clone(),
         token_endpoint,
         jwks_uri: m.jwks_uri().url().clone(),
-        revocation_endpoint: extra.revocation_endpoint.as_ref().map(|u| u.url().clone()),
+        revocation_endpoint: extra
+            .revocation_endpoint
+            .as_ref()
+            .map(|u| u.url().clone())
+            .or_else(|| rfc8414.as_ref()?.revocation_endpoint.clone()),
+        introspection_endpoint: extra
+            .introspection_endpoint
+            .clone()
+            .or_else(|| rfc8414.as_ref()?.introspection_endpoint.clone()),
         end_session_endpoint: extra.end_session_endpoint.as_ref().map(|u| u.url().clone()),
         iss_parameter_supported: extra.authorization_response_iss_parameter_supported,
         s256_advertised: extra
@@ -929,6 +995,7 @@ fn provider_info(m: &DiscoveredMetadata) -> Result<ProviderInfo> {
         Some(&info.token_endpoint),
         Some(&info.jwks_uri),
         info.revocation_endpoint.as_ref(),
+        info.introspection_endpoint.as_ref(),
         info.end_session_endpoint.as_ref(),
     ];
     if endpoints
