@@ -587,7 +587,23 @@ impl AuthClient {
         // RFC 9207: compare `iss` by simple string comparison; required when advertised.
         match (&params.iss, self.info.iss_parameter_supported) {
             (Some(iss), _) if *iss != self.issuer => return Err(Error::IssuerMismatch),
-            (None, true) => return Err(Error::IssuerMismatch),
+            (None, true) => {
+                return Err(match params.error {
+                    // An error answer without `iss`: refused all the same (anyone can forge
+                    // one), but it is most likely the provider's own, so say that and log its
+                    // code (sanitized by the parser; the description is never logged).
+                    Some(err) => {
+                        tracing::warn!(
+                            login_id = login.id,
+                            provider_error = %err.error,
+                            "refused an error response without iss from a provider that \
+                             promises iss (RFC 9207)"
+                        );
+                        Error::UnverifiedErrorResponse { error: err.error }
+                    }
+                    None => Error::IssuerMismatch,
+                });
+            }
             _ => {}
         }
         if let Some(err) = params.error {

@@ -122,6 +122,19 @@ pub enum Error {
     #[error("the sign-in response came from a different identity provider")]
     IssuerMismatch,
 
+    /// An error response (`error=`, no `iss`) from a provider that promises `iss` in every
+    /// authorization response (RFC 9207): it cannot be told apart from a forged one, so it is
+    /// refused like an `iss` mismatch, but said for what it is. The provider's `error` code is
+    /// logged, not shown.
+    #[error(
+        "the identity provider's answer could not be verified (it reported an error without \
+         naming itself); please try again"
+    )]
+    UnverifiedErrorResponse {
+        /// The provider's `error` code, sanitized (RFC 6749 characters only) and truncated.
+        error: String,
+    },
+
     /// The ID token failed validation after the code exchange.
     #[error("the identity token was rejected: {0}")]
     IdTokenInvalid(IdTokenProblem),
@@ -262,7 +275,9 @@ impl Error {
             Self::AccessDenied { .. } => ErrorCode::AccessDenied,
             Self::ProviderError { .. } => ErrorCode::ProviderError,
             Self::MissingCode => ErrorCode::MissingCode,
-            Self::IssuerMismatch => ErrorCode::IssuerMismatch,
+            Self::IssuerMismatch | Self::UnverifiedErrorResponse { .. } => {
+                ErrorCode::IssuerMismatch
+            }
             Self::IdTokenInvalid(_) => ErrorCode::IdTokenInvalid,
             Self::InvalidGrant { .. } => ErrorCode::InvalidGrant,
             Self::TokenEndpoint { .. } => ErrorCode::TokenEndpoint,
@@ -364,5 +379,31 @@ mod tests {
             "access denied message carries the sanitized description"
         );
         assert_eq!(e.code(), ErrorCode::AccessDenied, "code matches variant");
+    }
+
+    #[test]
+    fn an_unverifiable_error_response_is_not_called_another_provider() {
+        let e = Error::UnverifiedErrorResponse {
+            error: "server_error".into(),
+        };
+        assert_eq!(
+            e.code(),
+            ErrorCode::IssuerMismatch,
+            "refused as RFC 9207 says"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("could not be verified") && !text.contains("different identity provider"),
+            "says what happened, not a mix-up: {text}"
+        );
+        assert!(
+            !text.contains("server_error"),
+            "the provider's code goes to the log, not the message: {text}"
+        );
+        assert_eq!(
+            Error::IssuerMismatch.to_string(),
+            "the sign-in response came from a different identity provider",
+            "a real iss mismatch keeps its message"
+        );
     }
 }

@@ -1,14 +1,16 @@
 //! confab-auth against the real test IdP configured like other providers (`tests/idp`'s
 //! interoperability switches): revocation published only in RFC 8414 metadata, or nowhere;
-//! RFC 8414 metadata for another issuer.
+//! RFC 8414 metadata for another issuer; error responses without `iss`.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use confab_auth::{AuthClient, AuthConfig, ErrorCode, RedirectTarget};
 use confab_testkit::{
-    headless_login, Idp, IdpOptions, CHAT_RESOURCE, CLIENT_ID, PRIVATE_USE_REDIRECT_URI,
+    headless_login, headless_login_as, CallbackParams, Idp, IdpOptions, CHAT_RESOURCE, CLIENT_ID,
+    PRIVATE_USE_REDIRECT_URI,
 };
+use url::Url;
 
 async fn start_idp(switches: &[(&str, &str)]) -> Idp {
     let options = switches
@@ -164,5 +166,75 @@ async fn no_revocation_endpoint_anywhere_is_said_in_the_log() {
     assert!(
         !text.contains(refresh.expose_secret()),
         "the token itself is never logged"
+    );
+}
+
+#[tokio::test]
+async fn an_error_response_without_iss_is_refused_as_unverifiable() {
+    let idp = start_idp(&[("IDP_ERROR_WITHOUT_ISS", "1")]).await;
+    let (logs, _guard) = Captured::start();
+    let client = client_with(&idp, Some(CHAT_RESOURCE), "alice").await;
+    assert!(client.metadata().iss_parameter_supported);
+    let start = client.begin(private_use()).expect("begin");
+    let callback = headless_login_as(&start.authorize_url, "mallory", PRIVATE_USE_REDIRECT_URI)
+        .await
+        .expect("the IdP redirects back with an error for an unknown user");
+    let params = CallbackParams::parse(&callback);
+    assert_eq!(params.error.as_deref(), Some("access_denied"));
+    assert_eq!(params.iss, None, "the IdP left iss out of its error");
+    let err = client
+        .complete(callback.as_str())
+        .await
+        .expect_err("an unverifiable answer is refused");
+    assert_eq!(
+        err.code(),
+        ErrorCode::IssuerMismatch,
+        "refused like a missing iss"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("could not be verified") && !message.contains("different"),
+        "not called another provider's answer: {message}"
+    );
+    let text = logs.text();
+    assert!(
+        text.contains("provider_error=access_denied"),
+        "the provider's error code is logged: {text}"
+    );
+    assert!(
+        !text.contains("unknown test user"),
+        "its description is not: {text}"
+    );
+
+    // A success response still carries iss and signs in.
+    let start = client.begin(private_use()).expect("begin");
+    let callback = headless_login(&start.authorize_url, PRIVATE_USE_REDIRECT_URI)
+        .await
+        .expect("login");
+    assert!(CallbackParams::parse(&callback).iss.is_some());
+    client.complete(callback.as_str()).await.expect("signed in");
+
+    // A real mismatch keeps its message.
+    let start = client.begin(private_use()).expect("begin");
+    let callback = headless_login(&start.authorize_url, PRIVATE_USE_REDIRECT_URI)
+        .await
+        .expect("login");
+    let mut forged = Url::parse(callback.as_str()).expect("url");
+    let pairs: Vec<(String, String)> = forged
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "iss" {
+                "https://other.example".to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    forged.query_pairs_mut().clear().extend_pairs(pairs);
+    let err = client.complete(forged.as_str()).await.expect_err("mix-up");
+    assert_eq!(
+        err.to_string(),
+        "the sign-in response came from a different identity provider"
     );
 }
