@@ -66,6 +66,7 @@ const HINTS = {
   'discovery': 'Check your network connection and the identity provider address in the settings.',
   'network': 'Check your network connection, then try again.',
   'config': 'Fix the configuration file, then restart Confab.',
+  'resource-refused': 'Fix chat_resource in the configuration file (or leave it empty), then restart Confab.',
   'browser': 'Confab could not open your web browser.',
   'vault-locked': 'Unlock Confab with your passphrase first.',
 };

@@ -456,7 +456,7 @@ impl AuthClient {
         if self.config.scopes.iter().any(|s| s == "offline_access") {
             req = req.add_prompt(CoreAuthPrompt::Consent);
         }
-        if let Some(resource) = &self.config.resource {
+        if let Some(resource) = self.config.resource.as_ref().filter(|r| !r.is_empty()) {
             req = req.add_extra_param("resource", resource.clone());
         }
         for (k, v) in &self.config.extra_auth_params {
@@ -609,6 +609,10 @@ impl AuthClient {
         if let Some(err) = params.error {
             return Err(if err.error == "access_denied" {
                 Error::AccessDenied {
+                    description: err.description,
+                }
+            } else if err.error == "invalid_target" {
+                Error::ResourceRefused {
                     description: err.description,
                 }
             } else {
@@ -1049,6 +1053,9 @@ where
             let description = r.error_description().map(|d| sanitize_provider_text(d));
             match r.error() {
                 CoreErrorResponseType::InvalidGrant => Error::InvalidGrant { description },
+                CoreErrorResponseType::Extension(e) if e == "invalid_target" => {
+                    Error::ResourceRefused { description }
+                }
                 other => Error::TokenEndpoint {
                     status: None,
                     retry_after: None,
@@ -1096,6 +1103,27 @@ mod tests {
         for absurd in [Duration::from_secs(1 << 63), Duration::MAX] {
             assert_eq!(expiry(now, Some(absurd)), now + MAX_TOKEN_LIFETIME);
         }
+    }
+
+    #[test]
+    fn invalid_target_at_the_token_endpoint_is_a_refused_resource() {
+        let response = StandardErrorResponse::new(
+            CoreErrorResponseType::Extension("invalid_target".to_owned()),
+            Some("resource must be an https URL".to_owned()),
+            None,
+        );
+        let err = token_error::<std::io::Error>(RequestTokenError::ServerResponse(response));
+        assert_eq!(err.code(), crate::ErrorCode::ResourceRefused);
+        let other = StandardErrorResponse::new(
+            CoreErrorResponseType::Extension("slow_down".to_owned()),
+            None,
+            None,
+        );
+        assert_eq!(
+            token_error::<std::io::Error>(RequestTokenError::ServerResponse(other)).code(),
+            crate::ErrorCode::TokenEndpoint,
+            "other extension errors stay token-endpoint errors"
+        );
     }
 
     #[test]

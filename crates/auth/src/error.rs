@@ -135,6 +135,17 @@ pub enum Error {
         error: String,
     },
 
+    /// The provider refused the RFC 8707 `resource` indicator (`invalid_target`), at the
+    /// authorization redirect or the token endpoint: the configured resource is wrong for it.
+    #[error(
+        "the identity provider refused the chat resource indicator (invalid_target): check \
+         `chat_resource` in the configuration"
+    )]
+    ResourceRefused {
+        /// The provider's `error_description`, sanitized and truncated (for logs).
+        description: Option<String>,
+    },
+
     /// The ID token failed validation after the code exchange.
     #[error("the identity token was rejected: {0}")]
     IdTokenInvalid(IdTokenProblem),
@@ -212,6 +223,8 @@ pub enum ErrorCode {
     MissingCode,
     /// [`Error::IssuerMismatch`]
     IssuerMismatch,
+    /// [`Error::ResourceRefused`]
+    ResourceRefused,
     /// [`Error::IdTokenInvalid`]
     IdTokenInvalid,
     /// [`Error::InvalidGrant`]
@@ -243,6 +256,7 @@ impl ErrorCode {
             Self::ProviderError => "provider-error",
             Self::MissingCode => "missing-code",
             Self::IssuerMismatch => "issuer-mismatch",
+            Self::ResourceRefused => "resource-refused",
             Self::IdTokenInvalid => "id-token-invalid",
             Self::InvalidGrant => "invalid-grant",
             Self::TokenEndpoint => "token-endpoint",
@@ -278,6 +292,7 @@ impl Error {
             Self::IssuerMismatch | Self::UnverifiedErrorResponse { .. } => {
                 ErrorCode::IssuerMismatch
             }
+            Self::ResourceRefused { .. } => ErrorCode::ResourceRefused,
             Self::IdTokenInvalid(_) => ErrorCode::IdTokenInvalid,
             Self::InvalidGrant { .. } => ErrorCode::InvalidGrant,
             Self::TokenEndpoint { .. } => ErrorCode::TokenEndpoint,
@@ -342,6 +357,7 @@ mod tests {
             ErrorCode::AccessDenied,
             ErrorCode::IdTokenInvalid,
             ErrorCode::CallbackReplayed,
+            ErrorCode::ResourceRefused,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(
@@ -404,6 +420,17 @@ mod tests {
             Error::IssuerMismatch.to_string(),
             "the sign-in response came from a different identity provider",
             "a real iss mismatch keeps its message"
+        );
+    }
+
+    #[test]
+    fn a_refused_resource_says_which_setting_to_check() {
+        let e = Error::ResourceRefused { description: None };
+        assert_eq!(e.code().as_str(), "resource-refused");
+        assert_eq!(
+            e.to_string(),
+            "the identity provider refused the chat resource indicator (invalid_target): check \
+             `chat_resource` in the configuration"
         );
     }
 }

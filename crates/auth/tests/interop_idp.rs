@@ -1,14 +1,15 @@
 //! confab-auth against the real test IdP configured like other providers (`tests/idp`'s
 //! interoperability switches): revocation published only in RFC 8414 metadata, or nowhere;
-//! RFC 8414 metadata for another issuer; error responses without `iss`.
+//! RFC 8414 metadata for another issuer; only https resource indicators; error responses
+//! without `iss`.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use confab_auth::{AuthClient, AuthConfig, ErrorCode, RedirectTarget};
+use confab_auth::{AuthClient, AuthConfig, Error, ErrorCode, RedirectTarget};
 use confab_testkit::{
-    headless_login, headless_login_as, CallbackParams, Idp, IdpOptions, CHAT_RESOURCE, CLIENT_ID,
-    PRIVATE_USE_REDIRECT_URI,
+    headless_login, headless_login_as, jwt_claims, CallbackParams, Idp, IdpOptions, CHAT_RESOURCE,
+    CLIENT_ID, DEFAULT_AUDIENCE, PRIVATE_USE_REDIRECT_URI,
 };
 use url::Url;
 
@@ -167,6 +168,53 @@ async fn no_revocation_endpoint_anywhere_is_said_in_the_log() {
         !text.contains(refresh.expose_secret()),
         "the token itself is never logged"
     );
+}
+
+#[tokio::test]
+async fn a_provider_that_takes_only_https_resources_is_told_apart() {
+    let idp = start_idp(&[("IDP_RESOURCE_HTTPS_ONLY", "1")]).await;
+    let client = client_with(&idp, Some(CHAT_RESOURCE), "alice").await;
+    let start = client.begin(private_use()).expect("begin");
+    let callback = headless_login(&start.authorize_url, PRIVATE_USE_REDIRECT_URI)
+        .await
+        .expect("the IdP redirects back with an error");
+    assert_eq!(
+        CallbackParams::parse(&callback).error.as_deref(),
+        Some("invalid_target"),
+        "the IdP refuses urn:confab:chat"
+    );
+    let err = client
+        .complete(callback.as_str())
+        .await
+        .expect_err("a refused resource never signs in");
+    assert!(matches!(err, Error::ResourceRefused { .. }), "{err:?}");
+    assert_eq!(err.code().as_str(), "resource-refused");
+    assert!(
+        err.to_string().contains("chat_resource"),
+        "the message names the setting to check: {err}"
+    );
+    assert_eq!(
+        idp.stats().await.expect("stats").token_requests,
+        0,
+        "no token request"
+    );
+
+    // Without `resource` the same provider signs in, and the token is for the chat service.
+    let client = client_with(&idp, None, "alice").await;
+    let start = client.begin(private_use()).expect("begin");
+    assert!(
+        !start
+            .authorize_url
+            .query_pairs()
+            .any(|(k, _)| k == "resource"),
+        "no resource parameter is sent"
+    );
+    let callback = headless_login(&start.authorize_url, PRIVATE_USE_REDIRECT_URI)
+        .await
+        .expect("login");
+    let signed = client.complete(callback.as_str()).await.expect("signed in");
+    let claims = jwt_claims(signed.tokens.access_token.expose_secret()).expect("a JWT");
+    assert_eq!(claims["aud"], DEFAULT_AUDIENCE);
 }
 
 #[tokio::test]

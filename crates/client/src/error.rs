@@ -94,8 +94,10 @@ pub enum Code {
     ProviderError,
     /// The redirect carried no authorization code.
     MissingCode,
-    /// The redirect's `iss` is not the provider's.
+    /// The redirect's `iss` is not the provider's (or an error answer could not be verified).
     IssuerMismatch,
+    /// The provider refused the chat resource indicator (`invalid_target`).
+    ResourceRefused,
     /// The ID token failed validation.
     IdTokenInvalid,
     /// The provider refused the grant.
@@ -195,6 +197,7 @@ impl Code {
             Self::ProviderError => "provider-error",
             Self::MissingCode => "missing-code",
             Self::IssuerMismatch => "issuer-mismatch",
+            Self::ResourceRefused => "resource-refused",
             Self::IdTokenInvalid => "id-token-invalid",
             Self::InvalidGrant => "invalid-grant",
             Self::TokenEndpoint => "token-endpoint",
@@ -253,6 +256,7 @@ impl Code {
             A::ProviderError => Self::ProviderError,
             A::MissingCode => Self::MissingCode,
             A::IssuerMismatch => Self::IssuerMismatch,
+            A::ResourceRefused => Self::ResourceRefused,
             A::IdTokenInvalid => Self::IdTokenInvalid,
             A::InvalidGrant => Self::InvalidGrant,
             A::TokenEndpoint => Self::TokenEndpoint,
@@ -411,6 +415,7 @@ mod tests {
             Code::ProviderError,
             Code::MissingCode,
             Code::IssuerMismatch,
+            Code::ResourceRefused,
             Code::IdTokenInvalid,
             Code::InvalidGrant,
             Code::TokenEndpoint,
@@ -461,11 +466,12 @@ mod tests {
 
     #[test]
     fn auth_codes_map_one_for_one() {
-        let errors: [fn() -> confab_auth::Error; 4] = [
+        let errors: [fn() -> confab_auth::Error; 5] = [
             || confab_auth::Error::LoginExpired,
             || confab_auth::Error::StateMismatch,
             || confab_auth::Error::NoPendingLogin,
             || confab_auth::Error::CallbackReplayed,
+            || confab_auth::Error::ResourceRefused { description: None },
         ];
         for e in errors {
             assert_eq!(

@@ -266,7 +266,7 @@ impl SignInFlow {
         let client = Arc::new(
             AuthClient::discover(AuthConfig {
                 scopes: config.scopes.clone(),
-                resource: Some(config.chat_resource.clone()),
+                resource: config.resource_indicator().map(str::to_owned),
                 login_timeout: config.login_timeout,
                 extra_auth_params,
                 ..AuthConfig::new(config.issuer.clone(), config.client_id.clone())

@@ -125,7 +125,9 @@ pub struct AppConfig {
     pub chat_url: Url,
     /// Audience (`aud` claim) of access tokens for the chat server.
     pub chat_audience: String,
-    /// RFC 8707 resource indicator sent at sign-in so the access token is a JWT for the chat server.
+    /// RFC 8707 resource indicator sent at sign-in so the access token is a JWT for the chat
+    /// server. Empty (`chat_resource = ""` in the file) means: send no `resource` (for providers
+    /// that refuse it or issue chat tokens without it); see [`AppConfig::resource_indicator`].
     pub chat_resource: String,
     /// How long a pending sign-in waits for the browser.
     pub login_timeout: Duration,
@@ -357,11 +359,11 @@ impl AppConfig {
                 ),
             );
         }
-        if Url::parse(&self.chat_resource).is_err() {
+        if !self.chat_resource.is_empty() && Url::parse(&self.chat_resource).is_err() {
             return fail(
                 "chat_resource",
                 format!(
-                    "`{}` must be an absolute URI (RFC 8707)",
+                    "`{}` must be an absolute URI (RFC 8707), or empty to send no resource",
                     self.chat_resource
                 ),
             );
@@ -370,6 +372,11 @@ impl AppConfig {
             return fail("login_timeout_secs", "must be at least 1 second".into());
         }
         Ok(())
+    }
+
+    /// The RFC 8707 `resource` to send at sign-in: `None` when `chat_resource` is empty.
+    pub fn resource_indicator(&self) -> Option<&str> {
+        Some(self.chat_resource.as_str()).filter(|r| !r.is_empty())
     }
 
     /// The private-use redirect URI, e.g. `dev.confab.chat:/oauth/callback`.
@@ -733,6 +740,40 @@ mod tests {
             assert!(
                 msg.contains(CONFIG_FILE_NAME) && msg.contains(&format!("key `{key}`")),
                 "invalid `{key}` names file and key: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_chat_resource_sends_none_and_a_non_uri_is_still_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap();
+        assert_eq!(
+            c.resource_indicator(),
+            Some(DEFAULT_CHAT_RESOURCE),
+            "the chat resource is sent by default"
+        );
+        write(dir.path(), "chat_resource = \"\"\n");
+        let c = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap();
+        assert_eq!(
+            c.resource_indicator(),
+            None,
+            "`chat_resource = \"\"` turns the resource parameter off"
+        );
+        write(
+            dir.path(),
+            "chat_resource = \"https://chat.example.test/\"\n",
+        );
+        let c = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap();
+        assert_eq!(c.resource_indicator(), Some("https://chat.example.test/"));
+        for bad in ["confab-chat", " "] {
+            write(dir.path(), &format!("chat_resource = \"{bad}\"\n"));
+            let msg = AppConfig::load_with_env(dir.path(), env_of(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("key `chat_resource`") && msg.contains("absolute URI"),
+                "a set resource must still be an absolute URI: {msg}"
             );
         }
     }
