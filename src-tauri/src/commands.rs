@@ -56,7 +56,7 @@ pub(crate) async fn unlock_vault(
         .await
 }
 
-/// Moves the unusable vault aside and starts afresh (the UI asked the user first).
+/// Deletes the unusable vault and starts afresh (the UI asked the user first).
 #[tauri::command]
 pub(crate) async fn reset_vault(core: App<'_>) -> Result<()> {
     core.flow.reset_vault().await

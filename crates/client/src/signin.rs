@@ -597,7 +597,8 @@ impl SignInFlow {
     }
 
     /// "Reset vault and sign in again" (the UI asked for confirmation): ends any session, moves
-    /// the vault files aside (never deletes them) and starts with a fresh vault.
+    /// the vault files aside, deletes the old snapshot (its tokens can be neither read nor
+    /// revoked) and starts with a fresh vault.
     pub async fn reset_vault(self: &Arc<Self>) -> Result<()> {
         let ended = {
             let mut st = self.state();
@@ -609,10 +610,26 @@ impl SignInFlow {
             self.session_ended(account, *run);
         }
         let path = self.vault_path();
-        let moved = tokio::task::spawn_blocking(move || StrongholdStore::reset(path))
-            .await
-            .map_err(|e| Error::Vault(confab_vault::Error::Stronghold(e.to_string())))??;
-        tracing::warn!(moved_aside = ?moved, "vault reset by the user");
+        let moved = tokio::task::spawn_blocking(move || {
+            let moved = StrongholdStore::reset(path)?;
+            // The user confirmed: the old snapshot's tokens can never be read again (its key
+            // is lost or it is damaged), nor revoked; delete it instead of keeping secrets on
+            // disk. Its key-info file (salt and key check, no secret) stays beside it.
+            let deleted = match &moved {
+                Some(old) => match std::fs::remove_file(old) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!("could not delete the old vault: {e}");
+                        false
+                    }
+                },
+                None => false,
+            };
+            Ok::<_, confab_vault::Error>(deleted)
+        })
+        .await
+        .map_err(|e| Error::Vault(confab_vault::Error::Stronghold(e.to_string())))??;
+        tracing::warn!(old_vault_deleted = moved, "vault reset by the user");
         self.publish(UiEvent::Starting);
         self.open_vault().await;
         Ok(())

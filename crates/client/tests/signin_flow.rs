@@ -251,7 +251,7 @@ async fn a_redirect_with_no_sign_in_started_says_so() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broken_vault_is_reset_only_when_asked_and_nothing_is_deleted() {
+async fn a_broken_vault_is_reset_only_when_asked_and_its_old_tokens_are_deleted() {
     let idp = support::start_idp(Duration::from_secs(300)).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut app = start_app(&idp, dir.path());
@@ -294,13 +294,23 @@ async fn a_broken_vault_is_reset_only_when_asked_and_nothing_is_deleted() {
     );
     assert!(vault_file.exists(), "never a silent reset");
 
-    // The person asks for the reset: the damaged files are moved aside, a fresh vault starts.
+    // The person asks for the reset: the damaged snapshot, whose refresh token can neither
+    // be read nor revoked any more, is deleted (not kept aside on disk); a fresh vault starts.
     app.flow.reset_vault().await.expect("reset succeeds");
-    let kept_aside = std::fs::read_dir(dir.path().join("data"))
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("data"))
         .expect("data dir")
         .filter_map(|e| e.ok())
-        .any(|e| e.file_name().to_string_lossy().contains(".corrupt-"));
-    assert!(kept_aside, "the damaged vault is kept aside, not deleted");
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let snapshot_aside = format!("{}.corrupt-", confab_client::signin::VAULT_FILE);
+    assert!(
+        !names.iter().any(|n| n.starts_with(&snapshot_aside)),
+        "the old snapshot is deleted once the user confirmed: {names:?}"
+    );
+    assert!(
+        !vault_file.exists(),
+        "and no vault is left at its place before the new one is made: {names:?}"
+    );
     assert!(
         account::load(&app.data_dir).is_none(),
         "the account is forgotten"
