@@ -18,6 +18,7 @@ pub mod events;
 pub mod logging;
 pub mod platform;
 pub mod prefs;
+pub mod revocations;
 pub mod signin;
 
 pub use crate::core::Core;

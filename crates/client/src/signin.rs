@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 
 use confab_auth::{AuthClient, AuthConfig, LoopbackListener, RedirectTarget};
 use confab_config::{AppConfig, VaultKeyMode};
-use confab_session::{AuthLog, RefreshTokenStore, SessionEvent, TokenEndpoint, TokenManager};
+use confab_session::{AuthLog, RefreshTokenStore, SessionEvent, TokenManager};
 use confab_vault::{AccountId, KeySource, SecretString, StrongholdStore};
 use tokio::runtime::Handle;
 use tokio::sync::broadcast;
@@ -26,6 +26,7 @@ use crate::adapters::{self, AuthEndpoint, VaultSlot};
 use crate::error::{Code, Error, Result};
 use crate::events::{unix_millis, RedirectKind, SignedOutReason, UiEvent, UserView};
 use crate::platform::{AppPaths, Platform};
+use crate::revocations::{same_issuer, PendingRevocations};
 use crate::Subscriber;
 
 /// File name of the vault snapshot in the data dir.
@@ -107,6 +108,8 @@ struct State {
     tasks: Vec<JoinHandle<()>>,
     /// The open vault (None while locked, opening or broken).
     vault: Option<Arc<StrongholdStore>>,
+    /// Its list of revocations still owed (with the vault).
+    pending: Option<PendingRevocations>,
     /// The sessions, one per account; the active one is what the UI shows. A generation per
     /// run: events of a replaced or ended session are ignored.
     sessions: Registry<Running>,
@@ -151,6 +154,7 @@ impl SignInFlow {
                 attempt: 0,
                 tasks: Vec::new(),
                 vault: None,
+                pending: None,
                 sessions: Registry::default(),
             }),
             subscribers: Mutex::new(Vec::new()),
@@ -275,6 +279,22 @@ impl SignInFlow {
         );
         *slot = Some(client.clone());
         Ok(client)
+    }
+
+    /// The client to revoke a token of `issuer` with: the configured provider's, or for a token
+    /// of another provider (the configuration changed since) a client discovered for that one,
+    /// so a token is only ever sent to the provider that issued it.
+    async fn client_for(&self, issuer: &str) -> Result<Arc<AuthClient>> {
+        let config = self.config.as_ref().map_err(|m| Error::Config(m.clone()))?;
+        if same_issuer(issuer, config.issuer.as_str()) {
+            return self.client().await;
+        }
+        let url = Url::parse(issuer)
+            .map_err(|_| Error::Config(format!("the issuer `{issuer}` is not a URL")))?;
+        tracing::info!(issuer, "revoking a token at the provider that issued it");
+        Ok(Arc::new(
+            AuthClient::discover(AuthConfig::new(url, config.client_id.clone())).await?,
+        ))
     }
 
     /// Starts a sign-in (replacing any pending one): opens the browser and waits for the redirect.
@@ -603,6 +623,7 @@ impl SignInFlow {
         let ended = {
             let mut st = self.state();
             st.vault = None;
+            st.pending = None;
             st.sessions.end_all()
         };
         account::forget(&self.paths.data_dir);
@@ -645,8 +666,14 @@ impl SignInFlow {
 
     /// The vault is open: restore the remembered session, or show the sign-in screen.
     async fn vault_opened(self: &Arc<Self>, store: StrongholdStore) {
-        self.state().vault = Some(Arc::new(store));
+        let store = Arc::new(store);
+        {
+            let mut st = self.state();
+            st.pending = Some(PendingRevocations::new(store.clone()));
+            st.vault = Some(store);
+        }
         tracing::info!("vault opened");
+        self.rt.spawn(Arc::clone(self).retry_pending_revocations());
         let Some(last) = account::load(&self.paths.data_dir) else {
             // Keep what happened meanwhile on screen (e.g. a stale redirect that launched us).
             let starting = matches!(
@@ -735,10 +762,18 @@ impl SignInFlow {
         F: FnOnce(confab_session::TokenManagerBuilder) -> Fut,
         Fut: std::future::Future<Output = confab_session::Result<TokenManager>>,
     {
-        let vault = self.state().vault.clone().ok_or(Error::VaultLocked)?;
+        let (vault, pending) = {
+            let st = self.state();
+            (st.vault.clone(), st.pending.clone())
+        };
+        let vault = vault.ok_or(Error::VaultLocked)?;
         let config = self.config.as_ref().map_err(|m| Error::Config(m.clone()))?;
         let post_logout = Url::parse(&format!("{}:/oauth/logout", config.redirect_scheme)).ok();
-        let endpoint = Arc::new(AuthEndpoint::new(client, post_logout));
+        let mut endpoint = AuthEndpoint::new(client, post_logout);
+        if let Some(pending) = pending {
+            endpoint = endpoint.with_pending(pending);
+        }
+        let endpoint = Arc::new(endpoint);
         let account = user.account_id();
         let slot = Arc::new(VaultSlot::new(vault, account.clone()));
         let (events, rx) = broadcast::channel(64);
@@ -915,15 +950,29 @@ impl SignInFlow {
     }
 
     /// Wipes the refresh token stored for `account` without a running session, then revokes
-    /// it from memory (discovery included, [`REVOKE_TIMEOUT`] at most). The wipe comes first:
-    /// a provider that cannot be reached, or an app quit meanwhile, leaves the token
-    /// unrevoked (it expires at the provider) but never stored.
+    /// it from memory at the provider that issued it (discovery included, [`REVOKE_TIMEOUT`] at
+    /// most). The wipe comes first, after noting the token in the vault's pending revocations:
+    /// a provider that cannot be reached, or an app quit meanwhile, leaves the token noted there
+    /// (and retried at the next start), never in the account's slot.
     async fn sign_out_stored(self: &Arc<Self>, account: AccountId) -> Result<()> {
-        let Some(vault) = self.state().vault.clone() else {
+        let (vault, pending) = {
+            let st = self.state();
+            (st.vault.clone(), st.pending.clone())
+        };
+        let Some(vault) = vault else {
             return Err(Error::VaultLocked);
         };
+        let issuer = account.issuer.clone();
         let slot = VaultSlot::new(vault, account);
-        let stored = slot.load().await;
+        let stored = slot
+            .load()
+            .await
+            .map(|t| t.map(|t| SecretString::new(t.expose_secret().to_owned())));
+        if let (Ok(Some(token)), Some(pending)) = (&stored, &pending) {
+            if let Err(e) = pending.add(&issuer, token).await {
+                tracing::warn!("could not note the revocation for a retry: {e}");
+            }
+        }
         let wiped = slot.delete().await;
         wiped.map_err(|e| Error::Session(confab_session::Error::Store(e)))?;
         let token = match stored {
@@ -934,21 +983,78 @@ impl SignInFlow {
                 return Ok(());
             }
         };
-        let revoke = async {
-            let client = self.client().await?;
-            AuthEndpoint::new(client, None)
-                .revoke(&token)
-                .await
-                .map_err(|e| Error::Session(confab_session::Error::Store(e.to_string())))
-        };
-        match tokio::time::timeout(REVOKE_TIMEOUT, revoke).await {
-            Ok(Ok(())) => tracing::info!("revoked the stored refresh token"),
-            Ok(Err(e)) => {
-                tracing::warn!(code = %e.code(), "the stored refresh token was wiped unrevoked: {e}")
-            }
-            Err(_) => tracing::warn!("revoking the stored refresh token timed out; it was wiped"),
-        }
+        self.revoke_owed(&issuer, &token, pending.as_ref()).await;
         Ok(())
+    }
+
+    /// Revokes `token` of `issuer` ([`REVOKE_TIMEOUT`] at most, discovery included) and settles
+    /// its entry in `pending`: forgotten once revoked or refused for good, kept when the provider
+    /// could not be reached or answered with a transient failure.
+    async fn revoke_owed(
+        &self,
+        issuer: &str,
+        token: &SecretString,
+        pending: Option<&PendingRevocations>,
+    ) {
+        let attempt = async {
+            let client = self.client_for(issuer).await?;
+            Ok::<_, Error>(client.revoke(token).await)
+        };
+        let outcome = match tokio::time::timeout(REVOKE_TIMEOUT, attempt).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => {
+                tracing::warn!(code = %e.code(), "could not reach the provider to revoke a refresh token: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!("revoking a refresh token timed out");
+                return;
+            }
+        };
+        match &outcome {
+            Ok(()) => tracing::info!("revoked a refresh token no longer stored"),
+            Err(e) => tracing::warn!(code = %e.code(), "revoking a refresh token failed: {e}"),
+        }
+        // A vault reset meanwhile leaves the old list alone (its store is gone).
+        let current = self.state().pending.clone();
+        if let Some(pending) = pending.filter(|p| current.is_some_and(|c| c.same_list(p))) {
+            pending.settle(token, &outcome).await;
+        }
+    }
+
+    /// Retries the revocations an earlier run could not finish (the provider was unreachable or
+    /// failed), once the vault is open; drops those older than
+    /// [`crate::revocations::MAX_AGE`].
+    async fn retry_pending_revocations(self: Arc<Self>) {
+        let Some(pending) = self.state().pending.clone() else {
+            return;
+        };
+        let due = match pending.due().await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!("could not read the pending revocations: {e}");
+                return;
+            }
+        };
+        if due.is_empty() {
+            return;
+        }
+        tracing::info!(
+            count = due.len(),
+            "retrying revocations left from an earlier run"
+        );
+        for owed in due {
+            self.revoke_owed(&owed.issuer, &owed.token, Some(&pending))
+                .await;
+        }
+    }
+
+    /// How many refresh-token revocations are still owed (noted in the vault after a failed
+    /// attempt, retried at the next start); `None` while the vault is not open. A count only,
+    /// for diagnostics and tests.
+    pub async fn pending_revocations(&self) -> Option<usize> {
+        let pending = self.state().pending.clone()?;
+        pending.len().await.ok()
     }
 
     /// The OS reported resume or the window came back: re-check the refresh schedule now.

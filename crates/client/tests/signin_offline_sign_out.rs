@@ -1,6 +1,7 @@
 //! Signing out while no session runs (its restore failed: the provider was unreachable at
 //! start) still revokes the refresh token stored in the vault, and wipes it even when the
-//! provider cannot be reached. Against the real test IdP and a real Stronghold vault.
+//! provider cannot be reached; then the revocation is owed and retried at the next start.
+//! Against the real test IdP and a real Stronghold vault.
 //!
 //! "Unreachable" is an HTTP proxy (`HTTP_PROXY`, honoured by the sign-in's HTTP client) on a
 //! port nobody listens on; it is set and cleared between steps. The environment is the
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use confab_client::{account, Code, SignedOutReason, UiEvent};
 
-use support::app::{idp_accepts, start_app, stored_refresh_token};
+use support::app::{idp_accepts, start_app, stored_refresh_token, WAIT};
 
 /// Points the sign-in's HTTP client at a proxy that refuses every connection (or back at the
 /// network). The client is built at discovery, so this applies to the next discovery.
@@ -127,15 +128,44 @@ async fn sign_out_without_a_running_session_revokes_and_wipes_the_stored_token()
         matches!(e, UiEvent::SignInFailed { .. })
     })
     .await;
+    let revocations = idp.stats().await.expect("stats").revocations;
     app.flow
         .sign_out()
         .await
         .expect("sign-out succeeds offline");
     assert_eq!(stored_refresh_token(&app, &idp, &subject).await, None);
     assert!(account::load(&app.data_dir).is_none());
+    assert_eq!(
+        idp.stats().await.expect("stats").revocations,
+        revocations,
+        "offline, the token could not be revoked"
+    );
+    assert_eq!(
+        app.flow.pending_revocations().await,
+        Some(1),
+        "the revocation is owed, noted in the vault"
+    );
+    drop(app);
+
+    // The next start, online: the owed revocation is retried and the IdP refuses the token.
     provider_reachable(true);
+    let mut app = start_app(&idp, dir.path());
+    app.flow.open_vault().await;
+    app.unlock().await;
+    app.wait_for("the sign-in screen", |e| {
+        matches!(e, UiEvent::SignedOut { .. })
+    })
+    .await;
+    support::wait_until("the revocation to be retried", WAIT, || async {
+        idp.stats().await.expect("stats").revocations > revocations
+    })
+    .await;
+    support::wait_until("the revoked token to leave the list", WAIT, || async {
+        app.flow.pending_revocations().await == Some(0)
+    })
+    .await;
     assert!(
-        idp_accepts(&idp, &stored).await,
-        "offline, the token could not be revoked (it expires at the provider)"
+        !idp_accepts(&idp, &stored).await,
+        "the IdP refuses the token revoked at the next start"
     );
 }

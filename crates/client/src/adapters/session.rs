@@ -11,6 +11,8 @@ use url::Url;
 
 use confab_session::{EndpointError, RefreshTokenStore, Secret, TokenEndpoint, Tokens, User};
 
+use crate::revocations::PendingRevocations;
+
 /// Name of the refresh-token entry in the vault (per account).
 pub const REFRESH_TOKEN_ENTRY: &str = "refresh_token";
 
@@ -18,10 +20,16 @@ pub const REFRESH_TOKEN_ENTRY: &str = "refresh_token";
 /// revocation, RP-initiated logout).
 /// A 429/503's `Retry-After` (exposed by confab-auth) is passed on, so the manager waits at
 /// least that long.
+///
+/// With [`AuthEndpoint::with_pending`], a revocation is noted in the vault's pending
+/// revocations before it is tried and forgotten once the provider answered for good: one that
+/// fails for a transient reason (or is cut off by the session's timeout) is retried at the next
+/// start.
 #[derive(Clone)]
 pub struct AuthEndpoint {
     client: Arc<AuthClient>,
     post_logout: Option<Url>,
+    pending: Option<PendingRevocations>,
 }
 
 impl AuthEndpoint {
@@ -30,7 +38,14 @@ impl AuthEndpoint {
         Self {
             client,
             post_logout,
+            pending: None,
         }
+    }
+
+    /// Keeps revocations that fail for a transient reason in `pending`, for a retry later.
+    pub fn with_pending(mut self, pending: PendingRevocations) -> Self {
+        self.pending = Some(pending);
+        self
     }
 }
 
@@ -109,10 +124,23 @@ impl TokenEndpoint for AuthEndpoint {
 
     fn revoke<'a>(&'a self, refresh_token: &'a Secret) -> BoxFuture<'a, Result<(), EndpointError>> {
         Box::pin(async move {
-            self.client
-                .revoke(&to_auth(refresh_token))
-                .await
-                .map_err(|e| classify(&e))
+            let token = to_auth(refresh_token);
+            // Nothing to retry with a provider that cannot revoke at all.
+            let pending = self
+                .pending
+                .as_ref()
+                .filter(|_| self.client.metadata().revocation_endpoint.is_some());
+            if let Some(pending) = pending {
+                let issuer = self.client.metadata().issuer.as_str();
+                if let Err(e) = pending.add(issuer, &token).await {
+                    tracing::warn!("could not note the revocation for a retry: {e}");
+                }
+            }
+            let outcome = self.client.revoke(&token).await;
+            if let Some(pending) = pending {
+                pending.settle(&token, &outcome).await;
+            }
+            outcome.map_err(|e| classify(&e))
         })
     }
 

@@ -275,6 +275,28 @@ pub async fn stored_refresh_token(app: &App, idp: &Idp, subject: &str) -> Option
         .map(|t| t.expose_secret().to_owned())
 }
 
+/// Files under `dir` (recursively) whose bytes contain `needle`.
+pub fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
 /// Whether the IdP still accepts `refresh_token` (a refresh grant, as another client would).
 pub async fn idp_accepts(idp: &Idp, refresh_token: &str) -> bool {
     idp.refresh(refresh_token).await.is_ok()
