@@ -6,7 +6,7 @@ mod support;
 use confab_client::{Code, UiEvent};
 use confab_testkit::{headless_login, Idp, IdpOptions, PRIVATE_USE_REDIRECT_URI};
 
-use support::app::{start_app_with, App};
+use support::app::{idp_accepts, start_app_with, stored_refresh_token, App};
 
 async fn start_idp(name: &str, value: &str) -> Idp {
     Idp::start(IdpOptions::default().with_env(name, value))
@@ -87,4 +87,33 @@ async fn a_refused_chat_resource_is_told_as_such_and_an_empty_one_is_not_sent() 
     app.flow.complete(callback.as_str()).await;
     app.wait_for("signed-in", |e| matches!(e, UiEvent::SignedIn { .. }))
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_revokes_at_an_endpoint_published_only_in_rfc8414_metadata() {
+    let idp = start_idp("IDP_REVOCATION_IN", "rfc8414").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut app = start_app_with(
+        &idp,
+        dir.path(),
+        confab_client::RedirectPlan::Scheme,
+        |_| {},
+    );
+    app.flow.open_vault().await;
+    app.unlock().await;
+    app.sign_in_via_browser().await;
+    let stored = stored_refresh_token(&app, &idp, "alice")
+        .await
+        .expect("refresh token stored");
+    app.flow.sign_out().await.expect("sign-out succeeds");
+    assert_eq!(
+        idp.stats().await.expect("stats").revocations,
+        1,
+        "the token went to the revocation endpoint found in the RFC 8414 metadata"
+    );
+    assert!(
+        !idp_accepts(&idp, &stored).await,
+        "the IdP refuses the refresh token after sign-out"
+    );
+    assert_eq!(app.flow.pending_revocations().await, Some(0));
 }
