@@ -304,7 +304,15 @@ impl SignInFlow {
     pub async fn sign_in(self: &Arc<Self>) -> Result<()> {
         let retry_restore = self.state().vault.is_some() && !self.has_session();
         if retry_restore {
-            if let Some(last) = account::load(&self.paths.data_dir) {
+            // Only an account of the configured provider can be restored; for one of another
+            // provider this opens the browser (and the new account replaces it).
+            let configured = self.config.as_ref().map(|c| c.issuer.to_string());
+            let last = account::load(&self.paths.data_dir).filter(|last| {
+                configured
+                    .as_ref()
+                    .is_ok_and(|issuer| same_issuer(&last.issuer, issuer))
+            });
+            if let Some(last) = last {
                 self.restore(last).await;
                 return Ok(());
             }
@@ -429,11 +437,18 @@ impl SignInFlow {
                 };
                 let (user, tokens) = adapters::handoff(&signed_in);
                 drop(signed_in);
+                let previous = account::load(&self.paths.data_dir).map(|last| last.account_id());
+                let account = user.account_id();
                 let started = self
                     .start_session(client, user.clone(), |b| b.sign_in(user, tokens))
                     .await;
                 match started {
-                    Ok(()) => tracing::info!("signed in"),
+                    Ok(()) => {
+                        tracing::info!("signed in");
+                        if let Some(previous) = previous.filter(|p| *p != account) {
+                            self.replaced(previous);
+                        }
+                    }
                     Err(e) => {
                         self.fail(e);
                     }
@@ -889,6 +904,23 @@ impl SignInFlow {
                 }
             }
         }
+    }
+
+    /// A sign-in replaced the remembered account `previous` (`account.json` remembers one). If
+    /// it is not running (its restore failed, or it belongs to another provider), nothing would
+    /// ever use or revoke its stored refresh token: wipe it and revoke it, as a sign-out without
+    /// a session does (in the background). A running account (side by side) is left alone.
+    fn replaced(self: &Arc<Self>, previous: AccountId) {
+        if self.state().sessions.get(&previous).is_some() {
+            return;
+        }
+        tracing::info!("a new sign-in replaced the remembered account: its token is revoked");
+        let this = Arc::clone(self);
+        self.rt.spawn(async move {
+            if let Err(e) = this.sign_out_stored(previous).await {
+                tracing::warn!(code = %e.code(), "could not wipe the replaced account's token: {e}");
+            }
+        });
     }
 
     /// Signs out: revokes the refresh token, wipes it from the vault and memory, forgets the
