@@ -77,7 +77,30 @@ async fn two_minutes_of_ten_second_tokens_never_hand_out_an_expired_token() {
         caller.await.expect("caller task completes");
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let at_idp = refreshes(&idp).await - before;
+    // The manager keeps refreshing after the loop above stopped counting: take the events of
+    // every refresh the IdP has seen so far (each follows its refresh within moments), reading
+    // the IdP again until both sides agree.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let at_idp = loop {
+        let at_idp = refreshes(&idp).await - before;
+        while refreshed_events < at_idp {
+            assert!(
+                Instant::now() < deadline,
+                "the IdP counted {at_idp} refreshes but only {refreshed_events} Refreshed events came"
+            );
+            match tokio::time::timeout(Duration::from_secs(1), events.recv()).await {
+                Ok(Ok(SessionEvent::Refreshed { .. })) => refreshed_events += 1,
+                Ok(Ok(other)) => panic!("no other session event is expected, got {other:?}"),
+                Ok(Err(e)) => panic!("event channel failed: {e}"),
+                Err(_) => {}
+            }
+        }
+        if refreshed_events == at_idp {
+            break at_idp;
+        }
+        // An event beyond the count read: a refresh landed since; read the IdP again.
+        assert!(Instant::now() < deadline, "the counts never settled");
+    };
     // 10 s tokens refresh at half their lifetime: one refresh every 5 s.
     let expected = elapsed / 5.0;
     assert!(
