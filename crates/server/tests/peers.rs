@@ -66,7 +66,7 @@ async fn setup() -> (Arc<Idp>, TestServer, String, tempfile::TempDir) {
     config.ping_interval_secs = 2;
     // Generous, so a peer descheduled under load is not dropped for a late pong.
     config.pong_timeout_secs = 5;
-    config.max_rooms_per_user = 1_000;
+    config.max_rooms_per_user = 2_100;
     config.commands_per_second = 10_000;
     let server = TestServer::start(config).await;
     let token_url = token_endpoint(idp.clone()).await;
@@ -165,8 +165,8 @@ async fn centrifuge_js_conforms() {
 
     // Large data through the SDK: pages under the reply cap reach everything.
     let cap = confab_protocol::DEFAULT_MAX_REPLY_BYTES as u64;
-    assert_eq!(v["rooms_listed"], 452, "every room is listed: {v}");
-    assert_eq!(v["rooms_pages"], 5, "452 rooms in pages of 100: {v}");
+    assert_eq!(v["rooms_listed"], 2_002, "every room is listed: {v}");
+    assert_eq!(v["rooms_pages"], 21, "2,002 rooms in pages of 100: {v}");
     assert!(v["rooms_max_reply_bytes"].as_u64().unwrap_or(u64::MAX) <= cap);
     let offsets: Vec<u64> = v["big_offsets"]
         .as_array()
@@ -187,16 +187,16 @@ async fn centrifuge_js_conforms() {
     );
 }
 
-/// 450 rooms with the longest names, and a room `big` of 50 of the largest messages.
+/// 2,000 rooms with the longest names, and a room `big` of 50 of the largest messages.
 async fn fill_big_room_and_rooms(idp: &Idp, server: &TestServer) {
     let token = idp.login("bob").await.expect("login").access_token.clone();
     let mut c = Client::connected(&server.url, &token).await;
     let name = "😀".repeat(100);
     let mut ids = Vec::new();
-    for i in 0..450 {
+    for i in 0..2_000 {
         ids.push(
             c.send_cmd(serde_json::json!({"rpc": {"method": "rooms.create",
-                "data": {"id": format!("room-{i:03}-{}", "r".repeat(55)), "name": name}}}))
+                "data": {"id": format!("room-{i:04}-{}", "r".repeat(54)), "name": name}}}))
                 .await,
         );
     }
