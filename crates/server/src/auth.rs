@@ -40,12 +40,18 @@ pub struct Identity {
     pub user: String,
     /// `exp` in Unix seconds.
     pub expires_at: u64,
+    /// The display name the token carries (`name`, else `preferred_username`), if any.
+    pub name: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
     exp: u64,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    preferred_username: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -249,9 +255,15 @@ impl TokenVerifier {
         if data.claims.sub.is_empty() {
             return Err(AuthError::Invalid("empty subject"));
         }
+        let name = data
+            .claims
+            .name
+            .or(data.claims.preferred_username)
+            .filter(|n| !n.trim().is_empty() && n.len() <= 256 && !n.chars().any(char::is_control));
         Ok(Identity {
             user: data.claims.sub,
             expires_at: data.claims.exp,
+            name,
         })
     }
 }
@@ -259,22 +271,22 @@ impl TokenVerifier {
 impl TokenVerifier {
     /// Reads `iss` from the unverified payload (only to reject early; never to accept).
     fn claims_issuer_matches(&self, token: &str) -> bool {
-        use base64::Engine;
-        #[derive(Deserialize)]
-        struct Iss {
-            iss: Option<String>,
-        }
-        let Some(payload) = token.split('.').nth(1) else {
-            return false;
-        };
-        let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else {
-            return false;
-        };
-        match serde_json::from_slice::<Iss>(&bytes) {
-            Ok(Iss { iss: Some(iss) }) => iss.trim_end_matches('/') == self.issuer,
-            _ => false,
-        }
+        unverified_issuer(token).is_some_and(|iss| iss.trim_end_matches('/') == self.issuer)
     }
+}
+
+/// The `iss` of a JWT's payload, unverified: only to pick the key set to verify it with.
+pub fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    #[derive(Deserialize)]
+    struct Iss {
+        iss: Option<String>,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice::<Iss>(&bytes).ok()?.iss
 }
 
 /// A key matching `kid` (or the only key usable for `alg` when the token has no `kid`).

@@ -62,6 +62,15 @@ pub struct Config {
     pub max_rooms_per_user: usize,
     /// Rooms on the server in total (the default rooms count, but are always created).
     pub max_rooms_total: usize,
+    /// The Ed25519 key (PKCS#8 PEM) chat tokens are signed with; created owner-only if missing.
+    /// Default: the database path with `.chat-token-key.pem` appended.
+    pub chat_token_key: Option<PathBuf>,
+    /// `iss` of minted chat tokens (what a Centrifugo deployment's token config names).
+    pub chat_token_issuer: String,
+    /// Longest life of a minted chat token in seconds (never past the access token's `exp`).
+    pub chat_token_max_ttl_secs: u64,
+    /// Chat tokens one user may get per minute (then 429 with Retry-After).
+    pub chat_tokens_per_minute: u32,
 }
 
 impl Default for Config {
@@ -90,6 +99,10 @@ impl Default for Config {
             max_reply_bytes: confab_protocol::DEFAULT_MAX_REPLY_BYTES,
             max_rooms_per_user: 100,
             max_rooms_total: 10_000,
+            chat_token_key: None,
+            chat_token_issuer: "confab-server".to_owned(),
+            chat_token_max_ttl_secs: 600,
+            chat_tokens_per_minute: 30,
         }
     }
 }
@@ -142,6 +155,20 @@ impl Config {
                 "max_reply_bytes must be at least max_frame_bytes + 4096 (one publication must fit in a reply)".into(),
             ));
         }
+        if self.chat_token_issuer.is_empty()
+            || self.chat_token_issuer.trim_end_matches('/') == self.issuer.trim_end_matches('/')
+        {
+            return Err(Error::Config(
+                "chat_token_issuer must be set and differ from the identity provider's issuer"
+                    .into(),
+            ));
+        }
+        if self.chat_token_max_ttl_secs < 30 || self.chat_tokens_per_minute == 0 {
+            return Err(Error::Config(
+                "chat_token_max_ttl_secs must be at least 30 and chat_tokens_per_minute positive"
+                    .into(),
+            ));
+        }
         if self.max_rooms_per_user == 0 || self.max_rooms_total == 0 {
             return Err(Error::Config(
                 "max_rooms_per_user and max_rooms_total must be positive".into(),
@@ -155,6 +182,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Where the chat token signing key lives.
+    pub fn chat_token_key_path(&self) -> PathBuf {
+        self.chat_token_key.clone().unwrap_or_else(|| {
+            let mut p = self.db.clone().into_os_string();
+            p.push(".chat-token-key.pem");
+            PathBuf::from(p)
+        })
     }
 
     /// The store's limits from this configuration.

@@ -524,7 +524,11 @@ impl Conn {
             tracing::info!("connect without token");
             return Err(Disconnect::INVALID_TOKEN);
         }
-        let identity = match self.state.verifier.verify(req.token.expose_secret()).await {
+        let identity = match self
+            .state
+            .verify_connection_token(req.token.expose_secret())
+            .await
+        {
             Ok(i) => i,
             Err(AuthError::Expired) => {
                 tracing::info!("connect with expired token");
@@ -587,7 +591,11 @@ impl Conn {
     }
 
     async fn refresh(&mut self, id: u32, req: RefreshRequest) -> Outcome<Reply> {
-        let identity = match self.state.verifier.verify(req.token.expose_secret()).await {
+        let identity = match self
+            .state
+            .verify_connection_token(req.token.expose_secret())
+            .await
+        {
             Ok(i) => i,
             Err(AuthError::Expired) => return Ok(err(id, ErrorCode::TOKEN_EXPIRED)),
             Err(AuthError::KeysUnavailable) => return Ok(err(id, ErrorCode::INTERNAL)),

@@ -1,6 +1,7 @@
 //! Reference chat server speaking the Centrifugo client protocol v2 (JSON) over WebSocket.
 //!
-//! [`app`] builds the router (`/connection/websocket`, `/health`) so tests can drive it;
+//! [`app`] builds the router (`/connection/websocket`, `/health`, and the backend role's
+//! `POST /api/chat/token` and `GET /api/chat/jwks`) so tests can drive it;
 //! [`Server`] binds, serves and shuts down gracefully (disconnect code 3001 to every client).
 
 pub mod auth;
@@ -8,8 +9,10 @@ pub mod config;
 mod conn;
 pub mod error;
 pub mod hub;
+pub mod mint;
 mod rpc;
 pub mod store;
+mod token_api;
 mod writer;
 
 use std::net::SocketAddr;
@@ -40,6 +43,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Token verifier for the configured issuer.
     pub verifier: Arc<TokenVerifier>,
+    /// The chat tokens this server mints and accepts.
+    pub chat_tokens: Arc<mint::ChatTokens>,
     /// Durable store.
     pub store: Store,
     /// Live connections and subscriptions.
@@ -71,14 +76,36 @@ impl AppState {
             per_address: config.max_connections_per_address,
         }));
         let writer = writer::Writer::start(&store, hub.clone())?;
+        let chat_tokens = mint::ChatTokens::open(
+            &config.chat_token_key_path(),
+            &config.chat_token_issuer,
+            &config.audience,
+            Duration::from_secs(config.chat_token_max_ttl_secs),
+            config.chat_tokens_per_minute,
+        )?;
         Ok(Self {
             hub,
             writer,
+            chat_tokens: Arc::new(chat_tokens),
             config: Arc::new(config),
             verifier: Arc::new(verifier),
             store,
             shutdown: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Verifies a connection token: one this server minted (its `iss` says so), or the
+    /// identity provider's own JWT access token.
+    pub async fn verify_connection_token(
+        &self,
+        token: &str,
+    ) -> std::result::Result<auth::Identity, auth::AuthError> {
+        if auth::unverified_issuer(token).as_deref() == Some(self.chat_tokens.issuer()) {
+            return self
+                .chat_tokens
+                .verify(token, self.config.token_leeway_secs);
+        }
+        self.verifier.verify(token).await
     }
 
     /// Disconnects every client with 3001 (shutdown) and refuses new ones.
@@ -93,6 +120,11 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/connection/websocket", get(websocket))
         .route("/health", get(health))
+        .route(
+            "/api/chat/token",
+            axum::routing::post(token_api::chat_token),
+        )
+        .route("/api/chat/jwks", get(token_api::jwks))
         .with_state(state)
 }
 

@@ -1,0 +1,109 @@
+//! The backend role's HTTP endpoints.
+//!
+//! - `POST /api/chat/token` with `Authorization: Bearer <the user's access token from the
+//!   identity provider>` → `{"token": <connection JWT>, "expires_in": N}`. The access token is
+//!   verified as today's connect tokens are (the issuer's JWKS, audience, expiry). Refusals are
+//!   401 with `WWW-Authenticate: Bearer error="invalid_token"` and `{"error", "error_description"}`
+//!   (RFC 6750); too many requests from one user are 429 with `Retry-After`; keys the server
+//!   cannot fetch are 503. Nothing is minted on any refusal.
+//! - `GET /api/chat/jwks` → the public key set minted tokens verify with.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::auth::AuthError;
+use crate::mint::Refused;
+use crate::AppState;
+
+fn refused(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut resp = (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = format!(r#"Bearer error="{error}", error_description="{description}""#);
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// `POST /api/chat/token`.
+pub(crate) async fn chat_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(access) = bearer else {
+        return refused(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request",
+            "send the access token as Authorization: Bearer",
+        );
+    };
+    // Only the identity provider's tokens buy a chat token, not a chat token itself.
+    let identity = match state.verifier.verify(access).await {
+        Ok(i) => i,
+        Err(AuthError::Expired) => {
+            return refused(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the access token has expired",
+            )
+        }
+        Err(AuthError::Invalid(why)) => {
+            tracing::info!(why, "chat token refused");
+            return refused(StatusCode::UNAUTHORIZED, "invalid_token", why);
+        }
+        Err(AuthError::KeysUnavailable) => {
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the identity provider's keys cannot be fetched; try again",
+            )
+        }
+    };
+    match state.chat_tokens.mint(&identity) {
+        Ok(minted) => {
+            tracing::info!(user = ?identity.user, expires_in = minted.expires_in, "chat token minted");
+            let mut resp = Json(json!({"token": minted.token, "expires_in": minted.expires_in}))
+                .into_response();
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(Refused::Expired) => refused(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the access token expires too soon",
+        ),
+        Err(Refused::TooMany(secs)) => {
+            let mut resp = refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                "too many chat tokens for this user; try again later",
+            );
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            resp
+        }
+    }
+}
+
+/// `GET /api/chat/jwks`.
+pub(crate) async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
+    Json(state.chat_tokens.jwks())
+}
