@@ -38,11 +38,16 @@ impl Core {
             .as_ref()
             .map(|c| c.chat_url.to_string())
             .map_err(Clone::clone);
+        let token_endpoint = config
+            .as_ref()
+            .ok()
+            .and_then(|c| c.chat_token_endpoint.clone());
         let chat = ChatHub::new(
             platform.clone(),
             rt.clone(),
             paths.data_dir.clone(),
             chat_url,
+            token_endpoint,
         );
         let flow = SignInFlow::new(config, paths, plan, platform, rt.clone());
         flow.set_observer(chat.clone());

@@ -48,6 +48,8 @@ pub const ENV_CLIENT_ID: &str = "CONFAB_CLIENT_ID";
 pub const ENV_SCOPES: &str = "CONFAB_SCOPES";
 /// Environment variable overriding [`AppConfig::chat_url`].
 pub const ENV_CHAT_URL: &str = "CONFAB_CHAT_URL";
+/// Environment variable setting [`AppConfig::chat_token_endpoint`].
+pub const ENV_CHAT_TOKEN_ENDPOINT: &str = "CONFAB_CHAT_TOKEN_ENDPOINT";
 /// Environment variable overriding [`AppConfig::chat_audience`].
 pub const ENV_CHAT_AUDIENCE: &str = "CONFAB_CHAT_AUDIENCE";
 /// Environment variable overriding [`AppConfig::chat_resource`].
@@ -123,6 +125,10 @@ pub struct AppConfig {
     pub redirect_scheme: String,
     /// Chat server WebSocket URL.
     pub chat_url: Url,
+    /// The backend's chat token endpoint (`POST`, the identity provider's access token as
+    /// Bearer → a short-lived connection token). Unset: the chat connects with the provider's
+    /// access token itself.
+    pub chat_token_endpoint: Option<Url>,
     /// Audience (`aud` claim) of access tokens for the chat server.
     pub chat_audience: String,
     /// RFC 8707 resource indicator sent at sign-in so the access token is a JWT for the chat
@@ -149,6 +155,7 @@ impl Default for AppConfig {
             scopes: DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
             redirect_scheme: DEFAULT_REDIRECT_SCHEME.to_owned(),
             chat_url: parse_default(DEFAULT_CHAT_URL),
+            chat_token_endpoint: None,
             chat_audience: DEFAULT_CHAT_AUDIENCE.to_owned(),
             chat_resource: DEFAULT_CHAT_RESOURCE.to_owned(),
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
@@ -174,6 +181,7 @@ struct FileConfig {
     scopes: Option<Vec<String>>,
     redirect_scheme: Option<String>,
     chat_url: Option<Url>,
+    chat_token_endpoint: Option<Url>,
     chat_audience: Option<String>,
     chat_resource: Option<String>,
     login_timeout_secs: Option<u64>,
@@ -228,6 +236,9 @@ impl AppConfig {
         if let Some(v) = file.chat_url {
             c.chat_url = v;
         }
+        if let Some(v) = file.chat_token_endpoint {
+            c.chat_token_endpoint = Some(v);
+        }
         if let Some(v) = file.chat_audience {
             c.chat_audience = v;
         }
@@ -272,6 +283,12 @@ impl AppConfig {
         if let Some(v) = env(ENV_CHAT_URL) {
             self.chat_url = Url::parse(v.trim())
                 .map_err(|e| invalid(ENV_CHAT_URL, format!("not a URL ({e})")))?;
+        }
+        if let Some(v) = env(ENV_CHAT_TOKEN_ENDPOINT) {
+            self.chat_token_endpoint = Some(
+                Url::parse(v.trim())
+                    .map_err(|e| invalid(ENV_CHAT_TOKEN_ENDPOINT, format!("not a URL ({e})")))?,
+            );
         }
         if let Some(v) = env(ENV_CHAT_AUDIENCE) {
             self.chat_audience = v.trim().to_owned();
@@ -334,6 +351,18 @@ impl AppConfig {
                     self.issuer
                 ),
             );
+        }
+        if let Some(endpoint) = &self.chat_token_endpoint {
+            let https = endpoint.scheme() == "https";
+            let local_http = endpoint.scheme() == "http" && is_loopback(endpoint);
+            if !https && !local_http {
+                return fail(
+                    "chat_token_endpoint",
+                    format!(
+                        "`{endpoint}` must use https (http is only for a backend on this machine)"
+                    ),
+                );
+            }
         }
         if self.chat_url.scheme() == "ws" && !is_loopback(&self.chat_url) {
             return fail(
@@ -805,6 +834,32 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(msg.contains("must use wss"), "{msg}");
+        let msg = AppConfig::load_with_env(
+            dir.path(),
+            env_of(&[(
+                ENV_CHAT_TOKEN_ENDPOINT,
+                "http://backend.example.test/api/chat/token",
+            )]),
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("chat_token_endpoint") && msg.contains("must use https"),
+            "{msg}"
+        );
+        let local = AppConfig::load_with_env(
+            dir.path(),
+            env_of(&[(
+                ENV_CHAT_TOKEN_ENDPOINT,
+                "http://127.0.0.1:8000/api/chat/token",
+            )]),
+        )
+        .expect("a backend on this machine may use http");
+        assert_eq!(
+            local.chat_token_endpoint.map(|u| u.to_string()),
+            Some("http://127.0.0.1:8000/api/chat/token".to_owned())
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::events::{ChatEvent, MembersView, MessageView, OlderPage, OpenedRoom};
 use super::rooms::{RoomBook, RoomView};
 use crate::accounts::{Generation, Registry};
-use crate::adapters::SessionTokens;
+use crate::adapters::{MintedTokens, SessionTokens};
 use crate::error::{Code, Error, Result};
 use crate::platform::Platform;
 use crate::prefs::Prefs;
@@ -78,6 +78,8 @@ pub struct ChatHub {
     rt: Handle,
     data_dir: PathBuf,
     chat_url: std::result::Result<String, String>,
+    /// Where chat tokens come from, when the deployment mints them (else the provider's token).
+    chat_token_endpoint: Option<url::Url>,
     settings: Option<Arc<Prefs>>,
     focused: AtomicBool,
     window_save_pending: AtomicBool,
@@ -87,12 +89,14 @@ pub struct ChatHub {
 
 impl ChatHub {
     /// A hub keeping its files under `data_dir`; `chat_url` is the configured server (or the
-    /// configuration error); background tasks run on `rt`.
+    /// configuration error), `chat_token_endpoint` the backend that mints chat tokens (if the
+    /// deployment has one); background tasks run on `rt`.
     pub fn new(
         platform: Arc<dyn Platform>,
         rt: Handle,
         data_dir: PathBuf,
         chat_url: std::result::Result<String, String>,
+        chat_token_endpoint: Option<url::Url>,
     ) -> Arc<Self> {
         let settings = match Prefs::open(platform.as_ref(), data_dir.join(SETTINGS_FILE)) {
             Ok(p) => Some(Arc::new(p)),
@@ -106,6 +110,7 @@ impl ChatHub {
             rt,
             data_dir,
             chat_url,
+            chat_token_endpoint,
             settings,
             focused: AtomicBool::new(true),
             window_save_pending: AtomicBool::new(false),
@@ -287,8 +292,16 @@ impl ChatHub {
         // The relay and its token source spawn onto the current runtime: enter ours, as the
         // session may start from a thread outside it.
         let _rt = self.rt.enter();
-        let (relay, events) =
-            RelayHandle::start(config, Arc::new(SessionTokens::new(manager.clone())))?;
+        let session: Arc<dyn confab_relay::TokenSource> =
+            Arc::new(SessionTokens::new(manager.clone()));
+        let source: Arc<dyn confab_relay::TokenSource> = match &self.chat_token_endpoint {
+            Some(endpoint) => Arc::new(
+                MintedTokens::new(session, endpoint.clone())
+                    .map_err(|e| Error::Config(e.to_string()))?,
+            ),
+            None => session,
+        };
+        let (relay, events) = RelayHandle::start(config, source)?;
         let live = {
             let mut st = self.st();
             // The generation is known once the entry exists: install, then stamp it.
