@@ -46,45 +46,8 @@ async fn start_proxy(state: Shared) -> String {
     format!("http://{addr}")
 }
 
-/// Reads one request (head + Content-Length body).
-async fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<String>, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n = conn.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
-    let request_line = lines.next()?.to_owned();
-    let headers: Vec<String> = lines.map(str::to_owned).collect();
-    let length = headers
-        .iter()
-        .find_map(|h| {
-            let (k, v) = h.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < length {
-        let n = conn.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Some((request_line, headers, body))
-}
-
 async fn handle(mut conn: TcpStream, state: Shared) {
-    let Some((request_line, headers, body)) = read_request(&mut conn).await else {
+    let Some((request_line, headers, body)) = proxy::read_request(&mut conn).await else {
         return;
     };
     let mut parts = request_line.split(' ');
@@ -151,37 +114,7 @@ async fn handle(mut conn: TcpStream, state: Shared) {
             None => {}
         }
     }
-    // Forward (origin-form, one request per connection).
-    let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
-    let port = url.port_or_known_default().unwrap_or(80);
-    let Ok(mut upstream) = TcpStream::connect((host.as_str(), port)).await else {
-        let _ = conn
-            .write_all(
-                b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            )
-            .await;
-        return;
-    };
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    };
-    let mut head = format!("{method} {path} HTTP/1.1\r\n");
-    for h in &headers {
-        let name = h.split(':').next().unwrap_or_default().to_ascii_lowercase();
-        if name != "connection" && name != "proxy-connection" && name != "keep-alive" {
-            head.push_str(h);
-            head.push_str("\r\n");
-        }
-    }
-    head.push_str("Connection: close\r\n\r\n");
-    if upstream.write_all(head.as_bytes()).await.is_err()
-        || upstream.write_all(&body).await.is_err()
-    {
-        return;
-    }
-    let _ = tokio::io::copy(&mut upstream, &mut conn).await;
-    let _ = conn.shutdown().await;
+    proxy::forward(conn, method, &url, &headers, &body).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

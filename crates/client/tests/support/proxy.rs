@@ -38,8 +38,8 @@ pub async fn start() -> Arc<Proxy> {
     proxy
 }
 
-/// Reads one request (head + Content-Length body).
-async fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<String>, Vec<u8>)> {
+/// Reads one request (head + Content-Length body): request line, header lines, body.
+pub async fn read_request(conn: &mut TcpStream) -> Option<(String, Vec<String>, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -108,7 +108,18 @@ async fn handle(mut conn: TcpStream, proxy: Arc<Proxy>) {
             .await;
         return;
     }
-    // Forward (origin-form, one request per connection).
+    forward(conn, method, &url, &headers, &body).await;
+}
+
+/// Sends a request read from `conn` on to its origin (origin-form, one request per
+/// connection) and copies the answer back.
+pub async fn forward(
+    mut conn: TcpStream,
+    method: &str,
+    url: &url::Url,
+    headers: &[String],
+    body: &[u8],
+) {
     let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
     let Ok(mut upstream) = TcpStream::connect((host.as_str(), port)).await else {
@@ -124,7 +135,7 @@ async fn handle(mut conn: TcpStream, proxy: Arc<Proxy>) {
         None => url.path().to_owned(),
     };
     let mut head = format!("{method} {path} HTTP/1.1\r\n");
-    for h in &headers {
+    for h in headers {
         let name = h.split(':').next().unwrap_or_default().to_ascii_lowercase();
         if name != "connection" && name != "proxy-connection" && name != "keep-alive" {
             head.push_str(h);
@@ -132,8 +143,7 @@ async fn handle(mut conn: TcpStream, proxy: Arc<Proxy>) {
         }
     }
     head.push_str("Connection: close\r\n\r\n");
-    if upstream.write_all(head.as_bytes()).await.is_err()
-        || upstream.write_all(&body).await.is_err()
+    if upstream.write_all(head.as_bytes()).await.is_err() || upstream.write_all(body).await.is_err()
     {
         return;
     }
