@@ -222,13 +222,10 @@ impl Core {
             if e.temporary || e.code == ErrorCode::INTERNAL {
                 self.error("server", err_text);
                 self.end = Some(End::Protocol("temporary subscribe failure".into()));
-            } else if matches!(
-                e.code,
-                ErrorCode::UNKNOWN_CHANNEL | ErrorCode::PERMISSION_DENIED
-            ) {
-                // Not a member (any more), or a room gone or hidden: stop following it.
-                self.close_room(room, e.message);
             } else {
+                // Not a member, or a room gone or hidden: stop following it. The room stays on
+                // screen with what it holds (an unsent message among it, say): only the server
+                // ending a subscription (the user left or was removed) closes it.
                 self.rooms.remove(room);
                 self.error("server", err_text);
             }
