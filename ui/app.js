@@ -2,6 +2,8 @@
 // the core sends only what is displayed (user name, email, status, errors in plain words).
 // The chat screen (rooms, history, composer) lives in chat.js.
 
+import { wireMenu } from './menu.js';
+
 const tauri = window.__TAURI__;
 
 // The chat part (chat.js and chat/, virtual-list.js, format.js) is loaded when it may be needed,
@@ -106,46 +108,8 @@ function show(name) {
   current = name;
 }
 
-function closeMenu(returnFocus = false) {
-  if (el('user-menu').hidden) return;
-  el('user-menu').hidden = true;
-  el('user-menu-button').setAttribute('aria-expanded', 'false');
-  if (returnFocus) el('user-menu-button').focus();
-}
-
-function menuItems() {
-  return [...el('user-menu').querySelectorAll('[role^="menuitem"]')].filter((b) => !b.hidden && !b.disabled);
-}
-
-function toggleMenu() {
-  const open = el('user-menu').hidden;
-  el('user-menu').hidden = !open;
-  el('user-menu-button').setAttribute('aria-expanded', String(open));
-  if (open) (menuItems()[0] || el('sign-out')).focus();
-}
-
-/** Menu keyboard: arrows and Home/End move between items, Escape/Tab close it. */
-function onMenuKey(e) {
-  const items = menuItems();
-  const i = items.indexOf(document.activeElement);
-  let next = null;
-  if (e.key === 'ArrowDown') next = items[(i + 1) % items.length];
-  else if (e.key === 'ArrowUp') next = items[(i - 1 + items.length) % items.length];
-  else if (e.key === 'Home') next = items[0];
-  else if (e.key === 'End') next = items[items.length - 1];
-  else if (e.key === 'Escape') {
-    e.stopPropagation();
-    closeMenu(true);
-    return;
-  } else if (e.key === 'Tab') {
-    closeMenu();
-    return;
-  }
-  if (next) {
-    e.preventDefault();
-    next.focus();
-  }
-}
+/** Closes the user menu (set once the page is wired). */
+let closeMenu = () => {};
 
 function showUnlock(firstRun) {
   el('unlock-form').dataset.firstRun = String(firstRun);
@@ -377,14 +341,9 @@ function wire() {
   });
   el('cancel').addEventListener('click', () => call('cancel_sign_in'));
   el('unlock-form').addEventListener('submit', unlock);
-  el('user-menu-button').addEventListener('click', toggleMenu);
+  closeMenu = wireMenu(el('user-menu-button'), el('user-menu'), el('user-menu').parentElement);
   el('sign-out').addEventListener('click', signOut);
-  el('user-menu').addEventListener('keydown', onMenuKey);
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeMenu(true); });
-  // A click anywhere outside the menu closes it.
-  document.addEventListener('pointerdown', (e) => {
-    if (!el('user-menu').hidden && !e.target.closest('.menu-wrap')) closeMenu();
-  });
   el('forgot-passphrase').addEventListener('click', () => {
     clearPassphrase();
     onEvent({

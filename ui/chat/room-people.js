@@ -1,6 +1,7 @@
 // Chat screen: the open room's menu (people and invitations, leave) and its two dialogs, and
 // what happens when the core says the user no longer belongs to a room.
 
+import { wireMenu } from '../menu.js';
 import { $, asError, core, showError, state, view } from './state.js';
 import { closeRoom } from './timeline.js';
 import { setPane } from './room-list.js';
@@ -15,43 +16,8 @@ function roomName(id) {
 // ---------------------------------------------------------------------------------------------
 // The room menu
 
-function closeMenu(returnFocus = false) {
-  if ($('room-menu').hidden) return;
-  $('room-menu').hidden = true;
-  $('room-menu-button').setAttribute('aria-expanded', 'false');
-  if (returnFocus) $('room-menu-button').focus();
-}
-
-function menuItems() {
-  return [...$('room-menu').querySelectorAll('[role="menuitem"]')].filter((b) => !b.hidden && !b.disabled);
-}
-
-function toggleMenu() {
-  const open = $('room-menu').hidden;
-  $('room-menu').hidden = !open;
-  $('room-menu-button').setAttribute('aria-expanded', String(open));
-  if (open) menuItems()[0].focus();
-}
-
-function onMenuKey(e) {
-  const items = menuItems();
-  const i = items.indexOf(document.activeElement);
-  let next = null;
-  if (e.key === 'ArrowDown') next = items[(i + 1) % items.length];
-  else if (e.key === 'ArrowUp') next = items[(i - 1 + items.length) % items.length];
-  else if (e.key === 'Escape') {
-    e.stopPropagation();
-    closeMenu(true);
-    return;
-  } else if (e.key === 'Tab') {
-    closeMenu();
-    return;
-  }
-  if (next) {
-    e.preventDefault();
-    next.focus();
-  }
-}
+/** Closes the room menu (set once the page is wired). */
+let closeMenu = () => {};
 
 // ---------------------------------------------------------------------------------------------
 // People: invite by user id, the member list, removing members (the owner)
@@ -209,11 +175,7 @@ export function closePeopleDialogs() {
 }
 
 export function wireRoomPeople() {
-  $('room-menu-button').addEventListener('click', toggleMenu);
-  $('room-menu').addEventListener('keydown', onMenuKey);
-  document.addEventListener('click', (e) => {
-    if (!e.target.closest('.room-menu-wrap')) closeMenu();
-  });
+  closeMenu = wireMenu($('room-menu-button'), $('room-menu'), $('room-menu').parentElement);
   $('room-people').addEventListener('click', openPeople);
   $('room-leave').addEventListener('click', openLeave);
   $('people-dialog-close').addEventListener('click', () => $('people-dialog').close());
