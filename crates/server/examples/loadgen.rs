@@ -176,7 +176,7 @@ async fn main() {
     std::fs::write(
         &config,
         format!(
-            "issuer = \"{}\"\ndb = \"{}\"\nlisten = \"127.0.0.1:0\"\nping_interval_secs = 5\nmax_connections_per_user = 1000000\nmax_connections_total = 1000000\ncommands_per_second = 1000000\nclient_queue_len = 4096\nhistory_size = 1000\n",
+            "issuer = \"{}\"\ndb = \"{}\"\nlisten = \"127.0.0.1:0\"\nping_interval_secs = 5\nmax_connections_per_user = 1000000\nmax_connections_total = 1000000\nmax_pending_connections = 1000000\nmax_connections_per_address = 0\ncommands_per_second = 1000000\nclient_queue_len = 4096\nhistory_size = 1000\n",
             issuer.url,
             dir.path().join("bench.sqlite3").display()
         ),
