@@ -53,7 +53,12 @@ const NODE_MIN_MAJOR: u32 = 20;
 /// tauri-driver version, pinned to Tauri 2 (crates.io also carries 3.0 alphas).
 const TAURI_DRIVER_VERSION: &str = "2.1.0";
 
-/// Where project-local tools (tauri-driver) are installed.
+/// Centrifugo, built from its Go module (the tests run the scale-out path against it).
+const CENTRIFUGO_MODULE: &str = "github.com/centrifugal/centrifugo/v6";
+/// The Centrifugo release the project is tested with.
+const CENTRIFUGO_VERSION: &str = "v6.9.1";
+
+/// Where project-local tools (tauri-driver, centrifugo) are installed.
 pub(crate) fn tools_dir() -> PathBuf {
     root().join("target").join("tools")
 }
@@ -66,6 +71,7 @@ pub(crate) fn run(purpose: Purpose) -> Result<()> {
         npm_ci("tests/peers", NpmMode::Ci)?;
         python_venv()?;
         tauri_driver()?;
+        centrifugo()?;
         tauri_cli()?;
     }
     Ok(())
@@ -244,6 +250,54 @@ fn python_venv() -> Result<()> {
             .arg(&req),
     )?;
     std::fs::copy(&req, &stamp).context("recording installed requirements")?;
+    Ok(())
+}
+
+/// Whether `bin` is the Centrifugo build of [`CENTRIFUGO_VERSION`] (`go version -m` names the
+/// module version a binary was built from; `centrifugo version` says v0.0.0 for a `go install`).
+fn centrifugo_is_current(bin: &std::path::Path) -> bool {
+    Command::new("go")
+        .arg("version")
+        .arg("-m")
+        .arg(bin)
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout).lines().any(|l| {
+                let mut f = l.split_whitespace();
+                f.next() == Some("mod")
+                    && f.next() == Some(CENTRIFUGO_MODULE)
+                    && f.next() == Some(CENTRIFUGO_VERSION)
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// Centrifugo [`CENTRIFUGO_VERSION`], built with `go install` into target/tools/bin (from the
+/// Go module proxy; nothing else is downloaded). Kept when the binary there is that version.
+fn centrifugo() -> Result<()> {
+    let bin_dir = tools_dir().join("bin");
+    let bin = bin_dir.join("centrifugo");
+    if Command::new("go").arg("version").output().is_err() {
+        bail!(
+            "the Go toolchain (go 1.26) is needed to build Centrifugo {CENTRIFUGO_VERSION}: \
+             install Go, then run this command again"
+        );
+    }
+    if bin.exists() && centrifugo_is_current(&bin) {
+        return Ok(());
+    }
+    run_cmd(
+        Command::new("go")
+            .arg("install")
+            .arg(format!("{CENTRIFUGO_MODULE}@{CENTRIFUGO_VERSION}"))
+            .env("GOBIN", &bin_dir),
+    )?;
+    if !centrifugo_is_current(&bin) {
+        bail!(
+            "go install did not leave Centrifugo {CENTRIFUGO_VERSION} at {}",
+            bin.display()
+        );
+    }
     Ok(())
 }
 

@@ -71,6 +71,10 @@ pub struct Config {
     pub chat_token_max_ttl_secs: u64,
     /// Chat tokens one user may get per minute (then 429 with Retry-After).
     pub chat_tokens_per_minute: u32,
+    /// The secret Centrifugo sends (header `X-Confab-Proxy-Secret`) on its proxy calls to
+    /// `/api/centrifugo/*`; unset turns those endpoints off (404). Set it from the environment
+    /// (`CONFAB_CENTRIFUGO_PROXY_SECRET`) rather than the file.
+    pub centrifugo_proxy_secret: Option<String>,
 }
 
 impl Default for Config {
@@ -103,6 +107,7 @@ impl Default for Config {
             chat_token_issuer: "confab-server".to_owned(),
             chat_token_max_ttl_secs: 600,
             chat_tokens_per_minute: 30,
+            centrifugo_proxy_secret: None,
         }
     }
 }
@@ -161,6 +166,15 @@ impl Config {
             return Err(Error::Config(
                 "chat_token_issuer must be set and differ from the identity provider's issuer"
                     .into(),
+            ));
+        }
+        if self
+            .centrifugo_proxy_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < 16)
+        {
+            return Err(Error::Config(
+                "centrifugo_proxy_secret must be at least 16 characters".into(),
             ));
         }
         if self.chat_token_max_ttl_secs < 30 || self.chat_tokens_per_minute == 0 {

@@ -629,33 +629,7 @@ impl Conn {
     /// 102 for a non-room, an unknown room or a private room of others, 103 for a non-member
     /// of a public room, 100 for storage errors.
     async fn check_room_access(&self, channel: &str) -> Result<(), u32> {
-        let Some(room) = room_id(channel) else {
-            return Err(ErrorCode::UNKNOWN_CHANNEL);
-        };
-        let store = self.state.store.clone();
-        let (room, user) = (room.to_owned(), self.user().to_owned());
-        let res = tokio::task::spawn_blocking(move || -> crate::Result<(bool, bool)> {
-            let Some(found) = store.room(&room)? else {
-                return Ok((false, false));
-            };
-            let member = store.is_member(&room, &user)?;
-            // A private room is not there for anyone outside it.
-            Ok((member || !found.private, member))
-        })
-        .await;
-        match res {
-            Ok(Ok((false, _))) => Err(ErrorCode::UNKNOWN_CHANNEL),
-            Ok(Ok((true, false))) => Err(ErrorCode::PERMISSION_DENIED),
-            Ok(Ok((true, true))) => Ok(()),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "storage error");
-                Err(ErrorCode::INTERNAL)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "storage task failed");
-                Err(ErrorCode::INTERNAL)
-            }
-        }
+        self.state.room_access(channel, self.user()).await
     }
 
     async fn subscribe(&mut self, id: u32, req: SubscribeRequest) -> Reply {

@@ -108,6 +108,40 @@ impl AppState {
         self.verifier.verify(token).await
     }
 
+    /// Whether `user` may read and write the room channel `channel`: 102 for a non-room, an
+    /// unknown room or a private room of others, 103 for a non-member of a public room, 100 for
+    /// storage errors.
+    pub async fn room_access(&self, channel: &str, user: &str) -> std::result::Result<(), u32> {
+        use confab_protocol::ErrorCode;
+        let Some(room) = confab_protocol::room_id(channel) else {
+            return Err(ErrorCode::UNKNOWN_CHANNEL);
+        };
+        let store = self.store.clone();
+        let (room, user) = (room.to_owned(), user.to_owned());
+        let res = tokio::task::spawn_blocking(move || -> Result<(bool, bool)> {
+            let Some(found) = store.room(&room)? else {
+                return Ok((false, false));
+            };
+            let member = store.is_member(&room, &user)?;
+            // A private room is not there for anyone outside it.
+            Ok((member || !found.private, member))
+        })
+        .await;
+        match res {
+            Ok(Ok((false, _))) => Err(ErrorCode::UNKNOWN_CHANNEL),
+            Ok(Ok((true, false))) => Err(ErrorCode::PERMISSION_DENIED),
+            Ok(Ok((true, true))) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "storage error");
+                Err(ErrorCode::INTERNAL)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storage task failed");
+                Err(ErrorCode::INTERNAL)
+            }
+        }
+    }
+
     /// Disconnects every client with 3001 (shutdown) and refuses new ones.
     pub fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
@@ -125,6 +159,10 @@ pub fn app(state: AppState) -> Router {
             axum::routing::post(token_api::chat_token),
         )
         .route("/api/chat/jwks", get(token_api::jwks))
+        .route(
+            "/api/centrifugo/subscribe",
+            axum::routing::post(token_api::subscribe_proxy),
+        )
         .with_state(state)
 }
 

@@ -42,6 +42,9 @@ struct Args {
     /// Connections per user.
     #[arg(long)]
     max_connections_per_user: Option<usize>,
+    /// The secret Centrifugo's proxy calls carry (`X-Confab-Proxy-Secret`); turns them on.
+    #[arg(long, env = "CONFAB_CENTRIFUGO_PROXY_SECRET", hide_env_values = true)]
+    centrifugo_proxy_secret: Option<String>,
     /// Seconds to wait for clients to close on shutdown.
     #[arg(long, default_value_t = 5)]
     shutdown_grace: u64,
@@ -78,6 +81,9 @@ fn config_from(args: &Args) -> confab_server::Result<Config> {
     }
     if let Some(v) = args.max_connections_per_user {
         config.max_connections_per_user = v;
+    }
+    if let Some(v) = &args.centrifugo_proxy_secret {
+        config.centrifugo_proxy_secret = Some(v.clone());
     }
     config.validate()?;
     Ok(config)

@@ -7,6 +7,11 @@
 //!   (RFC 6750); too many requests from one user are 429 with `Retry-After`; keys the server
 //!   cannot fetch are 503. Nothing is minted on any refusal.
 //! - `GET /api/chat/jwks` → the public key set minted tokens verify with.
+//! - `POST /api/centrifugo/subscribe`: Centrifugo's subscribe proxy (its HTTP JSON format:
+//!   `{client, user, channel, ...}` → `{"result": {}}` or `{"error": {code, message}}`): room
+//!   membership decides, as on this server's own connections (102 for an unknown room or a
+//!   private room of others, 103 for a non-member). Only calls carrying the configured
+//!   `X-Confab-Proxy-Secret` are answered (401 otherwise; 404 with no secret configured).
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -99,6 +104,52 @@ pub(crate) async fn chat_token(State(state): State<AppState>, headers: HeaderMap
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
             resp
+        }
+    }
+}
+
+/// What Centrifugo's subscribe proxy sends (the fields this server reads).
+#[derive(serde::Deserialize)]
+pub(crate) struct SubscribeProxyRequest {
+    #[serde(default)]
+    user: String,
+    channel: String,
+}
+
+/// `POST /api/centrifugo/subscribe`.
+pub(crate) async fn subscribe_proxy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(secret) = &state.config.centrifugo_proxy_secret else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let given = headers
+        .get("x-confab-proxy-secret")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !confab_types::constant_time_eq(given, secret) {
+        tracing::warn!("a proxy call without the right secret was refused");
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let Ok(req) = serde_json::from_slice::<SubscribeProxyRequest>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "not a subscribe proxy request"})),
+        )
+            .into_response();
+    };
+    if req.user.is_empty() {
+        return Json(json!({"error": {"code": 103, "message": "permission denied"}}))
+            .into_response();
+    }
+    match state.room_access(&req.channel, &req.user).await {
+        Ok(()) => Json(json!({"result": {}})).into_response(),
+        Err(code) => {
+            let e = confab_protocol::ErrorReply::from_code(code);
+            Json(json!({"error": {"code": e.code, "message": e.message, "temporary": e.temporary}}))
+                .into_response()
         }
     }
 }

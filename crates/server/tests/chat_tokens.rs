@@ -195,3 +195,70 @@ async fn bad_tokens_get_401_and_nothing_minted() {
         assert_eq!(mode & 0o077, 0, "the signing key is owner-only: {mode:o}");
     }
 }
+
+/// Centrifugo's subscribe proxy: answered only with the configured secret, and room membership
+/// decides as on the server's own connections.
+#[tokio::test]
+async fn the_subscribe_proxy_checks_its_secret_and_room_membership() {
+    let idp = Idp::start(IdpOptions::default()).await.expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let off = TestServer::start(test_config(&idp.issuer_str(), dir.path())).await;
+    let url = |s: &TestServer| format!("{}/api/centrifugo/subscribe", http_base(s));
+    let ask = |s: &TestServer, secret: Option<&str>, body: Value| {
+        let mut req = reqwest::Client::new().post(url(s)).json(&body);
+        if let Some(secret) = secret {
+            req = req.header("X-Confab-Proxy-Secret", secret);
+        }
+        req.send()
+    };
+    let body = json!({"client": "c1", "transport": "websocket", "protocol": "json",
+        "encoding": "json", "user": "alice", "channel": "room:general"});
+    let r = ask(&off, Some("whatever-it-is-long-enough"), body.clone())
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 404, "no secret configured: the proxy is off");
+    off.shutdown().await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(&idp.issuer_str(), dir.path());
+    config.centrifugo_proxy_secret = Some("the-proxy-secret-1234".to_owned());
+    let server = TestServer::start(config).await;
+    for wrong in [None, Some("the-proxy-secret-1235"), Some("")] {
+        let r = ask(&server, wrong, body.clone()).await.expect("answers");
+        assert_eq!(r.status(), 401, "secret {wrong:?} is refused");
+    }
+    let access = idp
+        .login("alice")
+        .await
+        .expect("login")
+        .access_token
+        .clone();
+    let mut alice = Client::connected(&server.url, &access).await;
+    alice
+        .call(json!({"rpc": {"method": "rooms.create",
+            "data": {"id": "secret", "name": "Secret", "private": true}}}))
+        .await;
+    for (user, channel, expected) in [
+        ("alice", "room:general", json!({"result": {}})),
+        ("alice", "room:secret", json!({"result": {}})),
+        ("bob", "room:secret", json!(102)),
+        ("bob", "room:missing", json!(102)),
+        ("", "room:general", json!(103)),
+        ("alice", "news", json!(102)),
+    ] {
+        let mut b = body.clone();
+        b["user"] = json!(user);
+        b["channel"] = json!(channel);
+        let v: Value = ask(&server, Some("the-proxy-secret-1234"), b)
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json");
+        if expected.is_object() {
+            assert_eq!(v, expected, "{user} {channel}");
+        } else {
+            assert_eq!(v["error"]["code"], expected, "{user} {channel}: {v}");
+        }
+    }
+}
