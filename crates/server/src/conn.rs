@@ -762,7 +762,9 @@ impl Conn {
                 let top = store.top(&channel)?;
                 let from = match &req.since {
                     Some(since) => {
-                        if since.epoch != top.epoch || since.offset > top.offset {
+                        // An empty epoch means the current one, as in Centrifugo.
+                        let other_epoch = !since.epoch.is_empty() && since.epoch != top.epoch;
+                        if other_epoch || since.offset > top.offset {
                             return Ok(Err(ErrorCode::UNRECOVERABLE_POSITION));
                         }
                         if !req.reverse

@@ -211,7 +211,8 @@ impl Hub {
                 .or_default()
                 .insert(client.to_owned(), Subscriber { info, join_leave });
         }
-        self.fan_out(channel, &join, Some(client), true);
+        // Everyone with join/leave on hears it, the new subscriber too (as in Centrifugo).
+        self.fan_out(channel, &join, None, true);
         true
     }
 

@@ -363,7 +363,9 @@ impl Store {
         let top = Self::stream_top(conn, channel)?;
         let mut recovered = false;
         let mut pubs = Vec::new();
-        if recover && epoch == top.epoch && offset <= top.offset {
+        // An empty epoch means the current one, as in Centrifugo.
+        let same_epoch = epoch.is_empty() || epoch == top.epoch;
+        if recover && same_epoch && offset <= top.offset {
             let missed = top.offset - offset;
             let contiguous = missed == 0 || offset + 1 >= top.oldest;
             if contiguous {

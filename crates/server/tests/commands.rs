@@ -132,6 +132,12 @@ async fn rooms_membership_publish_history_presence() {
         "room streams are recoverable and positioned with an epoch"
     );
     assert_eq!(sub.offset, 0, "a new room starts at offset 0");
+    let own = alice.next_push().await;
+    assert_eq!(
+        own.join.map(|j| j.info.user),
+        Some("alice".to_owned()),
+        "with join/leave on, the subscriber hears its own join, as Centrifugo sends it"
+    );
     let r = alice
         .call(json!({"subscribe": {"channel": "room:team"}}))
         .await;
@@ -447,6 +453,26 @@ async fn recovery_returns_exactly_the_missed_publications_or_says_it_failed() {
     );
     bob.call(json!({"unsubscribe": {"channel": "room:general"}}))
         .await;
+
+    // An empty epoch means the current one, as in Centrifugo (its SDKs send it so).
+    let r = bob.call(json!({"subscribe": {"channel": "room:general", "recover": true, "offset": 4, "epoch": ""}})).await;
+    let res = r.subscribe.expect("subscribe succeeds");
+    assert!(
+        res.recovered && offsets(&res.publications) == vec![5],
+        "recovery with an empty epoch recovers from the current stream: {res:?}"
+    );
+    bob.call(json!({"unsubscribe": {"channel": "room:general"}}))
+        .await;
+    let r = bob.call(json!({"history": {"channel": "room:general", "limit": 10, "since": {"offset": 3, "epoch": ""}}})).await;
+    assert_eq!(
+        offsets(
+            &r.history
+                .expect("history since an empty epoch")
+                .publications
+        ),
+        vec![4, 5],
+        "history since an empty epoch reads the current stream"
+    );
 
     for i in 6..=12 {
         alice.call(json!({"publish": {"channel": "room:general", "data": chat(&format!("flood {i}"))}})).await;
