@@ -1280,3 +1280,79 @@ async fn a_removed_or_leaving_member_stops_following_the_room() {
     );
     assert!(bob.view(|v| v.connected()), "the connection stays up");
 }
+
+/// A recovery whose missed messages are too large for this client (64 KiB per reply here) is
+/// not a reconnect loop: the relay leaves the subscription the server made, subscribes again
+/// without recovery and loads the latest page, on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_too_large_to_receive_reloads_the_latest_page() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(300)).await;
+    let server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
+    let alice = Client::start(
+        relay_config(&server.url(), &dir.path().join("alice.db")),
+        IdpTokens::login(idp.clone(), "alice").await,
+    );
+    alice.wait_connected(T).await;
+    alice
+        .relay
+        .create_room("Rec", Some("rec"), false)
+        .await
+        .expect("room");
+    alice.relay.open_room("rec").await.expect("alice opens");
+
+    let proxy = Proxy::start().await;
+    proxy.set_upstream(server.addr);
+    let config = RelayConfig::builder(proxy.url(), dir.path().join("bob.db"))
+        .backoff(Duration::from_millis(50), Duration::from_millis(300))
+        .request_timeout(Duration::from_secs(20))
+        .event_capacity(8192)
+        .page_size(2)
+        .max_frame_bytes(64 * 1024)
+        .build();
+    let bob = Client::start(config, IdpTokens::login(idp.clone(), "bob").await);
+    bob.wait_connected(T).await;
+    bob.relay.join_room("rec").await.expect("bob joins");
+    bob.relay
+        .open_room("rec")
+        .await
+        .expect("bob opens the empty room");
+
+    // Bob is cut off while eight of the largest messages (about 128 KB) arrive.
+    proxy.set_upstream(None);
+    proxy.cut_all();
+    wait_until("bob notices", T, || bob.view(|v| !v.connected())).await;
+    let largest = "😀".repeat(4000);
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(alice.relay.send("rec", &largest).await.expect("queued"));
+    }
+    wait_until("alice's messages are stored", T, || {
+        alice.view(|v| {
+            ids.iter()
+                .all(|id| matches!(v.states.get(id), Some(SendState::Sent { .. })))
+        })
+    })
+    .await;
+    proxy.set_upstream(server.addr);
+    wait_until("bob's room shows the latest page", T, || {
+        bob.view(|v| v.ids("rec").iter().map(|(o, _)| *o).collect::<Vec<_>>() == vec![7, 8])
+    })
+    .await;
+    assert_eq!(
+        bob.view(|v| v
+            .connection
+            .iter()
+            .filter(|s| **s == ConnectionState::Connected)
+            .count()),
+        2,
+        "one reconnect after the cut, none for the recovery"
+    );
+    assert!(
+        !bob.view(|v| v
+            .errors
+            .iter()
+            .any(|(_, m)| m.contains("already subscribed"))),
+        "the relay left the server's subscription before subscribing again"
+    );
+}

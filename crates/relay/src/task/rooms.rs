@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use confab_protocol::{
     room_channel, Command as WireCommand, ErrorCode, HistoryRequest, Publication, Reply,
-    SubscribeRequest,
+    SubscribeRequest, UnsubscribeRequest,
 };
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -160,6 +160,14 @@ impl Core {
                 "recovery too large to receive; reloading recent history"
             );
             r.known = false;
+            // The server did subscribe us (only its answer was too large): leave first, or
+            // the new subscribe is "already subscribed". Commands run in order.
+            self.push_cmd(WireCommand {
+                unsubscribe: Some(UnsubscribeRequest {
+                    channel: room_channel(room),
+                }),
+                ..WireCommand::default()
+            });
             self.subscribe(room);
         } else {
             r.syncing = false;
