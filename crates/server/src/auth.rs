@@ -239,19 +239,8 @@ impl TokenVerifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = self.leeway;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind as K;
-            match e.kind() {
-                K::ExpiredSignature => AuthError::Expired,
-                K::InvalidSignature => AuthError::Invalid("bad signature"),
-                K::InvalidIssuer => AuthError::Invalid("wrong issuer"),
-                K::InvalidAudience => AuthError::Invalid("wrong audience"),
-                K::ImmatureSignature => AuthError::Invalid("not valid yet"),
-                K::InvalidAlgorithm => AuthError::Invalid("algorithm does not match key"),
-                K::MissingRequiredClaim(_) => AuthError::Invalid("missing claim"),
-                _ => AuthError::Invalid("malformed token"),
-            }
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| refusal(&e))?;
         if data.claims.sub.is_empty() {
             return Err(AuthError::Invalid("empty subject"));
         }
@@ -272,6 +261,21 @@ impl TokenVerifier {
     /// Reads `iss` from the unverified payload (only to reject early; never to accept).
     fn claims_issuer_matches(&self, token: &str) -> bool {
         unverified_issuer(token).is_some_and(|iss| iss.trim_end_matches('/') == self.issuer)
+    }
+}
+
+/// Why jsonwebtoken refused a token, as this server says it (every verifier of the server).
+pub(crate) fn refusal(e: &jsonwebtoken::errors::Error) -> AuthError {
+    use jsonwebtoken::errors::ErrorKind as K;
+    match e.kind() {
+        K::ExpiredSignature => AuthError::Expired,
+        K::InvalidSignature => AuthError::Invalid("bad signature"),
+        K::InvalidIssuer => AuthError::Invalid("wrong issuer"),
+        K::InvalidAudience => AuthError::Invalid("wrong audience"),
+        K::ImmatureSignature => AuthError::Invalid("not valid yet"),
+        K::InvalidAlgorithm => AuthError::Invalid("algorithm does not match key"),
+        K::MissingRequiredClaim(_) => AuthError::Invalid("missing claim"),
+        _ => AuthError::Invalid("malformed token"),
     }
 }
 

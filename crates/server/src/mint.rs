@@ -205,16 +205,8 @@ impl ChatTokens {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = leeway;
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind as K;
-                match e.kind() {
-                    K::ExpiredSignature => AuthError::Expired,
-                    K::InvalidSignature => AuthError::Invalid("bad signature"),
-                    K::InvalidAudience => AuthError::Invalid("wrong audience"),
-                    _ => AuthError::Invalid("malformed token"),
-                }
-            })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|e| crate::auth::refusal(&e))?;
         if data.claims.sub.is_empty() {
             return Err(AuthError::Invalid("empty subject"));
         }
