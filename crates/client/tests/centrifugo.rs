@@ -154,7 +154,7 @@ async fn minted_tokens_and_room_membership_work_on_real_centrifugo() {
     let dir = tempfile::tempdir().expect("temp dir");
     let idp = start_idp(Duration::from_secs(300)).await;
     let mut config = server_config(&idp, &dir.path().join("server.db"), 0);
-    config.centrifugo_proxy_secret = Some(PROXY_SECRET.to_owned());
+    config.centrifugo_proxy_secret = Some(confab_types::SecretString::new(PROXY_SECRET.to_owned()));
     let server = TestServer::start(config).await;
     let centrifugo = Centrifugo::start(&backend(&server)).await;
 

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use confab_types::SecretString;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -74,7 +75,15 @@ pub struct Config {
     /// The secret Centrifugo sends (header `X-Confab-Proxy-Secret`) on its proxy calls to
     /// `/api/centrifugo/*`; unset turns those endpoints off (404). Set it from the environment
     /// (`CONFAB_CENTRIFUGO_PROXY_SECRET`) rather than the file.
-    pub centrifugo_proxy_secret: Option<String>,
+    #[serde(deserialize_with = "secret")]
+    pub centrifugo_proxy_secret: Option<SecretString>,
+}
+
+/// A secret from the file, kept as a [`SecretString`] (redacted `Debug`, zeroized).
+fn secret<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<SecretString>, D::Error> {
+    Option::<String>::deserialize(d).map(|s| s.map(SecretString::new))
 }
 
 impl Default for Config {
@@ -171,7 +180,7 @@ impl Config {
         if self
             .centrifugo_proxy_secret
             .as_ref()
-            .is_some_and(|s| s.len() < 16)
+            .is_some_and(|s| s.expose_secret().len() < 16)
         {
             return Err(Error::Config(
                 "centrifugo_proxy_secret must be at least 16 characters".into(),

@@ -83,7 +83,7 @@ fn config_from(args: &Args) -> confab_server::Result<Config> {
         config.max_connections_per_user = v;
     }
     if let Some(v) = &args.centrifugo_proxy_secret {
-        config.centrifugo_proxy_secret = Some(v.clone());
+        config.centrifugo_proxy_secret = Some(confab_types::SecretString::new(v.clone()));
     }
     config.validate()?;
     Ok(config)

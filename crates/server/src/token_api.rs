@@ -129,7 +129,7 @@ pub(crate) async fn subscribe_proxy(
         .get("x-confab-proxy-secret")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if !confab_types::constant_time_eq(given, secret) {
+    if !confab_types::constant_time_eq(given, secret.expose_secret()) {
         tracing::warn!("a proxy call without the right secret was refused");
         return StatusCode::UNAUTHORIZED.into_response();
     }

@@ -221,7 +221,9 @@ async fn the_subscribe_proxy_checks_its_secret_and_room_membership() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = test_config(&idp.issuer_str(), dir.path());
-    config.centrifugo_proxy_secret = Some("the-proxy-secret-1234".to_owned());
+    config.centrifugo_proxy_secret = Some(confab_types::SecretString::new(
+        "the-proxy-secret-1234".to_owned(),
+    ));
     let server = TestServer::start(config).await;
     for wrong in [None, Some("the-proxy-secret-1235"), Some("")] {
         let r = ask(&server, wrong, body.clone()).await.expect("answers");
