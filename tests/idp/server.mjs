@@ -253,6 +253,13 @@ function buildProvider(issuer) {
         },
       };
     },
+    // The display name in access tokens too (as Keycloak, Auth0 or Entra ID can be set up to
+    // do): the chat backend writes it into the messages it publishes.
+    async extraTokenClaims(_ctx, token) {
+      if (token.kind !== 'AccessToken') return undefined;
+      const user = USERS.get(token.accountId);
+      return user ? { name: user.name } : undefined;
+    },
     pkce: { required: () => true },
     // Every refresh rotates; reuse of a rotated token revokes the whole grant.
     rotateRefreshToken: true,

@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use common::*;
 use confab_client::adapters::MintedTokens;
-use confab_relay::{Error, RelayConfig};
+use confab_relay::{Error, RelayConfig, SendState};
 use serde_json::json;
 use tokio::process::{Child, Command};
 use url::Url;
+use uuid::Uuid;
 
 const T: Duration = Duration::from_secs(30);
 const PROXY_SECRET: &str = "a-proxy-secret-of-this-test-run";
@@ -61,7 +62,10 @@ struct Centrifugo {
 
 impl Centrifugo {
     async fn start(backend: &str) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), backend).await
+    }
+
+    async fn start_on(port: u16, backend: &str) -> Self {
         let log = tempfile::NamedTempFile::new().expect("log file");
         let child = Command::new(centrifugo_binary())
             .arg("-c")
@@ -82,6 +86,14 @@ impl Centrifugo {
             )
             .env(
                 "CENTRIFUGO_CHANNEL_PROXY_SUBSCRIBE_HTTP_STATIC_HEADERS",
+                json!({ "X-Confab-Proxy-Secret": PROXY_SECRET }).to_string(),
+            )
+            .env(
+                "CENTRIFUGO_RPC_PROXY_ENDPOINT",
+                format!("{backend}/api/centrifugo/rpc"),
+            )
+            .env(
+                "CENTRIFUGO_RPC_PROXY_HTTP_STATIC_HEADERS",
                 json!({ "X-Confab-Proxy-Secret": PROXY_SECRET }).to_string(),
             )
             .env("CENTRIFUGO_HTTP_API_KEY", API_KEY)
@@ -209,5 +221,318 @@ async fn minted_tokens_and_room_membership_work_on_real_centrifugo() {
     assert!(
         bob.view(|v| v.ids("team").is_empty()),
         "bob never sees the private room"
+    );
+}
+
+/// Centrifugo's server API: `method` with `body`, the `result` (panics on an error).
+async fn api(port: u16, method: &str, body: serde_json::Value) -> serde_json::Value {
+    let resp: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/{method}"))
+        .header("X-API-Key", API_KEY)
+        .json(&body)
+        .send()
+        .await
+        .expect("server API answers")
+        .json()
+        .await
+        .expect("json");
+    assert!(resp.get("error").is_none(), "{method} refused: {resp}");
+    resp["result"].clone()
+}
+
+/// A backend-role confab-server (proxy secret, Centrifugo's API on `centrifugo_port`) and a
+/// Centrifugo in front of it.
+async fn backend_and_centrifugo(
+    idp: &confab_testkit::Idp,
+    dir: &std::path::Path,
+) -> (TestServer, Centrifugo) {
+    let centrifugo_port = free_port();
+    let mut config = server_config(idp, &dir.join("server.db"), 0);
+    config.centrifugo_proxy_secret = Some(confab_types::SecretString::new(PROXY_SECRET.to_owned()));
+    config.centrifugo_api_url =
+        Some(Url::parse(&format!("http://127.0.0.1:{centrifugo_port}/api")).expect("api url"));
+    config.centrifugo_api_key = Some(confab_types::SecretString::new(API_KEY.to_owned()));
+    let server = TestServer::start(config).await;
+    let centrifugo = Centrifugo::start_on(centrifugo_port, &backend(&server)).await;
+    (server, centrifugo)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_and_sending_go_through_the_backend_on_real_centrifugo() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(300)).await;
+    let (server, centrifugo) = backend_and_centrifugo(&idp, dir.path()).await;
+    let through = |name: &str, tokens: Arc<IdpTokens>| {
+        Client::start(
+            relay_config(&centrifugo.url(), &dir.path().join(format!("{name}.db"))),
+            Arc::new(MintedTokens::new(tokens, token_endpoint(&server)).expect("source")),
+        )
+    };
+    let alice = through("alice", IdpTokens::login(idp.clone(), "alice").await);
+    let bob = through("bob", IdpTokens::login(idp.clone(), "bob").await);
+    alice.wait_connected(T).await;
+    bob.wait_connected(T).await;
+
+    // The rooms methods are answered by the backend through the RPC proxy.
+    let rooms = alice
+        .relay
+        .list_rooms()
+        .await
+        .expect("rooms.list through Centrifugo");
+    assert!(
+        rooms.iter().any(|r| r.id == "general"),
+        "the backend's default room is listed: {rooms:?}"
+    );
+    shared_room(&alice, &bob, "project").await;
+
+    // Sending: stored by the backend, published by it, acknowledged with Centrifugo's offset.
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        sent.push(
+            alice
+                .relay
+                .send("project", &format!("message {i} through the backend"))
+                .await
+                .expect("queued"),
+        );
+    }
+    wait_until("bob receives all 20 in order", T, || {
+        bob.view(|v| {
+            v.ids("project")
+                .iter()
+                .map(|(_, id)| *id)
+                .collect::<Vec<_>>()
+        }) == sent
+    })
+    .await;
+    wait_until("alice's messages are acknowledged", T, || {
+        alice.view(|v| {
+            sent.iter()
+                .all(|id| matches!(v.states.get(id), Some(SendState::Sent { .. })))
+        })
+    })
+    .await;
+    let offsets: Vec<u64> = alice.view(|v| {
+        sent.iter()
+            .map(|id| match v.states.get(id) {
+                Some(SendState::Sent { offset }) => *offset,
+                other => panic!("not sent: {other:?}"),
+            })
+            .collect()
+    });
+    assert_eq!(
+        offsets,
+        (1..=20).collect::<Vec<u64>>(),
+        "each acknowledgement names the message's offset in Centrifugo's stream"
+    );
+    // The author is the backend's: the user's subject and the provider's display name.
+    let entry = bob.view(|v| v.rooms["project"][0].clone());
+    assert_eq!(entry.author(), "alice", "the author is the token's subject");
+    let history = api(
+        centrifugo.port,
+        "history",
+        json!({"channel": "room:project", "limit": 100}),
+    )
+    .await;
+    let pubs = history["publications"].as_array().expect("publications");
+    assert_eq!(
+        pubs.len(),
+        20,
+        "Centrifugo holds each message once: {history}"
+    );
+    assert_eq!(
+        pubs[0]["data"]["name"], "Alice Example",
+        "the backend writes the display name it saw when it minted the chat token"
+    );
+    // The backend's own store is the source of truth and holds the same messages in order.
+    let stored: Vec<Uuid> = server
+        .history("project")
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(
+        stored, sent,
+        "the backend stored every message once, in order"
+    );
+
+    // Leaving ends the subscription through Centrifugo's server API.
+    bob.relay.leave_room("project").await.expect("bob leaves");
+    wait_until("bob's room is closed by the server", T, || {
+        bob.view(|v| v.closed.iter().any(|(room, _)| room == "project"))
+    })
+    .await;
+}
+
+/// Calls the backend's RPC proxy as Centrifugo would.
+async fn rpc_proxy(
+    server: &TestServer,
+    secret: Option<&str>,
+    body: serde_json::Value,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{}/api/centrifugo/rpc", backend(server)))
+        .json(&body);
+    if let Some(s) = secret {
+        req = req.header("X-Confab-Proxy-Secret", s);
+    }
+    let resp = req.send().await.expect("backend answers");
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rpc_proxy_deduplicates_and_refuses_what_it_must() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(300)).await;
+    let (server, centrifugo) = backend_and_centrifugo(&idp, dir.path()).await;
+    let send = |user: &str, id: Uuid, text: &str| {
+        json!({"client": "c1", "user": user, "method": "messages.send",
+               "data": {"room": "general", "id": id, "text": text, "ts": 1}})
+    };
+    // Users become members of the default room when they first connect.
+    let alice = Client::start(
+        relay_config(&centrifugo.url(), &dir.path().join("alice.db")),
+        Arc::new(
+            MintedTokens::new(
+                IdpTokens::login(idp.clone(), "alice").await,
+                token_endpoint(&server),
+            )
+            .expect("source"),
+        ),
+    );
+    alice.wait_connected(T).await;
+
+    // The same message id twice: stored once, published once, the same answer both times.
+    let id = Uuid::new_v4();
+    let (status, first) = rpc_proxy(&server, Some(PROXY_SECRET), send("alice", id, "once")).await;
+    assert_eq!(status, 200, "{first}");
+    let (_, again) = rpc_proxy(&server, Some(PROXY_SECRET), send("alice", id, "twice?")).await;
+    assert_eq!(first["result"]["data"]["offset"], 1, "{first}");
+    assert_eq!(
+        again, first,
+        "a repeated send answers where the first one landed"
+    );
+    let history = api(
+        centrifugo.port,
+        "history",
+        json!({"channel": "room:general", "limit": 10}),
+    )
+    .await;
+    let pubs = history["publications"].as_array().expect("publications");
+    assert_eq!(pubs.len(), 1, "published once: {history}");
+    assert_eq!(pubs[0]["data"]["text"], "once", "the first text stands");
+    assert_eq!(pubs[0]["data"]["author"], "alice");
+
+    // Refusals, with Centrifugo's error codes, and nothing published.
+    let cases = [
+        (
+            "a non-member (room of others)",
+            {
+                let mut b = send("mallory", Uuid::new_v4(), "hi");
+                b["data"]["room"] = json!("nosuchroom");
+                b
+            },
+            102,
+        ),
+        (
+            "a non-member of an existing room",
+            send("mallory", Uuid::new_v4(), "hi"),
+            103,
+        ),
+        (
+            "an oversized message",
+            send("alice", Uuid::new_v4(), &"x".repeat(20_000)),
+            107,
+        ),
+        (
+            "a message that is not {room, id, text, ts}",
+            json!({"user": "alice", "method": "messages.send", "data": {"text": "hi"}}),
+            107,
+        ),
+        (
+            "an unknown method",
+            json!({"user": "alice", "method": "admin.drop_everything", "data": {}}),
+            104,
+        ),
+        (
+            "an anonymous caller",
+            json!({"user": "", "method": "rooms.list"}),
+            103,
+        ),
+    ];
+    for (what, body, code) in cases {
+        let (status, reply) = rpc_proxy(&server, Some(PROXY_SECRET), body).await;
+        assert_eq!(status, 200, "{what}: {reply}");
+        assert_eq!(reply["error"]["code"], code, "{what}: {reply}");
+        assert!(reply.get("result").is_none(), "{what}: {reply}");
+    }
+    // Without the secret, nothing is answered.
+    let (status, _) = rpc_proxy(&server, None, send("alice", Uuid::new_v4(), "forged")).await;
+    assert_eq!(status, 401, "a call without the proxy secret is refused");
+    let (status, _) = rpc_proxy(
+        &server,
+        Some("wrong-secret-of-some-length"),
+        send("alice", Uuid::new_v4(), "forged"),
+    )
+    .await;
+    assert_eq!(status, 401, "a call with another secret is refused");
+    let history = api(
+        centrifugo.port,
+        "history",
+        json!({"channel": "room:general", "limit": 10}),
+    )
+    .await;
+    assert_eq!(
+        history["publications"].as_array().map(Vec::len),
+        Some(1),
+        "no refused call published anything: {history}"
+    );
+
+    // A client cannot publish into a room itself: only the backend publishes.
+    let token: String = reqwest::Client::new()
+        .post(token_endpoint(&server))
+        .bearer_auth(IdpTokens::login(idp.clone(), "alice").await.current().await)
+        .send()
+        .await
+        .expect("token endpoint")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let (mut ws, _) = tokio_tungstenite::connect_async(centrifugo.url())
+        .await
+        .expect("ws");
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let frame = [
+        json!({"id": 1, "connect": {"token": token}}),
+        json!({"id": 2, "subscribe": {"channel": "room:general"}}),
+        json!({"id": 3, "publish": {"channel": "room:general", "data": {"id": Uuid::new_v4(), "author": "someone-else", "text": "spoofed", "ts": 1}}}),
+    ]
+    .iter()
+    .map(serde_json::Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    ws.send(Message::text(frame)).await.expect("send");
+    let publish_reply = tokio::time::timeout(T, async {
+        loop {
+            let Some(Ok(Message::Text(text))) = ws.next().await else {
+                panic!("the connection ended before the publish was answered");
+            };
+            for line in text.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+                if v["id"] == 3 {
+                    return v;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the publish is answered");
+    assert_eq!(
+        publish_reply["error"]["code"], 103,
+        "Centrifugo refuses a client publish: {publish_reply}"
     );
 }

@@ -72,8 +72,9 @@ pub fn check_text(text: &str) -> Result<(), crate::error::TextError> {
 /// A chat message as published into a room channel.
 ///
 /// `id` is chosen by the sending client and is the idempotency key: publishing the same id
-/// twice stores and broadcasts it once. `author` is the sender's user id (the token's `sub`);
-/// confab-server overwrites it with the authenticated user so it cannot be spoofed.
+/// twice stores and broadcasts it once. `author` is the sender's user id (the token's `sub`)
+/// and `name` their display name: both are written by the server (confab-server overwrites
+/// what a client sent; its backend role builds the message itself), so neither can be spoofed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     /// Client message id (UUID), the idempotency key.
@@ -81,10 +82,44 @@ pub struct ChatMessage {
     /// Sender's user id.
     #[serde(default)]
     pub author: String,
+    /// The author's display name from the identity provider (absent when it gave none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Message text.
     pub text: String,
     /// Client timestamp, Unix milliseconds.
     pub ts: i64,
+}
+
+/// The RPC method that sends a chat message ([`SendMessage`] → [`Sent`]). The server checks
+/// membership and the text, stores the message durably (deduplicated by its id), then
+/// publishes it; the reply names its place in the room's stream. Sending is an RPC rather than
+/// a client `publish` so that the same client works against confab-server and against a
+/// Centrifugo deployment, where only the backend may publish (through the server API).
+pub const SEND_METHOD: &str = "messages.send";
+
+/// Arguments of [`SEND_METHOD`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    /// Room id (not the channel name).
+    pub room: String,
+    /// Client message id, the idempotency key.
+    pub id: Uuid,
+    /// Message text.
+    pub text: String,
+    /// Client timestamp, Unix milliseconds.
+    pub ts: i64,
+}
+
+/// Result of [`SEND_METHOD`]: the publication's place in the room's stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    /// Offset of the publication.
+    pub offset: u64,
+    /// Epoch of the stream.
+    #[serde(default)]
+    pub epoch: String,
 }
 
 /// The room id of a `room:<id>` channel, if the name is one. Ids are 1–64 characters of
@@ -205,6 +240,7 @@ mod tests {
         let m = ChatMessage {
             id: Uuid::nil(),
             author: "alice".into(),
+            name: None,
             text: "hi".into(),
             ts: 5,
         };

@@ -17,8 +17,9 @@ pub mod strict;
 pub mod token;
 
 pub use chat::{
-    check_room_name, check_text, room_channel, room_id, ChatMessage, MAX_ROOM_NAME_BYTES,
-    MAX_ROOM_NAME_CHARS, MAX_TEXT_BYTES, MAX_TEXT_CHARS, ROOM_CHANNEL_PREFIX,
+    check_room_name, check_text, room_channel, room_id, ChatMessage, SendMessage, Sent,
+    MAX_ROOM_NAME_BYTES, MAX_ROOM_NAME_CHARS, MAX_TEXT_BYTES, MAX_TEXT_CHARS, ROOM_CHANNEL_PREFIX,
+    SEND_METHOD,
 };
 pub use codec::{
     decode_commands, decode_replies, encode_batches, encode_frame, FrameError,

@@ -77,6 +77,14 @@ pub struct Config {
     /// (`CONFAB_CENTRIFUGO_PROXY_SECRET`) rather than the file.
     #[serde(deserialize_with = "secret")]
     pub centrifugo_proxy_secret: Option<SecretString>,
+    /// Centrifugo's server HTTP API (e.g. `http://127.0.0.1:8000/api`), where the backend role
+    /// publishes the messages sent through the RPC proxy and ends subscriptions of users who
+    /// left a room. Unset: `messages.send` through the RPC proxy answers "not available".
+    pub centrifugo_api_url: Option<url::Url>,
+    /// The key of that API (`X-API-Key`); set it from the environment
+    /// (`CONFAB_CENTRIFUGO_API_KEY`).
+    #[serde(deserialize_with = "secret")]
+    pub centrifugo_api_key: Option<SecretString>,
 }
 
 /// A secret from the file, kept as a [`SecretString`] (redacted `Debug`, zeroized).
@@ -117,6 +125,8 @@ impl Default for Config {
             chat_token_max_ttl_secs: 600,
             chat_tokens_per_minute: 30,
             centrifugo_proxy_secret: None,
+            centrifugo_api_url: None,
+            centrifugo_api_key: None,
         }
     }
 }
@@ -184,6 +194,17 @@ impl Config {
         {
             return Err(Error::Config(
                 "centrifugo_proxy_secret must be at least 16 characters".into(),
+            ));
+        }
+        if self.centrifugo_api_url.is_some() != self.centrifugo_api_key.is_some() {
+            return Err(Error::Config(
+                "centrifugo_api_url and centrifugo_api_key go together".into(),
+            ));
+        }
+        if self.centrifugo_api_url.is_some() && self.centrifugo_proxy_secret.is_none() {
+            return Err(Error::Config(
+                "centrifugo_api_url needs centrifugo_proxy_secret (the RPC proxy publishes through it)"
+                    .into(),
             ));
         }
         if self.chat_token_max_ttl_secs < 30 || self.chat_tokens_per_minute == 0 {

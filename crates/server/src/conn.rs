@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use confab_protocol::{
-    decode_commands, room_id, ChatMessage, ClientInfo, Command, ConnectRequest, ConnectResult,
-    Disconnect, Empty, ErrorCode, ErrorReply, FrameError, HistoryRequest, HistoryResult, Incoming,
-    PresenceResult, PresenceStatsResult, PublishRequest, RefreshRequest, RefreshResult, Reply,
-    Request, SubscribeRequest, SubscribeResult,
+    decode_commands, room_channel, room_id, ChatMessage, ClientInfo, Command, ConnectRequest,
+    ConnectResult, Disconnect, Empty, ErrorCode, ErrorReply, FrameError, HistoryRequest,
+    HistoryResult, Incoming, PresenceResult, PresenceStatsResult, RefreshRequest, RefreshResult,
+    Reply, Request, RpcResult, SendMessage, SubscribeRequest, SubscribeResult, SEND_METHOD,
 };
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -33,6 +33,8 @@ type Outcome<T> = std::result::Result<T, Disconnect>;
 
 struct Session {
     user: String,
+    /// Display name from the token (written into the messages this connection sends).
+    name: Option<String>,
     info: ClientInfo,
     /// Disconnect at this instant unless refreshed (token expiry + grace).
     expires_at: Option<Instant>,
@@ -74,16 +76,38 @@ impl RateLimiter {
 struct Acked {
     id: u32,
     rx: oneshot::Receiver<Reply>,
+    /// Answer as the `messages.send` RPC (its result is [`confab_protocol::Sent`]) rather than
+    /// as a `publish`.
+    as_rpc: bool,
 }
 
 impl Future for Acked {
     type Output = Reply;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply> {
-        let id = self.id;
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or_else(|_| err(id, ErrorCode::INTERNAL)))
+        let (id, as_rpc) = (self.id, self.as_rpc);
+        Pin::new(&mut self.rx).poll(cx).map(|r| {
+            let reply = r.unwrap_or_else(|_| err(id, ErrorCode::INTERNAL));
+            if as_rpc {
+                publish_as_rpc(reply)
+            } else {
+                reply
+            }
+        })
+    }
+}
+
+/// A publish reply turned into the reply of `messages.send`: `{offset, epoch}`.
+fn publish_as_rpc(reply: Reply) -> Reply {
+    match reply.publish {
+        Some(p) => Reply {
+            id: reply.id,
+            rpc: Some(RpcResult {
+                data: Some(serde_json::json!({"offset": p.offset, "epoch": p.epoch})),
+            }),
+            ..Reply::default()
+        },
+        None => reply,
     }
 }
 
@@ -412,7 +436,12 @@ impl Conn {
             Incoming::Pong => return Ok(None),
             Incoming::Request { id, request } => (id, request),
         };
-        if !matches!(request, Request::Publish(_)) {
+        let pipelined = match &request {
+            Request::Publish(_) => true,
+            Request::Rpc(r) => r.method == SEND_METHOD,
+            _ => false,
+        };
+        if !pipelined {
             self.settle_inflight(replies).await;
         }
         if !self.limiter.allow() {
@@ -450,7 +479,32 @@ impl Conn {
                     ..Reply::default()
                 }
             }
-            Request::Publish(req) => return Ok(self.publish(id, req).await),
+            Request::Publish(req) => {
+                let message = serde_json::from_value::<ChatMessage>(req.data).ok();
+                return Ok(self.publish(id, req.channel, message, false).await);
+            }
+            Request::Rpc(req) if req.method == SEND_METHOD => {
+                let Some(args) = req
+                    .data
+                    .and_then(|d| serde_json::from_value::<SendMessage>(d).ok())
+                else {
+                    return Ok(Some(err_msg(
+                        id,
+                        ErrorCode::BAD_REQUEST,
+                        "bad request: messages.send takes {room, id, text, ts}",
+                    )));
+                };
+                let message = ChatMessage {
+                    id: args.id,
+                    author: String::new(),
+                    name: None,
+                    text: args.text,
+                    ts: args.ts,
+                };
+                return Ok(self
+                    .publish(id, room_channel(&args.room), Some(message), true)
+                    .await);
+            }
             Request::History(req) => self.history(id, req).await,
             Request::Presence(req) => match self.check_room_access(&req.channel).await {
                 Err(code) => err(id, code),
@@ -569,6 +623,7 @@ impl Conn {
                 ..ClientInfo::default()
             },
             user: identity.user,
+            name: identity.name,
             expires_at: Some(self.expiry_instant(identity.expires_at)),
         });
         let ping = self.state.config.ping_interval();
@@ -707,20 +762,28 @@ impl Conn {
         }
     }
 
-    /// Hands a publish to the writer. `Some` is an immediate error reply; `None` means the
-    /// reply follows through `inflight` once the publication is durable (or refused).
-    async fn publish(&mut self, id: u32, req: PublishRequest) -> Option<Reply> {
-        let Some(room) = room_id(&req.channel).map(str::to_owned) else {
+    /// Hands a publish (or a `messages.send`, `as_rpc`) to the writer. `Some` is an immediate
+    /// error reply; `None` means the reply follows through `inflight` once the publication is
+    /// durable (or refused). `message` is `None` when the data was not a chat message.
+    async fn publish(
+        &mut self,
+        id: u32,
+        channel: String,
+        message: Option<ChatMessage>,
+        as_rpc: bool,
+    ) -> Option<Reply> {
+        let Some(room) = room_id(&channel).map(str::to_owned) else {
             return Some(err(id, ErrorCode::UNKNOWN_CHANNEL));
         };
         let user = self.user().to_owned();
-        // Invalid data is answered by the writer after the access check (103 before 107).
-        let message = serde_json::from_value::<ChatMessage>(req.data)
-            .ok()
-            .map(|mut m| {
-                m.author.clone_from(&user);
-                m
-            });
+        let name = self.session.as_ref().and_then(|s| s.name.clone());
+        // The author and the name are the server's; invalid data is answered by the writer
+        // after the access check (103 before 107).
+        let message = message.map(|mut m| {
+            m.author.clone_from(&user);
+            m.name = name;
+            m
+        });
         let info = self
             .session
             .as_ref()
@@ -729,7 +792,7 @@ impl Conn {
         let (tx, rx) = oneshot::channel();
         let job = Job::Publish(PublishJob {
             id,
-            channel: req.channel,
+            channel,
             room,
             user,
             info,
@@ -741,7 +804,7 @@ impl Conn {
             tracing::error!(error = %e, "storage task failed");
             return Some(err(id, ErrorCode::INTERNAL));
         }
-        self.inflight.push_back(Acked { id, rx });
+        self.inflight.push_back(Acked { id, rx, as_rpc });
         None
     }
 

@@ -5,6 +5,7 @@
 //! [`Server`] binds, serves and shuts down gracefully (disconnect code 3001 to every client).
 
 pub mod auth;
+pub mod centrifugo;
 pub mod config;
 mod conn;
 pub mod error;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub store: Store,
     /// Live connections and subscriptions.
     pub hub: Arc<Hub>,
+    /// The backend role's publishing to Centrifugo (when `centrifugo_api_url` is set).
+    pub centrifugo: Option<Arc<centrifugo::Backend>>,
     /// Group-commit writer: publishes and subscription snapshots.
     writer: writer::Writer,
     shutdown: Arc<AtomicBool>,
@@ -83,8 +86,15 @@ impl AppState {
             Duration::from_secs(config.chat_token_max_ttl_secs),
             config.chat_tokens_per_minute,
         )?;
+        let centrifugo = match (&config.centrifugo_api_url, &config.centrifugo_api_key) {
+            (Some(url), Some(key)) => Some(Arc::new(centrifugo::Backend::new(
+                centrifugo::CentrifugoApi::new(url, key.clone())?,
+            ))),
+            _ => None,
+        };
         Ok(Self {
             hub,
+            centrifugo,
             writer,
             chat_tokens: Arc::new(chat_tokens),
             config: Arc::new(config),
@@ -162,6 +172,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/centrifugo/subscribe",
             axum::routing::post(token_api::subscribe_proxy),
+        )
+        .route(
+            "/api/centrifugo/rpc",
+            axum::routing::post(token_api::rpc_proxy),
         )
         .with_state(state)
 }

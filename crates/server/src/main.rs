@@ -45,6 +45,12 @@ struct Args {
     /// The secret Centrifugo's proxy calls carry (`X-Confab-Proxy-Secret`); turns them on.
     #[arg(long, env = "CONFAB_CENTRIFUGO_PROXY_SECRET", hide_env_values = true)]
     centrifugo_proxy_secret: Option<String>,
+    /// Centrifugo's server API URL (e.g. http://127.0.0.1:8000/api), for the backend role.
+    #[arg(long, env = "CONFAB_CENTRIFUGO_API_URL")]
+    centrifugo_api_url: Option<url::Url>,
+    /// Centrifugo's server API key.
+    #[arg(long, env = "CONFAB_CENTRIFUGO_API_KEY", hide_env_values = true)]
+    centrifugo_api_key: Option<String>,
     /// Seconds to wait for clients to close on shutdown.
     #[arg(long, default_value_t = 5)]
     shutdown_grace: u64,
@@ -84,6 +90,12 @@ fn config_from(args: &Args) -> confab_server::Result<Config> {
     }
     if let Some(v) = &args.centrifugo_proxy_secret {
         config.centrifugo_proxy_secret = Some(confab_types::SecretString::new(v.clone()));
+    }
+    if let Some(v) = &args.centrifugo_api_url {
+        config.centrifugo_api_url = Some(v.clone());
+    }
+    if let Some(v) = &args.centrifugo_api_key {
+        config.centrifugo_api_key = Some(confab_types::SecretString::new(v.clone()));
     }
     config.validate()?;
     Ok(config)

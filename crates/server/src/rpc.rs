@@ -87,9 +87,11 @@ enum RpcError {
 }
 
 /// What a successful RPC answers, and whose subscriptions to a room it ends.
-struct Done {
-    data: Value,
-    ends: Option<(String, String, &'static str)>,
+pub(crate) struct Done {
+    /// The result.
+    pub data: Value,
+    /// `(channel, user, reason)`: that user's subscriptions to the channel must end.
+    pub ends: Option<(String, String, &'static str)>,
 }
 
 impl From<Value> for Done {
@@ -129,10 +131,37 @@ fn room_json(r: &Room) -> Value {
     json!({"id": r.id, "name": r.name, "private": r.private})
 }
 
-/// Runs one RPC for `user` and builds the reply to command `id`.
+/// Runs one RPC for `user` on this server's connections and builds the reply to command `id`.
 pub async fn handle(state: &AppState, user: &str, id: u32, req: RpcRequest) -> Reply {
+    match run(state, user, req.method, req.data).await {
+        Ok(done) => {
+            if let Some((channel, whose, reason)) = done.ends {
+                state
+                    .hub
+                    .end_subscriptions(&channel, &whose, UNSUBSCRIBE_NOT_MEMBER, reason);
+            }
+            Reply {
+                id,
+                rpc: Some(RpcResult {
+                    data: Some(done.data),
+                }),
+                ..Reply::default()
+            }
+        }
+        Err(e) => Reply::error(id, e),
+    }
+}
+
+/// Runs one of the rooms methods for `user` (the caller ends the subscriptions `ends` names).
+pub(crate) async fn run(
+    state: &AppState,
+    user: &str,
+    method: String,
+    data: Option<Value>,
+) -> Result<Done, ErrorReply> {
     let store = state.store.clone();
     let user = user.to_owned();
+    let req = RpcRequest { method, data };
     let method = req.method.clone();
     let default_rooms = state.config.default_rooms.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<Done, RpcError> {
@@ -303,25 +332,12 @@ pub async fn handle(state: &AppState, user: &str, id: u32, req: RpcRequest) -> R
     })
     .await;
     match result {
-        Ok(Ok(done)) => {
-            if let Some((channel, whose, reason)) = done.ends {
-                state
-                    .hub
-                    .end_subscriptions(&channel, &whose, UNSUBSCRIBE_NOT_MEMBER, reason);
-            }
-            Reply {
-                id,
-                rpc: Some(RpcResult {
-                    data: Some(done.data),
-                }),
-                ..Reply::default()
-            }
-        }
-        Ok(Err(RpcError::Code(code))) => Reply::error(id, ErrorReply::from_code(code)),
-        Ok(Err(RpcError::Message(code, m))) => Reply::error(id, ErrorReply::with_message(code, m)),
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(RpcError::Code(code))) => Err(ErrorReply::from_code(code)),
+        Ok(Err(RpcError::Message(code, m))) => Err(ErrorReply::with_message(code, m)),
         Err(e) => {
             tracing::error!(error = %e, "rpc task failed");
-            Reply::error(id, ErrorReply::from_code(ErrorCode::INTERNAL))
+            Err(ErrorReply::from_code(ErrorCode::INTERNAL))
         }
     }
 }

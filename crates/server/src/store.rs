@@ -138,6 +138,17 @@ pub struct MemberPage {
     pub next: Option<String>,
 }
 
+/// A stored publication the backend role has still to publish to Centrifugo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingRelay {
+    /// Its offset in this store's stream.
+    pub offset: u64,
+    /// The client message id (Centrifugo's idempotency key).
+    pub msg_id: String,
+    /// The publication's data.
+    pub data: serde_json::Value,
+}
+
 /// Bytes a publication adds to a reply beyond its data and info (offset, time, keys, commas).
 const PUBLICATION_OVERHEAD: usize = 64;
 
@@ -199,7 +210,19 @@ impl Store {
                  user TEXT NOT NULL,
                  invited_by TEXT NOT NULL,
                  PRIMARY KEY (room_id, user)
-             );",
+             );
+             CREATE TABLE IF NOT EXISTS display_names (
+                 user TEXT PRIMARY KEY,
+                 name TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS relays (
+                 channel TEXT NOT NULL,
+                 offset INTEGER NOT NULL,
+                 msg_id TEXT NOT NULL,
+                 relayed_offset INTEGER,
+                 relayed_epoch TEXT,
+                 PRIMARY KEY (channel, offset)
+             ) WITHOUT ROWID;",
         )?;
         // Databases from before private rooms: every room they hold was public.
         let has_private: bool = conn.query_row(
@@ -670,6 +693,123 @@ impl Store {
     pub fn is_member(&self, id: &str, user: &str) -> Result<bool> {
         let conn = self.conn.lock().map_err(lock_err)?;
         is_member_in(&conn, id, user)
+    }
+
+    /// Remembers `user`'s display name (from their identity provider's token).
+    pub fn set_display_name(&self, user: &str, name: &str) -> Result<()> {
+        let conn = self.conn.lock().map_err(lock_err)?;
+        conn.prepare_cached(
+            "INSERT INTO display_names (user, name) VALUES (?1, ?2)
+             ON CONFLICT (user) DO UPDATE SET name = excluded.name WHERE name != excluded.name",
+        )?
+        .execute(params![user, name])?;
+        Ok(())
+    }
+
+    /// `user`'s display name, if one was seen.
+    pub fn display_name(&self, user: &str) -> Result<Option<String>> {
+        let conn = self.conn.lock().map_err(lock_err)?;
+        let name = conn
+            .prepare_cached("SELECT name FROM display_names WHERE user = ?1")?
+            .query_row(params![user], |r| r.get(0))
+            .optional()?;
+        Ok(name)
+    }
+
+    /// Queues the publication at `offset` of `channel` for publishing to Centrifugo, unless it
+    /// is queued already; answers where Centrifugo put it when that is done already.
+    pub fn queue_relay(
+        &self,
+        channel: &str,
+        offset: u64,
+        msg_id: &str,
+    ) -> Result<Option<confab_protocol::Sent>> {
+        let conn = self.conn.lock().map_err(lock_err)?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO relays (channel, offset, msg_id) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![channel, to_i64(offset), msg_id])?;
+        let done: Option<(Option<i64>, Option<String>)> = conn
+            .prepare_cached(
+                "SELECT relayed_offset, relayed_epoch FROM relays WHERE channel = ?1 AND offset = ?2",
+            )?
+            .query_row(params![channel, to_i64(offset)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        Ok(match done {
+            Some((Some(o), Some(epoch))) => Some(confab_protocol::Sent {
+                offset: to_u64(o),
+                epoch,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Up to `limit` publications of `channel` queued and not yet published to Centrifugo,
+    /// oldest first. Queued ones whose publication is gone (trimmed) are dropped.
+    pub fn pending_relays(&self, channel: &str, limit: usize) -> Result<Vec<PendingRelay>> {
+        let conn = self.conn.lock().map_err(lock_err)?;
+        conn.prepare_cached(
+            "DELETE FROM relays WHERE channel = ?1 AND relayed_offset IS NULL
+             AND NOT EXISTS (SELECT 1 FROM publications p
+                             WHERE p.channel = relays.channel AND p.offset = relays.offset)",
+        )?
+        .execute(params![channel])?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT r.offset, r.msg_id, p.data FROM relays r
+             JOIN publications p ON p.channel = r.channel AND p.offset = r.offset
+             WHERE r.channel = ?1 AND r.relayed_offset IS NULL ORDER BY r.offset LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![channel, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (offset, msg_id, data) = row?;
+            let data = serde_json::from_str(&data)
+                .map_err(|e| Error::Corrupt(format!("publication data: {e}")))?;
+            out.push(PendingRelay {
+                offset: to_u64(offset),
+                msg_id,
+                data,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records where Centrifugo put the publication at `offset`; forgets the relays of
+    /// publications older than the retained history.
+    pub fn mark_relayed(
+        &self,
+        channel: &str,
+        offset: u64,
+        sent: &confab_protocol::Sent,
+    ) -> Result<()> {
+        let conn = self.conn.lock().map_err(lock_err)?;
+        conn.prepare_cached(
+            "UPDATE relays SET relayed_offset = ?3, relayed_epoch = ?4 WHERE channel = ?1 AND offset = ?2",
+        )?
+        .execute(params![
+            channel,
+            to_i64(offset),
+            to_i64(sent.offset),
+            sent.epoch
+        ])?;
+        if offset > self.history_size {
+            conn.prepare_cached(
+                "DELETE FROM relays WHERE channel = ?1 AND offset <= ?2 AND relayed_offset IS NOT NULL",
+            )?
+            .execute(params![channel, to_i64(offset - self.history_size)])?;
+        }
+        Ok(())
     }
 }
 

@@ -5,13 +5,21 @@
 //!   verified as today's connect tokens are (the issuer's JWKS, audience, expiry). Refusals are
 //!   401 with `WWW-Authenticate: Bearer error="invalid_token"` and `{"error", "error_description"}`
 //!   (RFC 6750); too many requests from one user are 429 with `Retry-After`; keys the server
-//!   cannot fetch are 503. Nothing is minted on any refusal.
+//!   cannot fetch are 503. Nothing is minted on any refusal. Minting does what a connect does
+//!   on this server's own connections: the user joins the default rooms; their display name
+//!   (`name`, else `preferred_username`) is kept for the messages the backend publishes.
 //! - `GET /api/chat/jwks` → the public key set minted tokens verify with.
 //! - `POST /api/centrifugo/subscribe`: Centrifugo's subscribe proxy (its HTTP JSON format:
 //!   `{client, user, channel, ...}` → `{"result": {}}` or `{"error": {code, message}}`): room
 //!   membership decides, as on this server's own connections (102 for an unknown room or a
 //!   private room of others, 103 for a non-member). Only calls carrying the configured
 //!   `X-Confab-Proxy-Secret` are answered (401 otherwise; 404 with no secret configured).
+//! - `POST /api/centrifugo/rpc`: Centrifugo's RPC proxy (`{client, user, method, data}` →
+//!   `{"result": {"data": ...}}` or `{"error": {code, message, temporary?}}`), same secret. The
+//!   rooms methods answer as on this server's own connections (leaving or removing a member
+//!   also ends that user's subscriptions through Centrifugo's server API); `messages.send`
+//!   stores the message, then publishes it through the server API ([`crate::centrifugo`]);
+//!   any other method is 104 "method not found", an anonymous caller 103.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -80,6 +88,32 @@ pub(crate) async fn chat_token(State(state): State<AppState>, headers: HeaderMap
             )
         }
     };
+    // What a connect does on this server's own connections: the user joins the default rooms,
+    // and their display name is kept for the messages the backend publishes for them.
+    let (store, user, name) = (
+        state.store.clone(),
+        identity.user.clone(),
+        identity.name.clone(),
+    );
+    let default_rooms = state.config.default_rooms.clone();
+    let saved = tokio::task::spawn_blocking(move || -> crate::Result<()> {
+        for room in &default_rooms {
+            store.join_room(room, &user)?;
+        }
+        if let Some(name) = name {
+            store.set_display_name(&user, &name)?;
+        }
+        Ok(())
+    })
+    .await;
+    if !matches!(saved, Ok(Ok(()))) {
+        tracing::error!("cannot add the user to the default rooms");
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the chat backend cannot store the user; try again",
+        );
+    }
     match state.chat_tokens.mint(&identity) {
         Ok(minted) => {
             tracing::info!(user = ?identity.user, expires_in = minted.expires_in, "chat token minted");
@@ -116,14 +150,10 @@ pub(crate) struct SubscribeProxyRequest {
     channel: String,
 }
 
-/// `POST /api/centrifugo/subscribe`.
-pub(crate) async fn subscribe_proxy(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
+/// Whether a proxy call may be answered: `Err` is the status refusing it.
+fn proxy_caller(state: &AppState, headers: &HeaderMap) -> Result<(), StatusCode> {
     let Some(secret) = &state.config.centrifugo_proxy_secret else {
-        return StatusCode::NOT_FOUND.into_response();
+        return Err(StatusCode::NOT_FOUND);
     };
     let given = headers
         .get("x-confab-proxy-secret")
@@ -131,7 +161,94 @@ pub(crate) async fn subscribe_proxy(
         .unwrap_or_default();
     if !confab_types::constant_time_eq(given, secret.expose_secret()) {
         tracing::warn!("a proxy call without the right secret was refused");
-        return StatusCode::UNAUTHORIZED.into_response();
+        return Err(StatusCode::UNAUTHORIZED);
+    }
+    Ok(())
+}
+
+fn proxy_error(e: &confab_protocol::ErrorReply) -> Response {
+    let mut error = json!({"code": e.code, "message": e.message});
+    if e.temporary {
+        error["temporary"] = json!(true);
+    }
+    Json(json!({ "error": error })).into_response()
+}
+
+/// What Centrifugo's RPC proxy sends (the fields this server reads).
+#[derive(serde::Deserialize)]
+pub(crate) struct RpcProxyRequest {
+    #[serde(default)]
+    client: String,
+    #[serde(default)]
+    user: String,
+    method: String,
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+}
+
+/// `POST /api/centrifugo/rpc`.
+pub(crate) async fn rpc_proxy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use confab_protocol::{ErrorCode, ErrorReply};
+    if let Err(status) = proxy_caller(&state, &headers) {
+        return status.into_response();
+    }
+    let Ok(req) = serde_json::from_slice::<RpcProxyRequest>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "not an RPC proxy request"})),
+        )
+            .into_response();
+    };
+    if req.user.is_empty() {
+        return proxy_error(&ErrorReply::from_code(ErrorCode::PERMISSION_DENIED));
+    }
+    if req.method == confab_protocol::SEND_METHOD {
+        let Some(backend) = state.centrifugo.clone() else {
+            return proxy_error(&ErrorReply::with_message(
+                ErrorCode::NOT_AVAILABLE,
+                "not available: this backend has no Centrifugo server API configured",
+            ));
+        };
+        return match backend.send(&state, &req.user, &req.client, req.data).await {
+            Ok(data) => Json(json!({"result": {"data": data}})).into_response(),
+            Err(e) => proxy_error(&e),
+        };
+    }
+    match crate::rpc::run(&state, &req.user, req.method, req.data).await {
+        Ok(done) => {
+            if let Some((channel, whose, reason)) = done.ends {
+                state.hub.end_subscriptions(
+                    &channel,
+                    &whose,
+                    crate::rpc::UNSUBSCRIBE_NOT_MEMBER,
+                    reason,
+                );
+                if let Some(backend) = &state.centrifugo {
+                    if let Err(e) = backend.api().unsubscribe(&whose, &channel).await {
+                        // The membership is gone: the subscribe proxy refuses the user from now
+                        // on, whatever happened to the live subscription.
+                        tracing::warn!(error = %e, "cannot end a subscription in Centrifugo");
+                    }
+                }
+            }
+            Json(json!({"result": {"data": done.data}})).into_response()
+        }
+        Err(e) => proxy_error(&e),
+    }
+}
+
+/// `POST /api/centrifugo/subscribe`.
+pub(crate) async fn subscribe_proxy(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(status) = proxy_caller(&state, &headers) {
+        return status.into_response();
     }
     let Ok(req) = serde_json::from_slice::<SubscribeProxyRequest>(&body) else {
         return (
@@ -146,11 +263,7 @@ pub(crate) async fn subscribe_proxy(
     }
     match state.room_access(&req.channel, &req.user).await {
         Ok(()) => Json(json!({"result": {}})).into_response(),
-        Err(code) => {
-            let e = confab_protocol::ErrorReply::from_code(code);
-            Json(json!({"error": {"code": e.code, "message": e.message, "temporary": e.temporary}}))
-                .into_response()
-        }
+        Err(code) => proxy_error(&confab_protocol::ErrorReply::from_code(code)),
     }
 }
 

@@ -682,3 +682,92 @@ async fn room_names_with_controls_or_bidi_formatting_are_refused() {
         "general and the new one"
     );
 }
+
+#[tokio::test]
+async fn messages_send_is_the_publish_as_an_rpc_with_the_author_and_name_of_the_server() {
+    let idp = Idp::start(IdpOptions::default()).await.expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(test_config(&idp.issuer_str(), dir.path())).await;
+    let alice_tokens = idp.login("alice").await.expect("alice logs in");
+    let bob_tokens = idp.login("bob").await.expect("bob logs in");
+    let mut alice = Client::connected(&server.url, &alice_tokens.access_token).await;
+    let mut bob = Client::connected(&server.url, &bob_tokens.access_token).await;
+    let r = bob
+        .call(json!({"subscribe": {"channel": "room:general"}}))
+        .await;
+    let epoch = r.subscribe.expect("bob subscribes").epoch;
+
+    let send = json!({"rpc": {"method": "messages.send", "data": {
+        "room": "general", "id": "6f9619ff-8b86-d011-b42d-00c04fc964ff", "text": "hello", "ts": 7}}});
+    let r = alice.call(send.clone()).await;
+    let sent = r
+        .rpc
+        .and_then(|r| r.data)
+        .unwrap_or_else(|| panic!("messages.send answers, got {:?}", r.error));
+    assert_eq!(
+        sent,
+        json!({"offset": 1, "epoch": epoch}),
+        "the place in the stream"
+    );
+    let p = bob
+        .next_push()
+        .await
+        .publication
+        .expect("bob receives the message");
+    assert_eq!(
+        (
+            &p.data["author"],
+            &p.data["name"],
+            &p.data["text"],
+            &p.data["ts"]
+        ),
+        (
+            &json!("alice"),
+            &json!("Alice Example"),
+            &json!("hello"),
+            &json!(7)
+        ),
+        "author and display name are the server's (from alice's token), text and ts hers"
+    );
+    let r = alice.call(send).await;
+    assert_eq!(
+        r.rpc.and_then(|r| r.data),
+        Some(json!({"offset": 1, "epoch": epoch})),
+        "the same id again answers the first place and is not stored twice"
+    );
+    for (what, data, code) in [
+        (
+            "a room the user is not in",
+            json!({"room": "nosuch", "id": "6f9619ff-8b86-d011-b42d-00c04fc96400", "text": "x", "ts": 1}),
+            ErrorCode::UNKNOWN_CHANNEL,
+        ),
+        (
+            "an author field",
+            json!({"room": "general", "id": "6f9619ff-8b86-d011-b42d-00c04fc96401", "text": "x", "ts": 1, "author": "mallory"}),
+            ErrorCode::BAD_REQUEST,
+        ),
+        (
+            "an empty text",
+            json!({"room": "general", "id": "6f9619ff-8b86-d011-b42d-00c04fc96402", "text": " ", "ts": 1}),
+            ErrorCode::BAD_REQUEST,
+        ),
+        (
+            "no id",
+            json!({"room": "general", "text": "x", "ts": 1}),
+            ErrorCode::BAD_REQUEST,
+        ),
+    ] {
+        let r = alice
+            .call(json!({"rpc": {"method": "messages.send", "data": data}}))
+            .await;
+        assert_eq!(error_code(&r), Some(code), "{what}: {:?}", r.error);
+    }
+    let r = bob
+        .call(json!({"history": {"channel": "room:general", "limit": -1}}))
+        .await;
+    assert_eq!(
+        r.history.expect("history").publications.len(),
+        1,
+        "only the one message was stored"
+    );
+}

@@ -1,10 +1,13 @@
-//! The outbox's messages on the wire: published in send order (up to `max_in_flight` at once),
-//! removed on the server's acknowledgement, retried after a temporary refusal, failed otherwise.
+//! The outbox's messages on the wire: sent in send order (up to `max_in_flight` at once) with
+//! the `messages.send` RPC, removed on the server's acknowledgement (`{offset, epoch}`), retried
+//! after a temporary refusal, failed otherwise. The RPC, not a client `publish`, so the same
+//! relay sends through confab-server and through a Centrifugo deployment, where only the
+//! backend publishes.
 
 use std::time::Duration;
 
 use confab_protocol::{
-    room_channel, ChatMessage, Command as WireCommand, ErrorCode, PublishRequest, Reply,
+    Command as WireCommand, ErrorCode, Reply, RpcRequest, SendMessage, Sent, SEND_METHOD,
 };
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -89,9 +92,9 @@ impl Core {
             let Some((_, item)) = self.items.get(&id) else {
                 continue;
             };
-            let msg = ChatMessage {
+            let msg = SendMessage {
+                room: item.room.clone(),
                 id: item.id,
-                author: String::new(),
                 text: item.text.clone(),
                 ts: item.ts,
             };
@@ -102,9 +105,11 @@ impl Core {
                     continue;
                 }
             };
-            let channel = room_channel(&item.room);
             let cmd_id = self.push_cmd(WireCommand {
-                publish: Some(PublishRequest { channel, data }),
+                rpc: Some(RpcRequest {
+                    method: SEND_METHOD.to_owned(),
+                    data: Some(data),
+                }),
                 ..WireCommand::default()
             });
             self.pending.insert(cmd_id, Pending::Publish(id));
@@ -124,7 +129,11 @@ impl Core {
         let Some((seq, item)) = self.items.get(&id).map(|(s, i)| (*s, i.clone())) else {
             return;
         };
-        match (reply.error, reply.publish) {
+        let sent = reply
+            .rpc
+            .and_then(|r| r.data)
+            .and_then(|d| serde_json::from_value::<Sent>(d).ok());
+        match (reply.error, sent) {
             (None, Some(res)) => {
                 if let Err(e) = self.remover.remove(id) {
                     // It stays in the outbox file and is re-published (and deduplicated by the
@@ -157,7 +166,9 @@ impl Core {
             }
             (None, None) => {
                 self.queue.insert(seq, id);
-                self.end = Some(End::Protocol("publish reply without result".into()));
+                self.end = Some(End::Protocol(
+                    "messages.send reply without {offset, epoch}".into(),
+                ));
             }
         }
     }
