@@ -45,6 +45,12 @@ if (!['oidc', 'rfc8414', 'rfc8414-foreign', 'none'].includes(REVOCATION_IN)) {
 }
 const RESOURCE_HTTPS_ONLY = process.env.IDP_RESOURCE_HTTPS_ONLY === '1';
 const ERROR_WITHOUT_ISS = process.env.IDP_ERROR_WITHOUT_ISS === '1';
+// Like providers without resource indicators: access tokens are opaque strings, which only
+// introspection (RFC 7662) can tell anything about.
+const OPAQUE_ACCESS_TOKENS = process.env.IDP_OPAQUE_ACCESS_TOKENS === '1';
+// The chat backend's own confidential client, for introspection. A public test fixture.
+const BACKEND_CLIENT_ID = 'confab-backend';
+const BACKEND_CLIENT_SECRET = process.env.IDP_BACKEND_CLIENT_SECRET || 'confab-backend-test-secret';
 
 // RFC 8707 resource indicators must be absolute URIs. The chat service is addressed by
 // `urn:confab:chat` (or by the audience itself when that is already an absolute URI); the
@@ -229,6 +235,14 @@ function buildProvider(issuer) {
         'http://127.0.0.1/logout',
         'http://127.0.0.1/callback',
       ],
+    }, {
+      client_id: BACKEND_CLIENT_ID,
+      client_secret: BACKEND_CLIENT_SECRET,
+      client_name: 'Confab chat backend',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: [],
+      response_types: [],
+      redirect_uris: [],
     }],
     jwks: { keys: [signingKey('RS256'), signingKey('ES256')] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -288,12 +302,18 @@ function buildProvider(issuer) {
     features: {
       devInteractions: { enabled: false },
       revocation: { enabled: true },
-      introspection: { enabled: true },
+      introspection: {
+        enabled: true,
+        // The chat backend (a confidential client) may introspect any token; a public client
+        // only its own (oidc-provider's default rule, stated here).
+        allowedPolicy: async (ctx, client, token) =>
+          client.clientAuthMethod !== 'none' || token.clientId === ctx.oidc.client.clientId,
+      },
       rpInitiatedLogout: { enabled: true },
       dPoP: { enabled: true },
       userinfo: { enabled: true },
       resourceIndicators: {
-        enabled: true,
+        enabled: !OPAQUE_ACCESS_TOKENS,
         defaultResource: async (_ctx, _client, oneOf) => oneOf ?? CHAT_RESOURCE,
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, resourceIndicator) => {
@@ -606,7 +626,7 @@ server.listen(PORT, '127.0.0.1', () => {
   provider.use(interactionMiddleware(provider));
   handler = provider.callback();
 
-  log(`mode=${MODE} access_ttl=${ACCESS_TTL}s refresh_ttl=${REFRESH_TTL}s audience=${AUDIENCE} resource=${CHAT_RESOURCE} access_token_alg=${ACCESS_TOKEN_ALG} revocation_in=${REVOCATION_IN} resource_https_only=${RESOURCE_HTTPS_ONLY} error_without_iss=${ERROR_WITHOUT_ISS}`);
+  log(`mode=${MODE} access_ttl=${ACCESS_TTL}s refresh_ttl=${REFRESH_TTL}s audience=${AUDIENCE} resource=${CHAT_RESOURCE} access_token_alg=${ACCESS_TOKEN_ALG} revocation_in=${REVOCATION_IN} resource_https_only=${RESOURCE_HTTPS_ONLY} error_without_iss=${ERROR_WITHOUT_ISS} opaque_access_tokens=${OPAQUE_ACCESS_TOKENS}`);
   log(`client_id=${CLIENT_ID} redirect_uris=dev.confab.chat:/oauth/callback, http://127.0.0.1:<any port>/callback`);
   if (MODE === 'interactive') {
     for (const [name, user] of USERS) log(`test user: ${name} / ${user.password} (${user.name}, ${user.email})`);

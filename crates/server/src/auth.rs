@@ -279,6 +279,12 @@ pub(crate) fn refusal(e: &jsonwebtoken::errors::Error) -> AuthError {
     }
 }
 
+/// Whether `token` has the shape of a JWS (three parts, a header that parses); opaque tokens
+/// do not.
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.split('.').count() == 3 && jsonwebtoken::decode_header(token).is_ok()
+}
+
 /// The `iss` of a JWT's payload, unverified: only to pick the key set to verify it with.
 pub fn unverified_issuer(token: &str) -> Option<String> {
     use base64::Engine;

@@ -85,6 +85,18 @@ pub struct Config {
     /// (`CONFAB_CENTRIFUGO_API_KEY`).
     #[serde(deserialize_with = "secret")]
     pub centrifugo_api_key: Option<SecretString>,
+    /// This server's client id at the identity provider, for RFC 7662 introspection of opaque
+    /// access tokens (tokens that are not JWTs). Unset: only JWT access tokens are accepted.
+    pub introspection_client_id: Option<String>,
+    /// Its client secret; from the environment (`CONFAB_INTROSPECTION_CLIENT_SECRET`).
+    #[serde(deserialize_with = "secret")]
+    pub introspection_client_secret: Option<SecretString>,
+    /// The introspection endpoint, when the provider's discovery or RFC 8414 metadata does
+    /// not name one.
+    pub introspection_endpoint: Option<url::Url>,
+    /// Clients whose opaque tokens are accepted (the token's `client_id`); empty: any client
+    /// of the provider.
+    pub introspection_allowed_clients: Vec<String>,
 }
 
 /// A secret from the file, kept as a [`SecretString`] (redacted `Debug`, zeroized).
@@ -127,6 +139,10 @@ impl Default for Config {
             centrifugo_proxy_secret: None,
             centrifugo_api_url: None,
             centrifugo_api_key: None,
+            introspection_client_id: None,
+            introspection_client_secret: None,
+            introspection_endpoint: None,
+            introspection_allowed_clients: Vec::new(),
         }
     }
 }
@@ -195,6 +211,19 @@ impl Config {
             return Err(Error::Config(
                 "centrifugo_proxy_secret must be at least 16 characters".into(),
             ));
+        }
+        if self.introspection_client_id.is_some() != self.introspection_client_secret.is_some() {
+            return Err(Error::Config(
+                "introspection_client_id and introspection_client_secret go together".into(),
+            ));
+        }
+        if let Some(url) = &self.introspection_endpoint {
+            let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+            if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+                return Err(Error::Config(
+                    "introspection_endpoint must be https (http only on loopback)".into(),
+                ));
+            }
         }
         if self.centrifugo_api_url.is_some() != self.centrifugo_api_key.is_some() {
             return Err(Error::Config(

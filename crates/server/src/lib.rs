@@ -10,6 +10,7 @@ pub mod config;
 mod conn;
 pub mod error;
 pub mod hub;
+pub mod introspect;
 pub mod mint;
 mod rpc;
 pub mod store;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Token verifier for the configured issuer.
     pub verifier: Arc<TokenVerifier>,
+    /// RFC 7662 introspection of opaque access tokens (when a client id is configured).
+    pub introspector: Option<Arc<introspect::Introspector>>,
     /// The chat tokens this server mints and accepts.
     pub chat_tokens: Arc<mint::ChatTokens>,
     /// Durable store.
@@ -92,8 +95,24 @@ impl AppState {
             ))),
             _ => None,
         };
+        let introspector = match (
+            &config.introspection_client_id,
+            &config.introspection_client_secret,
+        ) {
+            (Some(id), Some(secret)) => Some(Arc::new(introspect::Introspector::new(
+                introspect::IntrospectionSettings {
+                    issuer: config.issuer.clone(),
+                    client_id: id.clone(),
+                    client_secret: secret.clone(),
+                    endpoint: config.introspection_endpoint.clone(),
+                    allowed_clients: config.introspection_allowed_clients.clone(),
+                },
+            )?)),
+            _ => None,
+        };
         Ok(Self {
             hub,
+            introspector,
             centrifugo,
             writer,
             chat_tokens: Arc::new(chat_tokens),
@@ -114,6 +133,20 @@ impl AppState {
             return self
                 .chat_tokens
                 .verify(token, self.config.token_leeway_secs);
+        }
+        self.verify_access_token(token).await
+    }
+
+    /// Verifies an identity provider's access token: a JWT against the issuer's JWKS, any
+    /// other token by RFC 7662 introspection when that is configured.
+    pub async fn verify_access_token(
+        &self,
+        token: &str,
+    ) -> std::result::Result<auth::Identity, auth::AuthError> {
+        if let Some(introspector) = &self.introspector {
+            if !auth::looks_like_jwt(token) {
+                return introspector.verify(token).await;
+            }
         }
         self.verifier.verify(token).await
     }

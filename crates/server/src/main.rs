@@ -48,6 +48,16 @@ struct Args {
     /// Centrifugo's server API URL (e.g. http://127.0.0.1:8000/api), for the backend role.
     #[arg(long, env = "CONFAB_CENTRIFUGO_API_URL")]
     centrifugo_api_url: Option<url::Url>,
+    /// This server's client id at the identity provider (RFC 7662 introspection).
+    #[arg(long, env = "CONFAB_INTROSPECTION_CLIENT_ID")]
+    introspection_client_id: Option<String>,
+    /// Its client secret.
+    #[arg(
+        long,
+        env = "CONFAB_INTROSPECTION_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    introspection_client_secret: Option<String>,
     /// Centrifugo's server API key.
     #[arg(long, env = "CONFAB_CENTRIFUGO_API_KEY", hide_env_values = true)]
     centrifugo_api_key: Option<String>,
@@ -90,6 +100,12 @@ fn config_from(args: &Args) -> confab_server::Result<Config> {
     }
     if let Some(v) = &args.centrifugo_proxy_secret {
         config.centrifugo_proxy_secret = Some(confab_types::SecretString::new(v.clone()));
+    }
+    if let Some(v) = &args.introspection_client_id {
+        config.introspection_client_id = Some(v.clone());
+    }
+    if let Some(v) = &args.introspection_client_secret {
+        config.introspection_client_secret = Some(confab_types::SecretString::new(v.clone()));
     }
     if let Some(v) = &args.centrifugo_api_url {
         config.centrifugo_api_url = Some(v.clone());

@@ -67,7 +67,7 @@ pub(crate) async fn chat_token(State(state): State<AppState>, headers: HeaderMap
         );
     };
     // Only the identity provider's tokens buy a chat token, not a chat token itself.
-    let identity = match state.verifier.verify(access).await {
+    let identity = match state.verify_access_token(access).await {
         Ok(i) => i,
         Err(AuthError::Expired) => {
             return refused(

@@ -264,3 +264,110 @@ async fn the_subscribe_proxy_checks_its_secret_and_room_membership() {
         }
     }
 }
+
+/// The chat backend's client at the test IdP (a public fixture of tests/idp).
+const BACKEND_CLIENT: (&str, &str) = ("confab-backend", "confab-backend-test-secret");
+
+fn introspecting(config: &mut confab_server::Config, secret: &str) {
+    config.introspection_client_id = Some(BACKEND_CLIENT.0.to_owned());
+    config.introspection_client_secret = Some(confab_types::SecretString::new(secret.to_owned()));
+}
+
+#[tokio::test]
+async fn opaque_access_tokens_are_checked_by_introspection() {
+    let idp = Idp::start(IdpOptions::default().with_env("IDP_OPAQUE_ACCESS_TOKENS", "1"))
+        .await
+        .expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(&idp.issuer_str(), dir.path());
+    introspecting(&mut config, BACKEND_CLIENT.1);
+    config.introspection_allowed_clients = vec!["confab-desktop".to_owned()];
+    let server = TestServer::start(config).await;
+    let alice = idp.login("alice").await.expect("login");
+    assert!(
+        !confab_server::auth::looks_like_jwt(&alice.access_token),
+        "the IdP issues opaque access tokens in this mode"
+    );
+
+    let resp = ask(&server, Some(&format!("Bearer {}", alice.access_token))).await;
+    assert_eq!(
+        resp.status(),
+        200,
+        "an active opaque token buys a chat token"
+    );
+    let body: Value = resp.json().await.expect("json");
+    let token = body["token"].as_str().expect("a token").to_owned();
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(&token)
+        .expect("a JWT")
+        .claims;
+    assert_eq!(claims["sub"], "alice", "the subject the provider named");
+    assert_eq!(
+        claims["info"]["name"], "Alice Example",
+        "the display name from the introspection answer"
+    );
+    let access_exp = unix_now() + alice.expires_in.expect("expires_in");
+    assert!(
+        claims["exp"].as_u64().expect("exp") <= access_exp + 1,
+        "never past the access token's expiry: {claims}"
+    );
+    // The minted token connects, and so does the opaque token itself.
+    let (_, reply) = Client::connect(&server.url, &token).await;
+    assert!(
+        reply.connect.is_some(),
+        "the chat token connects: {reply:?}"
+    );
+    let (_, reply) = Client::connect(&server.url, &alice.access_token).await;
+    assert!(
+        reply.connect.is_some(),
+        "the opaque token connects: {reply:?}"
+    );
+
+    // Refused, with nothing minted: a made-up token, a refresh token, a revoked token.
+    let refresh = alice.refresh_token.clone().expect("refresh token");
+    for (what, bad) in [
+        (
+            "a made-up opaque token",
+            "aGVsbG8tdGhpcy1pcy1ub3QtYS10b2tlbi1hdC1hbGw".to_owned(),
+        ),
+        ("a refresh token", refresh),
+    ] {
+        let resp = ask(&server, Some(&format!("Bearer {bad}"))).await;
+        assert_eq!(resp.status(), 401, "{what} is refused");
+        let body: Value = resp.json().await.expect("json");
+        assert!(
+            body.get("token").is_none(),
+            "{what}: nothing minted: {body}"
+        );
+    }
+    assert!(idp.revoke_grants("alice").await.expect("revoke") >= 1);
+    let resp = ask(&server, Some(&format!("Bearer {}", alice.access_token))).await;
+    assert_eq!(
+        resp.status(),
+        401,
+        "a revoked token is refused at once: the provider is asked every time"
+    );
+}
+
+#[tokio::test]
+async fn introspection_with_the_wrong_backend_secret_is_unavailable_not_a_user_error() {
+    let idp = Idp::start(IdpOptions::default().with_env("IDP_OPAQUE_ACCESS_TOKENS", "1"))
+        .await
+        .expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(&idp.issuer_str(), dir.path());
+    introspecting(&mut config, "not-the-backend-secret");
+    let server = TestServer::start(config).await;
+    let alice = idp.login("alice").await.expect("login");
+    let resp = ask(&server, Some(&format!("Bearer {}", alice.access_token))).await;
+    assert_eq!(
+        resp.status(),
+        503,
+        "the backend's own credentials were refused: the user's token is not to blame"
+    );
+
+    // Without introspection configured an opaque token is simply not a JWT.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(test_config(&idp.issuer_str(), dir.path())).await;
+    let resp = ask(&server, Some(&format!("Bearer {}", alice.access_token))).await;
+    assert_eq!(resp.status(), 401, "an opaque token without introspection");
+}
