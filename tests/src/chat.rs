@@ -242,6 +242,8 @@ pub struct MsgRow {
     pub id: Option<String>,
     /// `data-author` (user id).
     pub author: Option<String>,
+    /// `textContent` of `.msg-author`: the name shown (the display name, else the user id).
+    pub shown_author: String,
     /// `data-state` (`pending`/`sent`/`failed`, own messages).
     pub state: Option<String>,
     /// Has class `own`.
@@ -259,6 +261,7 @@ impl MsgRow {
             offset: s("offset").and_then(|o| o.parse().ok()),
             id: s("id"),
             author: s("author"),
+            shown_author: s("shownAuthor").unwrap_or_default(),
             state: s("state"),
             own: v.get("own").and_then(|x| x.as_bool()).unwrap_or(false),
             text: s("text").unwrap_or_default(),
@@ -313,11 +316,13 @@ const settle = () => new Promise((resolve) => {
 });
 const row = (el) => {
   const t = el.querySelector('.msg-text');
+  const who = el.querySelector('.msg-author');
   const top = el.getBoundingClientRect().top - (scroller ? scroller.getBoundingClientRect().top - scroller.scrollTop : 0);
   return {
     offset: el.dataset.offset ?? null,
     id: el.dataset.id ?? null,
     author: el.dataset.author ?? null,
+    shownAuthor: who ? who.textContent : '',
     state: el.dataset.state ?? null,
     own: el.classList.contains('own'),
     text: t ? t.textContent : '',

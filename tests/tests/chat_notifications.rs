@@ -61,7 +61,8 @@ async fn messages_from_others_notify_while_the_window_is_in_the_background() {
         .wait_for_message(first, None)
         .await
         .expect("alice receives bob's message");
-    let wanted = ("bob in general".to_owned(), first.to_owned());
+    // The sender by the display name the server attested, not by their user id.
+    let wanted = ("Bob Example in general".to_owned(), first.to_owned());
     let got = alice
         .poll_for(
             "a desktop notification for bob's message",

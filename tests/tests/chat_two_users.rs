@@ -36,6 +36,15 @@ fn assert_conversation(viewer: &str, history: &Sweep, expected: &[(&str, String)
             Some(*author),
             "{viewer}: {text:?} is attributed to its author"
         );
+        let display = match *author {
+            "alice" => "Alice Example",
+            "bob" => "Bob Example",
+            other => other,
+        };
+        assert_eq!(
+            row.shown_author, display,
+            "{viewer}: {text:?} shows its author's display name, attested by the server"
+        );
         assert_eq!(
             row.own,
             *author == viewer,

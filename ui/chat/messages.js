@@ -15,6 +15,8 @@ export function toMessage(m) {
     id: m.id == null ? null : String(m.id),
     offset: m.offset,
     author: String(m.author ?? ''),
+    // The display name the server attested (absent: the author's id is all there is).
+    name: String(m.name ?? ''),
     text: String(m.text ?? ''),
     ts: safeTs(m.ts),
     own: Boolean(m.own) || (state.me !== null && m.author === state.me),
@@ -28,12 +30,19 @@ export function toMessage(m) {
  * own pending row or one already moved by message-state `sent`) is updated, never duplicated.
  */
 export function addDelivered(msg) {
-  if (view.byOffset.has(msg.offset)) return { added: false };
+  const placed = view.byOffset.get(msg.offset);
+  if (placed) {
+    // The user's own message, placed by message-state `sent`: the server's copy brings what
+    // only the server knows (the author and the display name it attested).
+    const changed = placed.id === msg.id && (placed.author !== msg.author || placed.name !== msg.name);
+    if (changed) Object.assign(placed, { author: msg.author, name: msg.name });
+    return { added: false, changed };
+  }
   const known = msg.id !== null ? view.byId.get(msg.id) : undefined;
   if (known) {
     if (known.offset != null) return { added: false };
     removeUnsent(known);
-    Object.assign(known, { offset: msg.offset, ts: msg.ts, text: msg.text, author: msg.author, state: 'sent', reason: null });
+    Object.assign(known, { offset: msg.offset, ts: msg.ts, text: msg.text, author: msg.author, name: msg.name, state: 'sent', reason: null });
     insertDelivered(known);
     return { added: true, fromOthers: false };
   }

@@ -55,7 +55,7 @@ export function buildItems() {
     const grouped = prev !== null && prev.author === msg.author && prev.own === msg.own
       && msg.ts - prev.ts < GROUP_MS && msg.ts >= prev.ts;
     const key = msg.id !== null ? `m:${msg.id}` : `o:${msg.offset}`;
-    const sig = `${grouped ? 'g' : 'h'}|${msg.state}|${msg.offset ?? ''}|${msg.reason ?? ''}`;
+    const sig = `${grouped ? 'g' : 'h'}|${msg.state}|${msg.offset ?? ''}|${msg.reason ?? ''}|${msg.name}`;
     items.push({ key, kind: 'msg', msg, grouped, sig });
     prev = msg;
   };
@@ -153,8 +153,11 @@ function renderMessage({ msg, grouped }) {
   const avatar = document.createElement('div');
   avatar.className = 'msg-avatar';
   avatar.setAttribute('aria-hidden', 'true');
+  // People are shown by the display name the server attested, else by their id; colours and
+  // grouping follow the id, which cannot be spoofed by picking someone's name.
+  const shown = msg.name || msg.author;
   if (!grouped && !msg.own) {
-    avatar.textContent = initials(msg.author);
+    avatar.textContent = initials(shown);
     avatar.style.setProperty('--hue', String(hueOf(msg.author)));
   } else if (grouped && !msg.own) {
     // A grouped row has no header: its time shows in the avatar column on hover.
@@ -168,7 +171,8 @@ function renderMessage({ msg, grouped }) {
   head.className = 'msg-head';
   const author = document.createElement('span');
   author.className = 'msg-author';
-  author.textContent = msg.author;
+  author.textContent = shown;
+  if (shown !== msg.author) author.title = msg.author;
   if (!msg.own) author.style.setProperty('--hue', String(hueOf(msg.author)));
   const time = document.createElement('time');
   time.className = 'msg-time';

@@ -22,9 +22,10 @@ const READ_THROTTLE_MS = 500;
 
 export function onMessage(event) {
   if (event.room !== view.room || !view.loaded) return; // the next room-reset covers it
-  const { added, fromOthers } = addDelivered(toMessage(event));
+  const { added, fromOthers, changed } = addDelivered(toMessage(event));
+  if (changed) list.invalidateSoon();
   if (!added) return;
-  if (fromOthers) announce(`${event.author}: ${event.text}`);
+  if (fromOthers) announce(`${event.name || event.author}: ${event.text}`);
   if (!list.atBottom && fromOthers) {
     view.unseen += 1;
     $('jump-latest').hidden = false;

@@ -8,10 +8,10 @@ use crate::transport::Utf8Bytes;
 
 /// A chat message as the UI shows it.
 ///
-/// Its three strings (room, author, text) live in one shared, immutable buffer. An entry the
-/// relay reads from the socket uses **the frame it arrived in** (a slice of the connection's
-/// read buffer), so decoding a publication copies and allocates nothing; [`ChatEntry::new`]
-/// makes one allocation for all three. Cloning only counts a reference.
+/// Its four strings (room, author, name, text) live in one shared, immutable buffer. An entry
+/// the relay reads from the socket uses **the frame it arrived in** (a slice of the
+/// connection's read buffer), so decoding a publication copies and allocates nothing;
+/// [`ChatEntry::new`] makes one allocation for all four. Cloning only counts a reference.
 ///
 /// The flip side: an entry keeps its buffer alive, and a frame's buffer is the read buffer it
 /// was cut from (up to 128 KiB, shared by the frames read with it). Showing an entry and
@@ -20,7 +20,9 @@ use crate::transport::Utf8Bytes;
 /// a room loads, and once the UI lags: see `outlet.rs`), so a slow UI cannot make it hold
 /// read buffers without limit.
 ///
-/// Serialized as `{"room", "offset", "id", "author", "text", "ts"}`.
+/// Serialized as `{"room", "offset", "id", "author", "name"?, "text", "ts"}`: `author` is the
+/// sender's subject and `name` their display name, both written by the server (`name` is left
+/// out when the server gave none).
 #[derive(Clone)]
 pub struct ChatEntry {
     /// Position in the room's stream (unique per room, increasing).
@@ -38,6 +40,7 @@ struct Strings {
     buf: Utf8Bytes,
     room: Span,
     author: Span,
+    name: Span,
     text: Span,
 }
 
@@ -54,16 +57,16 @@ impl Span {
 }
 
 impl Strings {
-    /// One buffer of exactly the three strings' length (one allocation).
-    fn owned(room: &str, author: &str, text: &str) -> Self {
-        let mut buf = String::with_capacity(room.len() + author.len() + text.len());
+    /// One buffer of exactly the four strings' length (one allocation).
+    fn owned(room: &str, author: &str, name: &str, text: &str) -> Self {
+        let mut buf = String::with_capacity(room.len() + author.len() + name.len() + text.len());
         let mut span = |s: &str| {
             let start = buf.len();
             buf.push_str(s);
             (start, buf.len())
         };
-        let (room, author, text) = (span(room), span(author), span(text));
-        let spans = [room, author, text].map(|(start, end)| {
+        let (room, author, name, text) = (span(room), span(author), span(name), span(text));
+        let spans = [room, author, name, text].map(|(start, end)| {
             // Within u32: a chat message is far smaller (the server caps texts at 4,000 chars).
             Span {
                 start: u32::try_from(start).unwrap_or(u32::MAX),
@@ -75,12 +78,13 @@ impl Strings {
             buf: buf.into(),
             room: spans[0],
             author: spans[1],
-            text: spans[2],
+            name: spans[2],
+            text: spans[3],
         }
     }
 
-    /// Spans of `frame` for the three strings if each is a slice of it, else `None`.
-    fn within(frame: &Utf8Bytes, room: &str, author: &str, text: &str) -> Option<Self> {
+    /// Spans of `frame` for the four strings if each is a slice of it, else `None`.
+    fn within(frame: &Utf8Bytes, room: &str, author: &str, name: &str, text: &str) -> Option<Self> {
         let base = frame.as_str().as_ptr() as usize;
         let span = |s: &str| {
             let start = (s.as_ptr() as usize).checked_sub(base)?;
@@ -93,9 +97,16 @@ impl Strings {
                 end: u32::try_from(end).ok()?,
             })
         };
+        // An empty string need not lie in the frame (a name that was absent).
+        let name = if name.is_empty() {
+            Span { start: 0, end: 0 }
+        } else {
+            span(name)?
+        };
         Some(Self {
             room: span(room)?,
             author: span(author)?,
+            name,
             text: span(text)?,
             buf: frame.clone(),
         })
@@ -109,35 +120,46 @@ impl Strings {
 }
 
 impl ChatEntry {
-    /// An entry with its own buffer (one allocation for the three strings).
-    pub fn new(room: &str, offset: u64, id: Uuid, author: &str, text: &str, ts: i64) -> Self {
+    /// An entry with its own buffer (one allocation for the four strings); `name` is `""`
+    /// when the server gave none.
+    pub fn new(
+        room: &str,
+        offset: u64,
+        id: Uuid,
+        author: &str,
+        name: &str,
+        text: &str,
+        ts: i64,
+    ) -> Self {
         Self {
             offset,
             id,
             ts,
-            strings: Strings::owned(room, author, text),
+            strings: Strings::owned(room, author, name, text),
         }
     }
 
     /// An entry whose strings are slices of `frame` (no copy, no allocation) when they are;
     /// otherwise (a string that had escapes and was unescaped, say) one with its own buffer.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn in_frame(
         frame: &Utf8Bytes,
         room: &str,
         offset: u64,
         id: Uuid,
         author: &str,
+        name: &str,
         text: &str,
         ts: i64,
     ) -> Self {
-        match Strings::within(frame, room, author, text) {
+        match Strings::within(frame, room, author, name, text) {
             Some(strings) => Self {
                 offset,
                 id,
                 ts,
                 strings,
             },
-            None => Self::new(room, offset, id, author, text, ts),
+            None => Self::new(room, offset, id, author, name, text, ts),
         }
     }
 
@@ -149,6 +171,7 @@ impl ChatEntry {
             self.offset,
             self.id,
             self.author(),
+            self.name(),
             self.text(),
             self.ts,
         )
@@ -158,6 +181,7 @@ impl ChatEntry {
     pub fn shares_a_frame(&self) -> bool {
         let used = self.strings.room.range().len()
             + self.strings.author.range().len()
+            + self.strings.name.range().len()
             + self.strings.text.range().len();
         self.strings.buf.len() > used
     }
@@ -170,6 +194,11 @@ impl ChatEntry {
     /// Author's user id (set by the server).
     pub fn author(&self) -> &str {
         self.strings.get(self.strings.author)
+    }
+
+    /// Author's display name (set by the server; `""` when it gave none).
+    pub fn name(&self) -> &str {
+        self.strings.get(self.strings.name)
     }
 
     /// Text.
@@ -185,6 +214,7 @@ impl PartialEq for ChatEntry {
             && self.ts == other.ts
             && self.room() == other.room()
             && self.author() == other.author()
+            && self.name() == other.name()
             && self.text() == other.text()
     }
 }
@@ -198,6 +228,7 @@ impl std::fmt::Debug for ChatEntry {
             .field("offset", &self.offset)
             .field("id", &self.id)
             .field("author", &self.author())
+            .field("name", &self.name())
             .field("text", &self.text())
             .field("ts", &self.ts)
             .finish()
@@ -207,11 +238,16 @@ impl std::fmt::Debug for ChatEntry {
 impl Serialize for ChatEntry {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("ChatEntry", 6)?;
+        let mut s = serializer.serialize_struct("ChatEntry", 7)?;
         s.serialize_field("room", self.room())?;
         s.serialize_field("offset", &self.offset)?;
         s.serialize_field("id", &self.id)?;
         s.serialize_field("author", self.author())?;
+        if self.name().is_empty() {
+            s.skip_field("name")?;
+        } else {
+            s.serialize_field("name", self.name())?;
+        }
         s.serialize_field("text", self.text())?;
         s.serialize_field("ts", &self.ts)?;
         s.end()
@@ -364,7 +400,8 @@ mod tests {
 
     #[test]
     fn an_entry_read_from_a_frame_shares_it_and_a_detached_copy_does_not() {
-        let frame = Utf8Bytes::from(r#"{"room:général","author":"zoë","text":"a ☕ b"}"#);
+        let frame =
+            Utf8Bytes::from(r#"{"room:général","author":"zoë","name":"Zoë","text":"a ☕ b"}"#);
         let f = frame.as_str();
         let slice = |s: &str| {
             let i = f.find(s).expect("in the frame");
@@ -377,12 +414,21 @@ mod tests {
             3,
             id,
             slice("zoë"),
+            slice("Zoë"),
             slice("a ☕ b"),
             4,
         );
         assert_eq!(
-            (e.room(), e.author(), e.text(), e.offset, e.id, e.ts),
-            ("général", "zoë", "a ☕ b", 3, id, 4),
+            (
+                e.room(),
+                e.author(),
+                e.name(),
+                e.text(),
+                e.offset,
+                e.id,
+                e.ts
+            ),
+            ("général", "zoë", "Zoë", "a ☕ b", 3, id, 4),
             "the strings read back from the frame, multi-byte characters included"
         );
         assert!(e.shares_a_frame(), "slices of the frame are not copied");
@@ -403,10 +449,10 @@ mod tests {
         let owned_text = String::from("hi \"there\"");
         let frame = Utf8Bytes::from(r#"{"room:r","author":"bob"}"#);
         let f = frame.as_str();
-        let e = ChatEntry::in_frame(&frame, &f[2..8], 1, id, &f[20..23], &owned_text, 2);
+        let e = ChatEntry::in_frame(&frame, &f[2..8], 1, id, &f[20..23], "", &owned_text, 2);
         assert!(
             !e.shares_a_frame(),
-            "an entry that cannot share copies all three"
+            "an entry that cannot share copies all four"
         );
         assert_eq!(
             (e.room(), e.author(), e.text()),
@@ -419,12 +465,14 @@ mod tests {
     fn entries_compare_and_print_by_their_fields_not_their_buffers() {
         let frame = Utf8Bytes::from("xx r alice hi");
         let f = frame.as_str();
-        let shared = ChatEntry::in_frame(&frame, &f[3..4], 1, Uuid::nil(), &f[5..10], &f[11..], 7);
-        let own = ChatEntry::new("r", 1, Uuid::nil(), "alice", "hi", 7);
+        let shared =
+            ChatEntry::in_frame(&frame, &f[3..4], 1, Uuid::nil(), &f[5..10], "", &f[11..], 7);
+        assert!(shared.shares_a_frame(), "an absent name needs no copy");
+        let own = ChatEntry::new("r", 1, Uuid::nil(), "alice", "", "hi", 7);
         assert_eq!(shared, own, "same message, different buffers: equal");
         assert_ne!(
             own,
-            ChatEntry::new("r", 1, Uuid::nil(), "alice", "hi!", 7),
+            ChatEntry::new("r", 1, Uuid::nil(), "alice", "", "hi!", 7),
             "another text is another message"
         );
         assert_eq!(
@@ -458,12 +506,29 @@ mod tests {
             json!({"type": "connection-state", "state": "reconnecting", "in_secs": 3}),
             "connection states carry the seconds until the next try"
         );
-        let v = serde_json::to_value(Event::Message(ChatEntry::new("r", 1, id, "alice", "hi", 5)))
-            .expect("serializable");
+        let v = serde_json::to_value(Event::Message(ChatEntry::new(
+            "r", 1, id, "alice", "", "hi", 5,
+        )))
+        .expect("serializable");
         assert_eq!(
             v,
             json!({"type": "message", "room": "r", "offset": 1, "id": id, "author": "alice", "text": "hi", "ts": 5}),
             "messages carry only what the UI shows"
+        );
+        let v = serde_json::to_value(Event::Message(ChatEntry::new(
+            "r",
+            1,
+            id,
+            "u-5c1f",
+            "Alice Example",
+            "hi",
+            5,
+        )))
+        .expect("serializable");
+        assert_eq!(
+            v,
+            json!({"type": "message", "room": "r", "offset": 1, "id": id, "author": "u-5c1f", "name": "Alice Example", "text": "hi", "ts": 5}),
+            "the display name when the server gave one"
         );
     }
 }

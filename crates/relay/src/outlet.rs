@@ -281,7 +281,15 @@ mod tests {
     use crate::events::ChatEntry;
 
     fn msg(room: &str, offset: u64) -> Event {
-        Event::Message(ChatEntry::new(room, offset, uuid::Uuid::nil(), "a", "t", 0))
+        Event::Message(ChatEntry::new(
+            room,
+            offset,
+            uuid::Uuid::nil(),
+            "a",
+            "",
+            "t",
+            0,
+        ))
     }
 
     #[test]
@@ -321,6 +329,7 @@ mod tests {
                 offset,
                 uuid::Uuid::nil(),
                 &f[2..3],
+                "",
                 &f[4..5],
                 0,
             ))

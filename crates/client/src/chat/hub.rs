@@ -374,7 +374,12 @@ impl ChatHub {
                     self.notifications_enabled(),
                 ) {
                     let room = room_name.unwrap_or_else(|| entry.room().to_owned());
-                    self.show_notification(&format!("{} in {room}", entry.author()), entry.text());
+                    let who = if entry.name().is_empty() {
+                        entry.author()
+                    } else {
+                        entry.name()
+                    };
+                    self.show_notification(&format!("{who} in {room}"), entry.text());
                 }
                 if shown {
                     self.emit(ChatEvent::Message(MessageView { entry, own, at_us }));
@@ -906,6 +911,7 @@ mod tests {
             7,
             Uuid::nil(),
             "bob",
+            "",
             "<img src=x onerror=alert(1)>",
             5,
         );

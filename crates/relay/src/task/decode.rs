@@ -160,13 +160,21 @@ pub fn decode_frame_for_bench(frame: &Utf8Bytes) -> usize {
 /// The chat entry of a publication decoded by a fast path from `frame`: its strings are slices
 /// of the frame when they were read without unescaping (no copy, no allocation).
 pub(super) fn fast_entry(frame: &Utf8Bytes, room: &str, p: PubData<'_>) -> ChatEntry {
-    ChatEntry::in_frame(frame, room, p.offset, p.id, &p.author, &p.text, p.ts)
+    ChatEntry::in_frame(
+        frame, room, p.offset, p.id, &p.author, &p.name, &p.text, p.ts,
+    )
 }
 
 pub(super) fn entry(room: &str, p: &Publication) -> Option<ChatEntry> {
     let m = ChatMessage::deserialize(&p.data).ok()?;
     Some(ChatEntry::new(
-        room, p.offset, m.id, &m.author, &m.text, m.ts,
+        room,
+        p.offset,
+        m.id,
+        &m.author,
+        m.name.as_deref().unwrap_or(""),
+        &m.text,
+        m.ts,
     ))
 }
 

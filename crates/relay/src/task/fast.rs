@@ -67,6 +67,8 @@ pub(crate) struct Chat<'a> {
     pub id: Uuid,
     #[serde(default, borrow)]
     pub author: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub text: Cow<'a, str>,
     pub ts: i64,
@@ -81,6 +83,7 @@ impl<'a> From<PubPush<'a>> for crate::push_line::PubLine<'a> {
                 offset: p.offset,
                 id: p.data.id,
                 author: p.data.author,
+                name: p.data.name.unwrap_or(Cow::Borrowed("")),
                 text: p.data.text,
                 ts: p.data.ts,
             },
