@@ -35,7 +35,8 @@ const APT_BUILD: &[&str] = &[
     "xdg-utils",
 ];
 
-/// Extra Debian packages for the test suite: virtual display, WebDriver, a real Secret Service.
+/// Extra Debian packages for the test suite: virtual display, WebDriver, a real Secret Service,
+/// Redis and nginx for the Centrifugo cluster.
 const APT_TEST: &[&str] = &[
     "xvfb",
     "xauth",
@@ -45,6 +46,10 @@ const APT_TEST: &[&str] = &[
     "python3-venv",
     // `gio open` delivers links in the package install test (xdg-open's fallback on GNOME).
     "libglib2.0-bin",
+    // The Centrifugo cluster tests: Redis as the nodes' engine, nginx as their load balancer
+    // (the tests start their own on free ports; the packages' services are not used).
+    "redis-server",
+    "nginx",
 ];
 
 /// Oldest Node.js major version the test identity provider (oidc-provider 9) runs on here.

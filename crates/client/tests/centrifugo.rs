@@ -4,150 +4,24 @@
 //! subscribe proxy whether the user may open a room (a private room of others is refused),
 //! and a publication made through Centrifugo's server API reaches the member. One node, its
 //! memory engine; the config is the repository's deploy/centrifugo/config.json with the
-//! addresses and secrets of this run given as environment variables.
+//! addresses and secrets of this run given as environment variables (confab-testkit's
+//! `cluster::Centrifugo`).
 
 #[path = "../../relay/tests/common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use confab_client::adapters::MintedTokens;
 use confab_relay::{Error, RelayConfig, SendState};
+use confab_testkit::cluster::{Centrifugo, API_KEY, PROXY_SECRET};
 use serde_json::json;
-use tokio::process::{Child, Command};
 use url::Url;
 use uuid::Uuid;
 
 const T: Duration = Duration::from_secs(30);
-const PROXY_SECRET: &str = "a-proxy-secret-of-this-test-run";
-const API_KEY: &str = "an-api-key-of-this-test-run";
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `CONFAB_CENTRIFUGO`, else `$CONFAB_TOOLS_DIR/bin/centrifugo`, else `target/tools/bin`.
-fn centrifugo_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("CONFAB_CENTRIFUGO") {
-        return PathBuf::from(p);
-    }
-    let tools = std::env::var_os("CONFAB_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/tools"));
-    let bin = tools.join("bin/centrifugo");
-    assert!(
-        bin.is_file(),
-        "Centrifugo is missing at {}: run `cargo xtask setup` (it builds v6.9.1 with `go install`)",
-        bin.display()
-    );
-    bin
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-struct Centrifugo {
-    _child: Child,
-    port: u16,
-    _log: tempfile::NamedTempFile,
-}
-
-impl Centrifugo {
-    async fn start(backend: &str) -> Self {
-        Self::start_on(free_port(), backend).await
-    }
-
-    async fn start_on(port: u16, backend: &str) -> Self {
-        let log = tempfile::NamedTempFile::new().expect("log file");
-        let child = Command::new(centrifugo_binary())
-            .arg("-c")
-            .arg(repo_root().join("deploy/centrifugo/config.json"))
-            .env("CENTRIFUGO_HTTP_SERVER_PORT", port.to_string())
-            .env(
-                "CENTRIFUGO_CLIENT_TOKEN_JWKS_PUBLIC_ENDPOINT",
-                format!("{backend}/api/chat/jwks"),
-            )
-            // The backend is on this machine over plain http (the file's is https).
-            .env(
-                "CENTRIFUGO_CLIENT_TOKEN_INSECURE_SKIP_JWKS_ENDPOINT_SAFETY_CHECK",
-                "true",
-            )
-            .env(
-                "CENTRIFUGO_CHANNEL_PROXY_SUBSCRIBE_ENDPOINT",
-                format!("{backend}/api/centrifugo/subscribe"),
-            )
-            .env(
-                "CENTRIFUGO_CHANNEL_PROXY_SUBSCRIBE_HTTP_STATIC_HEADERS",
-                json!({ "X-Confab-Proxy-Secret": PROXY_SECRET }).to_string(),
-            )
-            .env(
-                "CENTRIFUGO_RPC_PROXY_ENDPOINT",
-                format!("{backend}/api/centrifugo/rpc"),
-            )
-            .env(
-                "CENTRIFUGO_RPC_PROXY_HTTP_STATIC_HEADERS",
-                json!({ "X-Confab-Proxy-Secret": PROXY_SECRET }).to_string(),
-            )
-            .env("CENTRIFUGO_HTTP_API_KEY", API_KEY)
-            .current_dir(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log.reopen().expect("log")))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("Centrifugo starts");
-        let health = format!("http://127.0.0.1:{port}/health");
-        let deadline = tokio::time::Instant::now() + T;
-        loop {
-            if reqwest::get(&health)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "Centrifugo answered no health check in 30 s; its log:\n{}",
-                std::fs::read_to_string(log.path()).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self {
-            _child: child,
-            port,
-            _log: log,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/connection/websocket", self.port)
-    }
-
-    async fn publish(&self, channel: &str, data: serde_json::Value) {
-        let resp = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{}/api/publish", self.port))
-            .header("X-API-Key", API_KEY)
-            .json(&json!({ "channel": channel, "data": data }))
-            .send()
-            .await
-            .expect("server API answers");
-        assert!(
-            resp.status().is_success(),
-            "publish: HTTP {}",
-            resp.status()
-        );
-        let body: serde_json::Value = resp.json().await.expect("json");
-        assert!(body.get("error").is_none(), "publish refused: {body}");
-    }
-}
 
 fn token_endpoint(server: &TestServer) -> Url {
     let mut u = Url::parse(&server.url()).expect("server url");
@@ -168,7 +42,9 @@ async fn minted_tokens_and_room_membership_work_on_real_centrifugo() {
     let mut config = server_config(&idp, &dir.path().join("server.db"), 0);
     config.centrifugo_proxy_secret = Some(confab_types::SecretString::new(PROXY_SECRET.to_owned()));
     let server = TestServer::start(config).await;
-    let centrifugo = Centrifugo::start(&backend(&server)).await;
+    let centrifugo = Centrifugo::start(&backend(&server), None, "single")
+        .await
+        .expect("Centrifugo starts");
 
     // Alice owns a private room on the backend.
     let alice_idp = IdpTokens::login(idp.clone(), "alice").await;
@@ -211,9 +87,11 @@ async fn minted_tokens_and_room_membership_work_on_real_centrifugo() {
     centrifugo
         .publish(
             "room:team",
-            json!({"id": id, "author": "alice", "text": "hello through Centrifugo", "ts": 1}),
+            &json!({"id": id, "author": "alice", "text": "hello through Centrifugo", "ts": 1}),
+            None,
         )
-        .await;
+        .await
+        .expect("the server API publishes");
     wait_until("alice receives it through Centrifugo", T, || {
         alice.view(|v| v.ids("team").iter().any(|(_, m)| *m == id))
     })
@@ -225,19 +103,10 @@ async fn minted_tokens_and_room_membership_work_on_real_centrifugo() {
 }
 
 /// Centrifugo's server API: `method` with `body`, the `result` (panics on an error).
-async fn api(port: u16, method: &str, body: serde_json::Value) -> serde_json::Value {
-    let resp: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/api/{method}"))
-        .header("X-API-Key", API_KEY)
-        .json(&body)
-        .send()
+async fn api(node: &Centrifugo, method: &str, body: serde_json::Value) -> serde_json::Value {
+    node.api(method, &body)
         .await
-        .expect("server API answers")
-        .json()
-        .await
-        .expect("json");
-    assert!(resp.get("error").is_none(), "{method} refused: {resp}");
-    resp["result"].clone()
+        .unwrap_or_else(|e| panic!("{method}: {e}"))
 }
 
 /// A backend-role confab-server (proxy secret, Centrifugo's API on `centrifugo_port`) and a
@@ -246,14 +115,19 @@ async fn backend_and_centrifugo(
     idp: &confab_testkit::Idp,
     dir: &std::path::Path,
 ) -> (TestServer, Centrifugo) {
-    let centrifugo_port = free_port();
+    let centrifugo_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
     let mut config = server_config(idp, &dir.join("server.db"), 0);
     config.centrifugo_proxy_secret = Some(confab_types::SecretString::new(PROXY_SECRET.to_owned()));
     config.centrifugo_api_url =
         Some(Url::parse(&format!("http://127.0.0.1:{centrifugo_port}/api")).expect("api url"));
     config.centrifugo_api_key = Some(confab_types::SecretString::new(API_KEY.to_owned()));
     let server = TestServer::start(config).await;
-    let centrifugo = Centrifugo::start_on(centrifugo_port, &backend(&server)).await;
+    let centrifugo = Centrifugo::start_on(centrifugo_port, &backend(&server), None, "single")
+        .await
+        .expect("Centrifugo starts");
     (server, centrifugo)
 }
 
@@ -329,7 +203,7 @@ async fn rooms_and_sending_go_through_the_backend_on_real_centrifugo() {
     let entry = bob.view(|v| v.rooms["project"][0].clone());
     assert_eq!(entry.author(), "alice", "the author is the token's subject");
     let history = api(
-        centrifugo.port,
+        &centrifugo,
         "history",
         json!({"channel": "room:project", "limit": 100}),
     )
@@ -413,7 +287,7 @@ async fn the_rpc_proxy_deduplicates_and_refuses_what_it_must() {
         "a repeated send answers where the first one landed"
     );
     let history = api(
-        centrifugo.port,
+        &centrifugo,
         "history",
         json!({"channel": "room:general", "limit": 10}),
     )
@@ -477,7 +351,7 @@ async fn the_rpc_proxy_deduplicates_and_refuses_what_it_must() {
     .await;
     assert_eq!(status, 401, "a call with another secret is refused");
     let history = api(
-        centrifugo.port,
+        &centrifugo,
         "history",
         json!({"channel": "room:general", "limit": 10}),
     )

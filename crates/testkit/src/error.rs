@@ -1,5 +1,6 @@
 //! Errors of this crate: [`Error`] of the IdP and login helpers (feature `idp`), [`DesktopError`]
-//! of the desktop harness (feature `desktop`).
+//! of the desktop harness (feature `desktop`), [`ClusterError`] of the cluster harness (feature
+//! `cluster`).
 
 #[cfg(feature = "idp")]
 use std::path::PathBuf;
@@ -191,3 +192,44 @@ impl std::error::Error for DesktopError {}
 /// Result with [`DesktopError`].
 #[cfg(feature = "desktop")]
 pub type DesktopResult<T> = std::result::Result<T, DesktopError>;
+
+/// What the cluster harness ([`crate::cluster`]: Redis, Centrifugo nodes, nginx) can fail with.
+/// A process that did not start carries the tail of its log in the message.
+#[cfg(feature = "cluster")]
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// Starting a process, waiting for it, or preparing its files failed (the message names
+    /// the process and ends with its log's last lines where there is one).
+    #[error("{0}")]
+    Process(#[from] DesktopError),
+
+    /// An HTTP request to a process failed at the transport level.
+    #[error("{what}: {source}")]
+    Http {
+        /// What was being asked, of whom.
+        what: String,
+        /// The transport error.
+        source: reqwest::Error,
+    },
+
+    /// Centrifugo's server API refused a call or answered something unexpected.
+    #[error("Centrifugo's server API, {method}: {detail}")]
+    Api {
+        /// The API method (`publish`, `history`).
+        method: String,
+        /// The HTTP status or the error object it answered.
+        detail: String,
+    },
+
+    /// A configuration template does not fit what it is rendered with.
+    #[error("{0}")]
+    Template(String),
+
+    /// A process answered something the harness cannot use, or nothing in time.
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// Result with [`ClusterError`].
+#[cfg(feature = "cluster")]
+pub type ClusterResult<T> = std::result::Result<T, ClusterError>;

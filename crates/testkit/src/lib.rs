@@ -1,8 +1,9 @@
 //! Test support for Confab: runs the test identity provider (`tests/idp`, Node + oidc-provider)
 //! as a child process and completes logins headlessly over HTTP (feature `idp`); runs the real
-//! app's desktop session, bus, keyring and WebDriver server ([`desktop`], feature `desktop`).
-//! Both features are on by default; `cargo xtask` takes only `desktop`, which needs nothing
-//! beyond the standard library.
+//! app's desktop session, bus, keyring and WebDriver server ([`desktop`], feature `desktop`);
+//! runs Redis, Centrifugo nodes and nginx for the scale-out tests ([`cluster`], feature
+//! `cluster`, which takes both others). All are on by default; `cargo xtask` takes only
+//! `desktop`, which needs nothing beyond the standard library.
 //!
 //! ```no_run
 //! # async fn demo() -> confab_testkit::Result<()> {
@@ -16,6 +17,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 #[cfg(feature = "desktop")]
 pub mod desktop;
 pub mod error;
@@ -28,6 +31,8 @@ pub mod oauth;
 
 #[cfg(feature = "desktop")]
 pub use error::DesktopError;
+#[cfg(feature = "cluster")]
+pub use error::{ClusterError, ClusterResult};
 #[cfg(feature = "idp")]
 pub use error::{Error, Result};
 #[cfg(feature = "idp")]
