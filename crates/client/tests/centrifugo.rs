@@ -109,8 +109,8 @@ async fn api(node: &Centrifugo, method: &str, body: serde_json::Value) -> serde_
         .unwrap_or_else(|e| panic!("{method}: {e}"))
 }
 
-/// A backend-role confab-server (proxy secret, Centrifugo's API on `centrifugo_port`) and a
-/// Centrifugo in front of it.
+/// A backend-role confab-server (proxy secret, Centrifugo's API on `centrifugo_port`, after a
+/// node that is down) and a Centrifugo in front of it.
 async fn backend_and_centrifugo(
     idp: &confab_testkit::Idp,
     dir: &std::path::Path,
@@ -121,8 +121,16 @@ async fn backend_and_centrifugo(
         .expect("a free port");
     let mut config = server_config(idp, &dir.join("server.db"), 0);
     config.centrifugo_proxy_secret = Some(confab_types::SecretString::new(PROXY_SECRET.to_owned()));
-    config.centrifugo_api_url =
-        Some(Url::parse(&format!("http://127.0.0.1:{centrifugo_port}/api")).expect("api url"));
+    // A node that is down comes first in the backend's list: every publish starts there and
+    // goes on to the live node (the list's failover), and nothing is lost or doubled for it.
+    let down_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    config.centrifugo_api_url = vec![
+        Url::parse(&format!("http://127.0.0.1:{down_port}/api")).expect("api url"),
+        Url::parse(&format!("http://127.0.0.1:{centrifugo_port}/api")).expect("api url"),
+    ];
     config.centrifugo_api_key = Some(confab_types::SecretString::new(API_KEY.to_owned()));
     let server = TestServer::start(config).await;
     let centrifugo = Centrifugo::start_on(centrifugo_port, &backend(&server), None, "single")

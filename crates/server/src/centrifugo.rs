@@ -3,13 +3,16 @@
 //!
 //! The backend is the source of truth, as Centrifugo's design guidance has it: a message is
 //! committed to this server's store first (deduplicated by its client message id, with the
-//! author and display name written here), queued for Centrifugo in the same store, and then
+//! author and display name written here), queued for Centrifugo in the same transaction, and
+//! then
 //! published through the server API with the message id as `idempotency_key`. Only after
 //! Centrifugo accepted it is the sender told where it landed (`{offset, epoch}` of
 //! Centrifugo's stream), so the client's outbox keeps it until then and sends it again with
 //! the same id; a message stored but not yet published is published by that retry, or before
 //! the next message of its room (one room's messages are published one at a time and in store
-//! order, so every subscriber sees the store's order).
+//! order, so every subscriber sees the store's order). A send runs in a task of its own: when
+//! Centrifugo gives up on the proxy call (its timeout) and the request is dropped, the send
+//! still finishes its publishes instead of stopping between two of them.
 //!
 //! The crate `cent` (the Centrifugo team's Rust server SDK) was judged and not used: the two
 //! calls needed here are a few lines on the `reqwest` client the server already has, while
@@ -17,6 +20,7 @@
 //! workspace's ring, and only its 0.1.0 release was reachable from the project's registry.
 
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use confab_protocol::{
@@ -53,32 +57,74 @@ pub enum ApiError {
     },
 }
 
-/// A client of Centrifugo's server HTTP API.
+/// A client of Centrifugo's server HTTP API, on one node or several.
 pub struct CentrifugoApi {
     http: reqwest::Client,
-    base: Url,
+    bases: Vec<Url>,
+    /// The node that answered last: asked first next time.
+    preferred: AtomicUsize,
     key: SecretString,
 }
 
 impl CentrifugoApi {
-    /// A client for the API at `base` (e.g. `http://127.0.0.1:8000/api`) with its API key.
-    pub fn new(base: &Url, key: SecretString) -> Result<Self> {
+    /// A client for the APIs at `bases` (e.g. `http://127.0.0.1:8000/api`, one per node) with
+    /// their API key.
+    pub fn new(bases: &[Url], key: SecretString) -> Result<Self> {
+        if bases.is_empty() {
+            return Err(Error::Config("no Centrifugo API URL".into()));
+        }
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| Error::Config(format!("cannot build the Centrifugo API client: {e}")))?;
-        let mut base = base.clone();
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
-        Ok(Self { http, base, key })
+        let bases = bases
+            .iter()
+            .map(|b| {
+                let mut base = b.clone();
+                if !base.path().ends_with('/') {
+                    let path = format!("{}/", base.path());
+                    base.set_path(&path);
+                }
+                base
+            })
+            .collect();
+        Ok(Self {
+            http,
+            bases,
+            preferred: AtomicUsize::new(0),
+            key,
+        })
     }
 
+    /// Calls `method` on the preferred node, then on the others while a node cannot be
+    /// reached. An answer (result or error) from any node ends the search.
     async fn call(&self, method: &str, body: &Value) -> std::result::Result<Value, ApiError> {
-        let url = self
-            .base
+        let first = self.preferred.load(Ordering::Relaxed);
+        let mut last = ApiError::Unreachable("no node".into());
+        for i in 0..self.bases.len() {
+            let n = (first + i) % self.bases.len();
+            match self.call_node(&self.bases[n], method, body).await {
+                Err(e @ ApiError::Unreachable(_)) => {
+                    tracing::warn!(node = n, error = %e, "a Centrifugo node's API did not answer");
+                    last = e;
+                }
+                answered => {
+                    self.preferred.store(n, Ordering::Relaxed);
+                    return answered;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn call_node(
+        &self,
+        base: &Url,
+        method: &str,
+        body: &Value,
+    ) -> std::result::Result<Value, ApiError> {
+        let url = base
             .join(method)
             .map_err(|e| ApiError::Unreachable(e.to_string()))?;
         let resp = self
@@ -186,8 +232,21 @@ impl Backend {
     }
 
     /// `messages.send` for `user` on Centrifugo connection `client`: stores, then publishes
-    /// (see the module docs). Answers `{offset, epoch}` of Centrifugo's stream.
+    /// (see the module docs), in a task that finishes even if the caller stops waiting.
+    /// Answers `{offset, epoch}` of Centrifugo's stream.
     pub(crate) async fn send(
+        self: std::sync::Arc<Self>,
+        state: AppState,
+        user: String,
+        client: String,
+        data: Option<Value>,
+    ) -> std::result::Result<Value, ErrorReply> {
+        tokio::spawn(async move { self.send_now(&state, &user, &client, data).await })
+            .await
+            .map_err(storage)?
+    }
+
+    async fn send_now(
         &self,
         state: &AppState,
         user: &str,
@@ -210,7 +269,6 @@ impl Backend {
             .await
             .map_err(storage)?
             .map_err(storage)?;
-        let msg_id = args.id.to_string();
         let message = ChatMessage {
             id: args.id,
             author: user.to_owned(),
@@ -219,8 +277,9 @@ impl Backend {
             ts: args.ts,
         };
         let _order = self.lock_of(&channel).lock().await;
-        // 1. Durable in this server's store (the writer checks membership and the text, and
-        //    answers the stored one for an id sent before).
+        // 1. Durable in this server's store and queued for Centrifugo, in one transaction (the
+        //    writer checks membership and the text, and answers the stored one for an id sent
+        //    before).
         let (tx, rx) = oneshot::channel();
         let job = Job::Publish(PublishJob {
             id: 0,
@@ -234,6 +293,7 @@ impl Backend {
             },
             message: Some(message),
             time: unix_now_ms(),
+            relay: true,
             reply: tx,
         });
         state.writer.submit(job).await.map_err(storage)?;
@@ -244,11 +304,11 @@ impl Backend {
         let Some(stored) = reply.publish else {
             return Err(storage("the writer answered without a result"));
         };
-        // 2. Queued for Centrifugo in the same store; done already for a repeated send.
+        // 2. Published already (a repeated send): where it landed.
         let store = state.store.clone();
-        let (ch, id) = (channel.clone(), msg_id.clone());
+        let ch = channel.clone();
         let offset = stored.offset;
-        let done = tokio::task::spawn_blocking(move || store.queue_relay(&ch, offset, &id))
+        let done = tokio::task::spawn_blocking(move || store.relayed(&ch, offset))
             .await
             .map_err(storage)?
             .map_err(storage)?;

@@ -79,8 +79,11 @@ pub struct Config {
     pub centrifugo_proxy_secret: Option<SecretString>,
     /// Centrifugo's server HTTP API (e.g. `http://127.0.0.1:8000/api`), where the backend role
     /// publishes the messages sent through the RPC proxy and ends subscriptions of users who
-    /// left a room. Unset: `messages.send` through the RPC proxy answers "not available".
-    pub centrifugo_api_url: Option<url::Url>,
+    /// left a room: one URL, or a list of the nodes' APIs (a node that cannot be reached is
+    /// skipped; the idempotency key makes a publish safe to repeat on another node). Empty:
+    /// `messages.send` through the RPC proxy answers "not available".
+    #[serde(deserialize_with = "one_or_many")]
+    pub centrifugo_api_url: Vec<url::Url>,
     /// The key of that API (`X-API-Key`); set it from the environment
     /// (`CONFAB_CENTRIFUGO_API_KEY`).
     #[serde(deserialize_with = "secret")]
@@ -97,6 +100,22 @@ pub struct Config {
     /// Clients whose opaque tokens are accepted (the token's `client_id`); empty: any client
     /// of the provider.
     pub introspection_allowed_clients: Vec<String>,
+}
+
+/// One URL or a list of them.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<url::Url>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(url::Url),
+        Many(Vec<url::Url>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(u) => vec![u],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// A secret from the file, kept as a [`SecretString`] (redacted `Debug`, zeroized).
@@ -137,7 +156,7 @@ impl Default for Config {
             chat_token_max_ttl_secs: 600,
             chat_tokens_per_minute: 30,
             centrifugo_proxy_secret: None,
-            centrifugo_api_url: None,
+            centrifugo_api_url: Vec::new(),
             centrifugo_api_key: None,
             introspection_client_id: None,
             introspection_client_secret: None,
@@ -225,20 +244,20 @@ impl Config {
                 ));
             }
         }
-        if self.centrifugo_api_url.is_some() != self.centrifugo_api_key.is_some() {
+        if self.centrifugo_api_url.is_empty() == self.centrifugo_api_key.is_some() {
             return Err(Error::Config(
                 "centrifugo_api_url and centrifugo_api_key go together".into(),
             ));
         }
-        if self.centrifugo_api_url.is_some() && self.centrifugo_proxy_secret.is_none() {
+        if !self.centrifugo_api_url.is_empty() && self.centrifugo_proxy_secret.is_none() {
             return Err(Error::Config(
                 "centrifugo_api_url needs centrifugo_proxy_secret (the RPC proxy publishes through it)"
                     .into(),
             ));
         }
-        if self.chat_token_max_ttl_secs < 30 || self.chat_tokens_per_minute == 0 {
+        if self.chat_token_max_ttl_secs < 10 || self.chat_tokens_per_minute == 0 {
             return Err(Error::Config(
-                "chat_token_max_ttl_secs must be at least 30 and chat_tokens_per_minute positive"
+                "chat_token_max_ttl_secs must be at least 10 and chat_tokens_per_minute positive"
                     .into(),
             ));
         }

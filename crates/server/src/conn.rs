@@ -798,6 +798,7 @@ impl Conn {
             info,
             message,
             time: unix_now_ms(),
+            relay: false,
             reply: tx,
         });
         if let Err(e) = self.state.writer.submit(job).await {

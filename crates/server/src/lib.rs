@@ -89,10 +89,12 @@ impl AppState {
             Duration::from_secs(config.chat_token_max_ttl_secs),
             config.chat_tokens_per_minute,
         )?;
-        let centrifugo = match (&config.centrifugo_api_url, &config.centrifugo_api_key) {
-            (Some(url), Some(key)) => Some(Arc::new(centrifugo::Backend::new(
-                centrifugo::CentrifugoApi::new(url, key.clone())?,
-            ))),
+        let centrifugo = match &config.centrifugo_api_key {
+            Some(key) if !config.centrifugo_api_url.is_empty() => {
+                Some(Arc::new(centrifugo::Backend::new(
+                    centrifugo::CentrifugoApi::new(&config.centrifugo_api_url, key.clone())?,
+                )))
+            }
             _ => None,
         };
         let introspector = match (

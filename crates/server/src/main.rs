@@ -45,9 +45,10 @@ struct Args {
     /// The secret Centrifugo's proxy calls carry (`X-Confab-Proxy-Secret`); turns them on.
     #[arg(long, env = "CONFAB_CENTRIFUGO_PROXY_SECRET", hide_env_values = true)]
     centrifugo_proxy_secret: Option<String>,
-    /// Centrifugo's server API URL (e.g. http://127.0.0.1:8000/api), for the backend role.
-    #[arg(long, env = "CONFAB_CENTRIFUGO_API_URL")]
-    centrifugo_api_url: Option<url::Url>,
+    /// Centrifugo's server API URL (e.g. http://127.0.0.1:8000/api), for the backend role;
+    /// several (comma-separated) for the nodes of a cluster.
+    #[arg(long, env = "CONFAB_CENTRIFUGO_API_URL", value_delimiter = ',')]
+    centrifugo_api_url: Vec<url::Url>,
     /// This server's client id at the identity provider (RFC 7662 introspection).
     #[arg(long, env = "CONFAB_INTROSPECTION_CLIENT_ID")]
     introspection_client_id: Option<String>,
@@ -107,8 +108,10 @@ fn config_from(args: &Args) -> confab_server::Result<Config> {
     if let Some(v) = &args.introspection_client_secret {
         config.introspection_client_secret = Some(confab_types::SecretString::new(v.clone()));
     }
-    if let Some(v) = &args.centrifugo_api_url {
-        config.centrifugo_api_url = Some(v.clone());
+    if !args.centrifugo_api_url.is_empty() {
+        config
+            .centrifugo_api_url
+            .clone_from(&args.centrifugo_api_url);
     }
     if let Some(v) = &args.centrifugo_api_key {
         config.centrifugo_api_key = Some(confab_types::SecretString::new(v.clone()));

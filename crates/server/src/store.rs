@@ -716,19 +716,25 @@ impl Store {
         Ok(name)
     }
 
-    /// Queues the publication at `offset` of `channel` for publishing to Centrifugo, unless it
-    /// is queued already; answers where Centrifugo put it when that is done already.
-    pub fn queue_relay(
-        &self,
+    /// The statement that queues the publication at `offset` of `channel` for Centrifugo
+    /// (nothing when it is queued or published already), in the caller's transaction.
+    pub(crate) fn queue_relay_in(
+        conn: &Connection,
         channel: &str,
         offset: u64,
         msg_id: &str,
-    ) -> Result<Option<confab_protocol::Sent>> {
-        let conn = self.conn.lock().map_err(lock_err)?;
+    ) -> Result<()> {
         conn.prepare_cached(
             "INSERT OR IGNORE INTO relays (channel, offset, msg_id) VALUES (?1, ?2, ?3)",
         )?
         .execute(params![channel, to_i64(offset), msg_id])?;
+        Ok(())
+    }
+
+    /// Where Centrifugo put the publication at `offset` of `channel`, once it is published
+    /// (queued by the writer with the publication itself).
+    pub fn relayed(&self, channel: &str, offset: u64) -> Result<Option<confab_protocol::Sent>> {
+        let conn = self.conn.lock().map_err(lock_err)?;
         let done: Option<(Option<i64>, Option<String>)> = conn
             .prepare_cached(
                 "SELECT relayed_offset, relayed_epoch FROM relays WHERE channel = ?1 AND offset = ?2",

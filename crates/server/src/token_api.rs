@@ -213,7 +213,10 @@ pub(crate) async fn rpc_proxy(
                 "not available: this backend has no Centrifugo server API configured",
             ));
         };
-        return match backend.send(&state, &req.user, &req.client, req.data).await {
+        return match backend
+            .send(state.clone(), req.user, req.client, req.data)
+            .await
+        {
             Ok(data) => Json(json!({"result": {"data": data}})).into_response(),
             Err(e) => proxy_error(&e),
         };

@@ -44,6 +44,9 @@ pub(crate) struct PublishJob {
     pub message: Option<ChatMessage>,
     /// Publication time, Unix ms.
     pub time: i64,
+    /// Queue it for Centrifugo (the backend role) in the same transaction as the store, so
+    /// no stored message can miss its place in the queue, whatever happens after the commit.
+    pub relay: bool,
     /// Where the reply goes (after the commit).
     pub reply: oneshot::Sender<Reply>,
 }
@@ -307,6 +310,9 @@ fn publish_in(
             ErrorCode::BAD_REQUEST,
             "bad request: this message id is already used by another author",
         )));
+    }
+    if job.relay {
+        Store::queue_relay_in(&sp, &job.channel, appended.publication.offset, &msg_id)?;
     }
     sp.commit()?;
     Ok(Outcome::Stored(appended))
