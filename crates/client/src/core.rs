@@ -41,7 +41,7 @@ impl Core {
         let token_endpoint = config
             .as_ref()
             .ok()
-            .and_then(|c| c.chat_token_endpoint.clone());
+            .and_then(confab_config::AppConfig::token_endpoint);
         let chat = ChatHub::new(
             platform.clone(),
             rt.clone(),

@@ -125,10 +125,8 @@ pub struct AppConfig {
     pub redirect_scheme: String,
     /// Chat server WebSocket URL.
     pub chat_url: Url,
-    /// The backend's chat token endpoint (`POST`, the identity provider's access token as
-    /// Bearer → a short-lived connection token). Unset: the chat connects with the provider's
-    /// access token itself.
-    pub chat_token_endpoint: Option<Url>,
+    /// Where the chat connection's tokens come from; see [`AppConfig::token_endpoint`].
+    pub chat_token_endpoint: ChatTokenEndpoint,
     /// Audience (`aud` claim) of access tokens for the chat server.
     pub chat_audience: String,
     /// RFC 8707 resource indicator sent at sign-in so the access token is a JWT for the chat
@@ -155,7 +153,7 @@ impl Default for AppConfig {
             scopes: DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
             redirect_scheme: DEFAULT_REDIRECT_SCHEME.to_owned(),
             chat_url: parse_default(DEFAULT_CHAT_URL),
-            chat_token_endpoint: None,
+            chat_token_endpoint: ChatTokenEndpoint::ChatServer,
             chat_audience: DEFAULT_CHAT_AUDIENCE.to_owned(),
             chat_resource: DEFAULT_CHAT_RESOURCE.to_owned(),
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
@@ -172,6 +170,36 @@ fn parse_default(s: &str) -> Url {
     Url::parse(s).expect("built-in default URLs are valid constants (checked by a unit test)")
 }
 
+/// Where the chat connection's tokens come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatTokenEndpoint {
+    /// The chat server's own token endpoint, `/api/chat/token` on the chat URL's host (`ws` →
+    /// `http`, `wss` → `https`), as confab-server serves it: the default, so the embedded
+    /// server and a Centrifugo deployment with confab-server as its backend connect the same
+    /// way (configured as `"chat-server"`, or left out).
+    ChatServer,
+    /// No token endpoint: the chat connects with the provider's access token itself
+    /// (configured as `"none"`).
+    None,
+    /// The backend's endpoint at this URL (`POST`, the provider's access token as Bearer → a
+    /// short-lived connection token).
+    Url(Url),
+}
+
+impl std::str::FromStr for ChatTokenEndpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim() {
+            "none" => Ok(Self::None),
+            "chat-server" => Ok(Self::ChatServer),
+            url => Url::parse(url)
+                .map(Self::Url)
+                .map_err(|e| format!("not a URL ({e}); use a URL, \"chat-server\" or \"none\"")),
+        }
+    }
+}
+
 /// The file's shape: every key optional, unknown keys rejected.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -181,7 +209,7 @@ struct FileConfig {
     scopes: Option<Vec<String>>,
     redirect_scheme: Option<String>,
     chat_url: Option<Url>,
-    chat_token_endpoint: Option<Url>,
+    chat_token_endpoint: Option<String>,
     chat_audience: Option<String>,
     chat_resource: Option<String>,
     login_timeout_secs: Option<u64>,
@@ -191,6 +219,24 @@ struct FileConfig {
 }
 
 impl AppConfig {
+    /// The chat token endpoint in force: the configured one, the chat server's own (see
+    /// [`ChatTokenEndpoint::ChatServer`]), or none.
+    pub fn token_endpoint(&self) -> Option<Url> {
+        match &self.chat_token_endpoint {
+            ChatTokenEndpoint::None => None,
+            ChatTokenEndpoint::Url(u) => Some(u.clone()),
+            ChatTokenEndpoint::ChatServer => {
+                let mut u = self.chat_url.clone();
+                let scheme = if u.scheme() == "wss" { "https" } else { "http" };
+                u.set_scheme(scheme).ok()?;
+                u.set_path("/api/chat/token");
+                u.set_query(None);
+                u.set_fragment(None);
+                Some(u)
+            }
+        }
+    }
+
     /// Loads `config.toml` from `config_dir` (or the file named by `CONFAB_CONFIG`) and applies
     /// the process environment's `CONFAB_*` overrides. A missing default file means defaults.
     pub fn load(config_dir: &Path) -> Result<Self> {
@@ -237,7 +283,10 @@ impl AppConfig {
             c.chat_url = v;
         }
         if let Some(v) = file.chat_token_endpoint {
-            c.chat_token_endpoint = Some(v);
+            c.chat_token_endpoint = v.parse().map_err(|message| Error::Invalid {
+                origin: format!("{}: key `chat_token_endpoint`", path.display()),
+                message,
+            })?;
         }
         if let Some(v) = file.chat_audience {
             c.chat_audience = v;
@@ -285,10 +334,8 @@ impl AppConfig {
                 .map_err(|e| invalid(ENV_CHAT_URL, format!("not a URL ({e})")))?;
         }
         if let Some(v) = env(ENV_CHAT_TOKEN_ENDPOINT) {
-            self.chat_token_endpoint = Some(
-                Url::parse(v.trim())
-                    .map_err(|e| invalid(ENV_CHAT_TOKEN_ENDPOINT, format!("not a URL ({e})")))?,
-            );
+            self.chat_token_endpoint =
+                v.parse().map_err(|m| invalid(ENV_CHAT_TOKEN_ENDPOINT, m))?;
         }
         if let Some(v) = env(ENV_CHAT_AUDIENCE) {
             self.chat_audience = v.trim().to_owned();
@@ -352,7 +399,7 @@ impl AppConfig {
                 ),
             );
         }
-        if let Some(endpoint) = &self.chat_token_endpoint {
+        if let ChatTokenEndpoint::Url(endpoint) = &self.chat_token_endpoint {
             let https = endpoint.scheme() == "https";
             let local_http = endpoint.scheme() == "http" && is_loopback(endpoint);
             if !https && !local_http {
@@ -857,8 +904,56 @@ mod tests {
         )
         .expect("a backend on this machine may use http");
         assert_eq!(
-            local.chat_token_endpoint.map(|u| u.to_string()),
+            local.token_endpoint().map(|u| u.to_string()),
             Some("http://127.0.0.1:8000/api/chat/token".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_token_endpoint_defaults_to_the_chat_servers_own_and_none_turns_it_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |vars: &[(&str, &str)]| {
+            AppConfig::load_with_env(dir.path(), env_of(vars))
+                .expect("loads")
+                .token_endpoint()
+                .map(|u| u.to_string())
+        };
+        assert_eq!(
+            load(&[]),
+            Some("http://127.0.0.1:8401/api/chat/token".to_owned()),
+            "the embedded default: the chat server's own endpoint"
+        );
+        assert_eq!(
+            load(&[
+                ("CONFAB_ISSUER", "https://id.example.test"),
+                (
+                    "CONFAB_CHAT_URL",
+                    "wss://chat.example.test:8443/connection/websocket?x=1"
+                ),
+            ]),
+            Some("https://chat.example.test:8443/api/chat/token".to_owned()),
+            "wss gives https on the chat URL's host"
+        );
+        assert_eq!(
+            load(&[(ENV_CHAT_TOKEN_ENDPOINT, "none")]),
+            None,
+            "none: the provider's token itself"
+        );
+        write(dir.path(), "chat_token_endpoint = \"none\"\n");
+        assert_eq!(load(&[]), None, "none in the file");
+        write(dir.path(), "chat_token_endpoint = \"chat-server\"\n");
+        assert_eq!(
+            load(&[]),
+            Some("http://127.0.0.1:8401/api/chat/token".to_owned())
+        );
+        write(dir.path(), "chat_token_endpoint = \"somewhere\"\n");
+        let msg = AppConfig::load_with_env(dir.path(), env_of(&[]))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("chat_token_endpoint") && msg.contains("\"none\""),
+            "a bad value says what is accepted: {msg}"
         );
     }
 
