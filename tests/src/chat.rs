@@ -76,12 +76,21 @@ pub struct ChatServer {
     // `ProcessGroup::wait_for_line`, so it never gets EPIPE.
     running: Option<ProcessGroup>,
     dir: tempfile::TempDir,
+    /// More environment for the server (its backend role's settings).
+    env: Vec<(String, String)>,
 }
 
 impl ChatServer {
     /// Starts the server for `issuer` (the exact `iss` text, [`confab_testkit::Idp::issuer_str`])
     /// with audience `confab-chat` on a free port, and waits for `CONFAB_SERVER_READY url=...`.
     pub async fn start(issuer: &str) -> Result<Self> {
+        Self::start_with(issuer, Vec::new()).await
+    }
+
+    /// [`ChatServer::start`] with more environment for the server, e.g. the backend role's
+    /// `CONFAB_CENTRIFUGO_PROXY_SECRET`, `CONFAB_CENTRIFUGO_API_URL`,
+    /// `CONFAB_CENTRIFUGO_API_KEY` and `CONFAB_INTROSPECTION_CLIENT_*`.
+    pub async fn start_with(issuer: &str, env: Vec<(String, String)>) -> Result<Self> {
         let binary = server_binary()?;
         let dir = tempfile::Builder::new()
             .prefix("confab-e2e-server-")
@@ -99,6 +108,7 @@ impl ChatServer {
             log,
             running: None,
             dir,
+            env,
         };
         let deadline = Deadline::after(SERVER_TIMEOUT);
         let (running, url) = server.spawn(0, deadline).await?;
@@ -210,6 +220,7 @@ impl ChatServer {
         for var in SERVER_VARS {
             cmd.env_remove(var);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let log = self.log.clone();
         blocking(move || {
             let what = format!("the chat server (listen 127.0.0.1:{port})");

@@ -116,7 +116,12 @@ pub(crate) async fn chat_token(State(state): State<AppState>, headers: HeaderMap
     }
     match state.chat_tokens.mint(&identity) {
         Ok(minted) => {
-            tracing::info!(user = ?identity.user, expires_in = minted.expires_in, "chat token minted");
+            let verified_by = if crate::auth::looks_like_jwt(access) {
+                "jwks"
+            } else {
+                "introspection"
+            };
+            tracing::info!(user = ?identity.user, expires_in = minted.expires_in, verified_by, "chat token minted");
             let mut resp = Json(json!({"token": minted.token, "expires_in": minted.expires_in}))
                 .into_response();
             resp.headers_mut()
