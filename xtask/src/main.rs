@@ -30,7 +30,12 @@ enum Cmd {
     /// Install what the demo and the tests need (apt packages, npm/pip packages, tauri-driver).
     Setup,
     /// Run the app against the embedded default: local identity provider + reference server.
-    Demo,
+    Demo {
+        /// The scale-out shape instead: the app connects to a Centrifugo v6.9.1 node
+        /// (deploy/centrifugo/config.json) with confab-server as its backend.
+        #[arg(long)]
+        centrifugo: bool,
+    },
     /// Run the whole test suite (installs what it needs first).
     Test {
         /// Extra arguments passed to `cargo test` (after `--workspace`).
@@ -53,7 +58,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Setup => setup::run(setup::Purpose::Test),
-        Cmd::Demo => demo(),
+        Cmd::Demo { centrifugo } => demo(centrifugo),
         Cmd::Test { args } => test(&args),
         Cmd::Lint => lint(),
         Cmd::Bundle { debug } => bundle::run(debug).map(|_| ()),
@@ -186,6 +191,29 @@ impl Drop for Guard {
     }
 }
 
+/// 32 random hex characters (a secret for one demo run).
+fn random_hex() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Waits (30 s at most) until something listens on 127.0.0.1:`port`.
+fn wait_listening(port: &str, what: &str) -> Result<()> {
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if std::time::Instant::now() > deadline {
+            bail!("{what} did not listen on {addr} within 30 s (its log is in target/demo)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(())
+}
+
 /// Waits for `prefix` on the child's stdout, with a deadline; returns the rest of that line.
 fn wait_ready(child: &mut Child, prefix: &str, what: &str) -> Result<String> {
     use std::io::{BufRead, BufReader};
@@ -220,8 +248,11 @@ fn wait_ready(child: &mut Child, prefix: &str, what: &str) -> Result<String> {
     }
 }
 
-fn demo() -> Result<()> {
+fn demo(centrifugo: bool) -> Result<()> {
     setup::run(setup::Purpose::Demo)?;
+    if centrifugo {
+        setup::centrifugo()?;
+    }
     if !has_display() {
         bail!(
             "no display found (DISPLAY is not set). Confab is a desktop app: run this on a desktop \
@@ -250,6 +281,10 @@ fn demo() -> Result<()> {
 
     let data = root().join("target").join("demo");
     std::fs::create_dir_all(&data)?;
+    let centrifugo_port =
+        std::env::var("CONFAB_DEMO_CENTRIFUGO_PORT").unwrap_or_else(|_| "8402".into());
+    // Secrets of this run only (loopback, never stored).
+    let (proxy_secret, api_key) = (random_hex()?, random_hex()?);
     let mut server_cmd = Command::new(target.join("confab-server"));
     server_cmd
         .args(["--issuer", &issuer, "--audience", "confab-chat"])
@@ -257,6 +292,15 @@ fn demo() -> Result<()> {
         .arg(data.join("chat.sqlite3"))
         .args(["--listen", &format!("127.0.0.1:{chat_port}")])
         .stdout(Stdio::piped());
+    if centrifugo {
+        server_cmd
+            .env("CONFAB_CENTRIFUGO_PROXY_SECRET", &proxy_secret)
+            .env(
+                "CONFAB_CENTRIFUGO_API_URL",
+                format!("http://127.0.0.1:{centrifugo_port}/api"),
+            )
+            .env("CONFAB_CENTRIFUGO_API_KEY", &api_key);
+    }
     let mut server = server_cmd
         .spawn()
         .context("could not start confab-server")?;
@@ -268,12 +312,60 @@ fn demo() -> Result<()> {
         .to_owned();
     eprintln!("xtask: chat server at {chat_url}");
 
+    let mut app = Command::new(target.join("confab"));
+    app.env("CONFAB_ISSUER", &issuer)
+        .env("CONFAB_CHAT_URL", &chat_url);
+    let _centrifugo = if centrifugo {
+        let backend = format!("http://127.0.0.1:{chat_port}");
+        let log = std::fs::File::create(data.join("centrifugo.log"))?;
+        let header = serde_json::json!({ "X-Confab-Proxy-Secret": proxy_secret }).to_string();
+        let node = Command::new(setup::tools_dir().join("bin").join("centrifugo"))
+            .arg("-c")
+            .arg(root().join("deploy/centrifugo/config.json"))
+            .env("CENTRIFUGO_HTTP_SERVER_PORT", &centrifugo_port)
+            .env(
+                "CENTRIFUGO_CLIENT_TOKEN_JWKS_PUBLIC_ENDPOINT",
+                format!("{backend}/api/chat/jwks"),
+            )
+            // The backend is on this machine over plain http (the file's is https).
+            .env(
+                "CENTRIFUGO_CLIENT_TOKEN_INSECURE_SKIP_JWKS_ENDPOINT_SAFETY_CHECK",
+                "true",
+            )
+            .env(
+                "CENTRIFUGO_CHANNEL_PROXY_SUBSCRIBE_ENDPOINT",
+                format!("{backend}/api/centrifugo/subscribe"),
+            )
+            .env(
+                "CENTRIFUGO_CHANNEL_PROXY_SUBSCRIBE_HTTP_STATIC_HEADERS",
+                &header,
+            )
+            .env(
+                "CENTRIFUGO_RPC_PROXY_ENDPOINT",
+                format!("{backend}/api/centrifugo/rpc"),
+            )
+            .env("CENTRIFUGO_RPC_PROXY_HTTP_STATIC_HEADERS", &header)
+            .env("CENTRIFUGO_HTTP_API_KEY", &api_key)
+            .current_dir(&data)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("could not start Centrifugo (cargo xtask setup builds it)")?;
+        let node = Guard(node, "Centrifugo");
+        wait_listening(&centrifugo_port, "Centrifugo")?;
+        let url = format!("ws://127.0.0.1:{centrifugo_port}/connection/websocket");
+        eprintln!("xtask: Centrifugo at {url}, confab-server as its backend");
+        app.env("CONFAB_CHAT_URL", &url).env(
+            "CONFAB_CHAT_TOKEN_ENDPOINT",
+            format!("{backend}/api/chat/token"),
+        );
+        Some(node)
+    } else {
+        None
+    };
+
     eprintln!("xtask: starting Confab; sign in as alice / alice-password or bob / bob-password");
-    let status = Command::new(target.join("confab"))
-        .env("CONFAB_ISSUER", &issuer)
-        .env("CONFAB_CHAT_URL", &chat_url)
-        .status()
-        .context("could not start the Confab app")?;
+    let status = app.status().context("could not start the Confab app")?;
     if !status.success() {
         bail!("Confab exited with {status}");
     }

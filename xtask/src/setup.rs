@@ -279,7 +279,7 @@ fn centrifugo_is_current(bin: &std::path::Path) -> bool {
 
 /// Centrifugo [`CENTRIFUGO_VERSION`], built with `go install` into target/tools/bin (from the
 /// Go module proxy; nothing else is downloaded). Kept when the binary there is that version.
-fn centrifugo() -> Result<()> {
+pub(crate) fn centrifugo() -> Result<()> {
     let bin_dir = tools_dir().join("bin");
     let bin = bin_dir.join("centrifugo");
     if Command::new("go").arg("version").output().is_err() {
