@@ -1,7 +1,11 @@
-"""Conformance script: the official Python SDK (centrifuge-python, PyPI) against confab-server.
+"""Conformance script: the official Python SDK (centrifuge-python, PyPI) against a Confab
+deployment, confab-server alone or Centrifugo with confab-server as its backend. It speaks the
+Centrifugo client protocol and Confab's documented RPC methods only (see js_client.mjs).
 
 Env: SERVER_URL (ws://.../connection/websocket), TOKEN_URL (GET -> a fresh IdP access token),
-ROOM (room id). Prints one JSON line with what it observed; the Rust driver asserts on it.
+CHAT_TOKEN_URL (optional: POST with `Authorization: Bearer <IdP token>` -> {token}; without it
+the IdP token itself connects), ROOM (room id). Prints one JSON line with what it observed; the
+Rust driver asserts on it.
 """
 
 import asyncio
@@ -22,10 +26,14 @@ from centrifuge import (
     PublicationContext,
     SubscribedContext,
     SubscriptionEventHandler,
+    UnsubscribedContext,
 )
+from centrifuge.exceptions import ReplyError
+from centrifuge.types import StreamPosition
 
 SERVER_URL = os.environ["SERVER_URL"]
 TOKEN_URL = os.environ["TOKEN_URL"]
+CHAT_TOKEN_URL = os.environ.get("CHAT_TOKEN_URL", "")
 ROOM = os.environ.get("ROOM", "general")
 CHANNEL = f"room:{ROOM}"
 DEADLINE_S = 50
@@ -64,12 +72,37 @@ async def wait_for(what, cond, timeout=20.0):
 
 def _fetch_token():
     with urllib.request.urlopen(TOKEN_URL, timeout=10) as resp:
-        return resp.read().decode().strip()
+        access = resp.read().decode().strip()
+    if not CHAT_TOKEN_URL:
+        return access
+    req = urllib.request.Request(
+        CHAT_TOKEN_URL, method="POST", headers={"Authorization": f"Bearer {access}"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())["token"]
 
 
 async def get_token():
     result["token_calls"] += 1
     return await asyncio.get_running_loop().run_in_executor(None, _fetch_token)
+
+
+async def send(client, text):
+    """How Confab sends: the RPC `messages.send` (the backend stores, then publishes)."""
+    msg_id = str(uuid.uuid4())
+    res = await client.rpc(
+        "messages.send", {"room": ROOM, "id": msg_id, "text": text, "ts": int(time.time() * 1000)}
+    )
+    return {"id": msg_id, **res.data}
+
+
+async def code_of(awaitable):
+    """The error code of a failed call, or 0 when it succeeded."""
+    try:
+        await awaitable
+        return 0
+    except ReplyError as e:
+        return e.code
 
 
 class Proxy:
@@ -134,7 +167,8 @@ class ClientEvents(ClientEventHandler):
 
 class SubEvents(SubscriptionEventHandler):
     async def on_publication(self, ctx: PublicationContext) -> None:
-        received.append({"id": ctx.pub.data.get("id"), "offset": ctx.pub.offset})
+        data = ctx.pub.data
+        received.append({"id": data.get("id"), "offset": ctx.pub.offset, "author": data.get("author")})
 
     async def on_subscribed(self, ctx: SubscribedContext) -> None:
         subscribed_events.append({"was_recovering": ctx.was_recovering, "recovered": ctx.recovered})
@@ -152,19 +186,46 @@ async def main():
     await sub.subscribe()
     await sub.ready(timeout=10)
 
-    own = {"id": str(uuid.uuid4()), "author": "", "text": "hello from centrifuge-python", "ts": int(time.time() * 1000)}
-    await sub.publish(own)
-    await wait_for("own publication", lambda: any(p["id"] == own["id"] for p in received))
+    own = await send(client, "hello from centrifuge-python")
+    await wait_for("own message", lambda: any(p["id"] == own["id"] for p in received))
+    own_pub = next(p for p in received if p["id"] == own["id"])
     result["received_own"] = True
+    result["sent_offset_matches"] = own_pub["offset"] == own["offset"]
+    result["sent_epoch_set"] = isinstance(own.get("epoch"), str) and len(own["epoch"]) > 0
+    result["own_author"] = own_pub["author"]
+
+    # A client's own publish: confab-server accepts it, Centrifugo refuses it.
+    published = {"id": str(uuid.uuid4()), "author": "someone-else", "text": "published", "ts": 1}
+    result["client_publish_code"] = await code_of(sub.publish(published))
+    if result["client_publish_code"] == 0:
+        await wait_for("own publication", lambda: any(p["id"] == published["id"] for p in received))
+        result["client_publish_author"] = next(p for p in received if p["id"] == published["id"])["author"]
 
     hist = await sub.history(limit=-1)
     result["history_has_own"] = any(p.data.get("id") == own["id"] for p in hist.publications)
-    result["history_epoch"] = hist.epoch
+    result["history_epoch_is_sent_epoch"] = hist.epoch == own["epoch"]
+    since = await sub.history(limit=10, since=StreamPosition(offset=own["offset"] - 1, epoch=""))
+    result["history_since_empty_epoch_first"] = (
+        len(since.publications) > 0 and since.publications[0].data.get("id") == own["id"]
+    )
+
+    unsubscribed = []
+
+    class Refused(SubscriptionEventHandler):
+        async def on_unsubscribed(self, ctx: UnsubscribedContext) -> None:
+            unsubscribed.append(ctx.code)
+
+    unknown = client.new_subscription("room:no-such-room", events=Refused())
+    await unknown.subscribe()
+    await wait_for("the unknown room refused", lambda: len(unsubscribed) > 0)
+    client.remove_subscription(unknown)
+    result["unknown_room_code"] = unsubscribed[0]
+    result["unknown_method_code"] = await code_of(client.rpc("no.such.method", {}))
+    result["bad_send_code"] = await code_of(client.rpc("messages.send", {"room": ROOM, "text": "no id"}))
 
     await wait_for("token refresh through get_token", lambda: result["token_calls"] >= 3, timeout=30)
-    after = {"id": str(uuid.uuid4()), "author": "", "text": "after refresh", "ts": int(time.time() * 1000)}
-    await sub.publish(after)
-    await wait_for("publication after refresh", lambda: any(p["id"] == after["id"] for p in received))
+    after = await send(client, "after refresh")
+    await wait_for("message after refresh", lambda: any(p["id"] == after["id"] for p in received))
     result["publish_after_refresh"] = state["client"] == "connected"
 
     proxy.down()
@@ -174,9 +235,7 @@ async def main():
     await publisher.ready(timeout=10)
     missed = []
     for i in range(3):
-        m = {"id": str(uuid.uuid4()), "author": "", "text": f"missed {i}", "ts": int(time.time() * 1000)}
-        await publisher.publish(CHANNEL, m)
-        missed.append(m["id"])
+        missed.append((await send(publisher, f"missed {i}"))["id"])
     await publisher.disconnect()
     before = len(subscribed_events)
     proxy.up = True

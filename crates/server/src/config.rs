@@ -35,8 +35,14 @@ pub struct Config {
     pub jwks_refetch_interval_secs: u64,
     /// Maximum size of one incoming WebSocket message in bytes.
     pub max_frame_bytes: usize,
-    /// Commands per second allowed per connection (token bucket, burst of the same size).
+    /// Commands per second one connection may run, sustained (token bucket). Commands over
+    /// the rate wait for their turn instead of being refused: the connection reads its next
+    /// frame only once its earlier commands have run.
     pub commands_per_second: u32,
+    /// Commands one connection may run at once before `commands_per_second` paces it (the
+    /// bucket's size): bursts of an SDK, e.g. a reconnect that resubscribes and reads the
+    /// history of 128 rooms, run without waiting.
+    pub commands_burst: u32,
     /// Connections allowed per user.
     pub max_connections_per_user: usize,
     /// Sockets allowed in total.
@@ -139,7 +145,8 @@ impl Default for Config {
             token_leeway_secs: 5,
             jwks_refetch_interval_secs: 10,
             max_frame_bytes: confab_protocol::DEFAULT_MAX_FRAME_BYTES,
-            commands_per_second: 50,
+            commands_per_second: 100,
+            commands_burst: 300,
             max_connections_per_user: 16,
             max_connections_total: 20_000,
             max_pending_connections: 1_000,
@@ -204,9 +211,13 @@ impl Config {
                 "max_pending_connections must be positive".into(),
             ));
         }
-        if self.commands_per_second == 0 || self.history_size == 0 || self.client_queue_len == 0 {
+        if self.commands_per_second == 0
+            || self.commands_burst == 0
+            || self.history_size == 0
+            || self.client_queue_len == 0
+        {
             return Err(Error::Config(
-                "commands_per_second, history_size and client_queue_len must be positive".into(),
+                "commands_per_second, commands_burst, history_size and client_queue_len must be positive".into(),
             ));
         }
         if self.max_reply_bytes < self.max_frame_bytes.saturating_add(4096) {

@@ -1,7 +1,7 @@
 //! One WebSocket connection: decodes frames, runs commands in order, writes replies and
 //! pushes, sends pings, enforces expiry and limits.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use confab_protocol::{
-    decode_commands, room_channel, room_id, ChatMessage, ClientInfo, Command, ConnectRequest,
-    ConnectResult, Disconnect, Empty, ErrorCode, ErrorReply, FrameError, HistoryRequest,
-    HistoryResult, Incoming, PresenceResult, PresenceStatsResult, RefreshRequest, RefreshResult,
-    Reply, Request, RpcResult, SendMessage, SubscribeRequest, SubscribeResult, SEND_METHOD,
+    decode_commands, room_channel, room_id, ChatMessage, ClientInfo, Command, CommandError,
+    ConnectRequest, ConnectResult, Disconnect, Empty, ErrorCode, ErrorReply, FrameError,
+    HistoryRequest, HistoryResult, Incoming, PresenceResult, PresenceStatsResult, RefreshRequest,
+    RefreshResult, Reply, Request, RpcResult, SendMessage, SubscribeRequest, SubscribeResult,
+    SEND_METHOD,
 };
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -40,6 +41,9 @@ struct Session {
     expires_at: Option<Instant>,
 }
 
+/// Token bucket of one connection's commands. A command over the rate is not refused (as
+/// Centrifugo has no such limit, SDKs do not retry a 111): it waits for its token, and the
+/// connection reads no further frame meanwhile, so a flooding client slows only itself.
 struct RateLimiter {
     capacity: f64,
     tokens: f64,
@@ -48,29 +52,33 @@ struct RateLimiter {
 }
 
 impl RateLimiter {
-    fn new(per_sec: u32) -> Self {
-        let per_sec = f64::from(per_sec);
+    fn new(per_sec: u32, burst: u32) -> Self {
+        let capacity = f64::from(burst.max(1));
         Self {
-            capacity: per_sec,
-            tokens: per_sec,
-            per_sec,
+            capacity,
+            tokens: capacity,
+            per_sec: f64::from(per_sec.max(1)),
             last: Instant::now(),
         }
     }
 
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.last).as_secs_f64();
+    /// Takes a token, or tells when the next one will be there.
+    fn take(&mut self, now: Instant) -> Result<(), Instant> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            Err(now + Duration::from_secs_f64((1.0 - self.tokens) / self.per_sec))
         }
     }
 }
+
+/// Commands of a backlog run in one turn of the connection's loop; between turns it writes
+/// what is queued for it, so a frame of many commands does not hold up its pushes.
+const COMMANDS_PER_TURN: usize = 32;
 
 /// A publish reply that arrives once the writer has committed the publication.
 struct Acked {
@@ -124,6 +132,10 @@ struct Conn {
     inflight: FuturesOrdered<Acked>,
     subs: HashSet<String>,
     limiter: RateLimiter,
+    /// Commands of the frames read so far not run yet: they wait for the rate limiter, until
+    /// `not_before`. No further frame is read while any wait.
+    backlog: VecDeque<Result<Incoming, CommandError>>,
+    not_before: Instant,
     connect_deadline: Instant,
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
@@ -162,7 +174,12 @@ pub async fn serve_socket(
         session: None,
         inflight: FuturesOrdered::new(),
         subs: HashSet::new(),
-        limiter: RateLimiter::new(state.config.commands_per_second),
+        limiter: RateLimiter::new(
+            state.config.commands_per_second,
+            state.config.commands_burst,
+        ),
+        backlog: VecDeque::new(),
+        not_before: Instant::now(),
         connect_deadline: Instant::now() + Duration::from_secs(state.config.connect_timeout_secs),
         next_ping: None,
         pong_deadline: None,
@@ -183,7 +200,7 @@ pub async fn serve_socket(
                     Err(_) => break Some(Disconnect::SHUTDOWN),
                 }
             }
-            msg = stream.next() => {
+            msg = stream.next(), if conn.backlog.is_empty() => {
                 let bytes = match msg {
                     None | Some(Ok(Message::Close(_))) => break None,
                     Some(Err(e)) => break transport_disconnect(&e),
@@ -233,6 +250,20 @@ pub async fn serve_socket(
                     }
                     Ok(false) => {}
                     Err(d) => break Some(d),
+                }
+            }
+            // Last: pushes, acknowledgements and pings go out between turns of the backlog.
+            () = tokio::time::sleep_until(conn.not_before), if !conn.backlog.is_empty() => {
+                match conn.run_backlog().await {
+                    Ok(replies) => {
+                        if !replies.is_empty() && write_replies(&mut sink, &replies, conn.state.config.max_frame_bytes).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Err((replies, d)) => {
+                        let _ = write_replies(&mut sink, &replies, conn.state.config.max_frame_bytes).await;
+                        break Some(d);
+                    }
                 }
             }
         }
@@ -372,6 +403,10 @@ impl Conn {
         if session.expires_at.is_some_and(|t| now >= t) {
             return Err(Disconnect::EXPIRED);
         }
+        if !self.backlog.is_empty() {
+            // Commands still waiting their turn prove the peer alive; its pong is behind them.
+            self.pong_deadline = None;
+        }
         if self.pong_deadline.is_some_and(|t| now >= t) {
             return Err(Disconnect::NO_PONG);
         }
@@ -403,9 +438,34 @@ impl Conn {
         };
         // Any frame proves the peer is alive.
         self.pong_deadline = None;
+        self.backlog
+            .extend(commands.into_iter().map(Command::into_incoming));
+        self.run_backlog().await
+    }
+
+    /// Runs the backlog's commands in order while the rate limiter lets them, at most
+    /// [`COMMANDS_PER_TURN`] at a time; the rest wait for `not_before`. Answers to a ping
+    /// (`{}`) are free.
+    async fn run_backlog(&mut self) -> Result<Vec<Reply>, (Vec<Reply>, Disconnect)> {
         let mut replies = Vec::new();
-        for cmd in commands {
-            match self.handle_command(cmd, &mut replies).await {
+        let mut ran = 0;
+        while let Some(next) = self.backlog.front() {
+            if ran == COMMANDS_PER_TURN {
+                // The connection's pushes go out before its next turn.
+                self.not_before = Instant::now();
+                break;
+            }
+            ran += 1;
+            if matches!(next, Ok(Incoming::Request { .. })) {
+                if let Err(at) = self.limiter.take(Instant::now()) {
+                    self.not_before = at;
+                    break;
+                }
+            }
+            let Some(incoming) = self.backlog.pop_front() else {
+                break;
+            };
+            match self.handle_command(incoming, &mut replies).await {
                 Ok(Some(r)) => replies.push(r),
                 Ok(None) => {}
                 Err(d) => return Err((replies, d)),
@@ -425,10 +485,10 @@ impl Conn {
     /// `inflight`); every other command first waits for earlier publishes, so it sees them.
     async fn handle_command(
         &mut self,
-        cmd: Command,
+        incoming: Result<Incoming, CommandError>,
         replies: &mut Vec<Reply>,
     ) -> Outcome<Option<Reply>> {
-        let incoming = cmd.into_incoming().map_err(|e| {
+        let incoming = incoming.map_err(|e| {
             tracing::info!(error = ?e, "invalid command");
             Disconnect::BAD_REQUEST
         })?;
@@ -443,15 +503,6 @@ impl Conn {
         };
         if !pipelined {
             self.settle_inflight(replies).await;
-        }
-        if !self.limiter.allow() {
-            return Ok((id != 0).then(|| {
-                err_msg(
-                    id,
-                    ErrorCode::TOO_MANY_REQUESTS,
-                    "too many requests: command rate limit",
-                )
-            }));
         }
         if self.session.is_none() {
             return match request {

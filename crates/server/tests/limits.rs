@@ -17,6 +17,7 @@ async fn limits_give_clear_errors_and_bad_frames_disconnect_without_harm() {
     let mut config = test_config(&idp.issuer_str(), dir.path());
     config.max_frame_bytes = 4096;
     config.commands_per_second = 20;
+    config.commands_burst = 20;
     config.max_connections_per_user = 3;
     config.max_connections_total = 6;
     config.max_channels_per_connection = 2;
@@ -166,36 +167,29 @@ async fn limits_give_clear_errors_and_bad_frames_disconnect_without_harm() {
         "the error names the channel limit"
     );
 
-    // Command rate: a burst over the bucket gets 111 (temporary), the connection stays.
-    // One batched frame of 40 commands: processed at once, so the bucket (20) cannot refill.
+    // Command rate: a burst over the bucket is paced, not refused: every command is answered,
+    // in order, and the last one only once the bucket (20, refilled at 20/s) has let it run.
+    // One batched frame of 40 commands: the 20 over the bucket take at least a second.
     let ids: Vec<u32> = (1000..1040).collect();
     let batch: Vec<String> = ids
         .iter()
         .map(|id| format!(r#"{{"id":{id},"ping":{{}}}}"#))
         .collect();
+    let sent = tokio::time::Instant::now();
     c.send_text(&batch.join("\n")).await;
-    let mut limited = 0;
     for id in ids {
         let r = c.reply_to(id).await;
-        if error_code(&r) == Some(ErrorCode::TOO_MANY_REQUESTS) {
-            assert!(
-                r.error.as_ref().is_some_and(|e| e.temporary),
-                "111 is marked temporary"
-            );
-            limited += 1;
-        }
+        assert!(
+            r.ping.is_some(),
+            "a command over the rate waits for its turn and succeeds: {r:?}"
+        );
     }
+    let took = sent.elapsed();
     assert!(
-        limited >= 10,
-        "a burst of 40 commands at 20/s gets at least 10 rate-limit errors (got {limited})"
+        took >= Duration::from_millis(950),
+        "40 commands at 20/s with a bucket of 20 take a second at least (took {took:?})"
     );
-    let reply = loop {
-        let r = c.call(json!({"ping": {}})).await;
-        if r.ping.is_some() {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let reply = c.call(json!({"ping": {}})).await;
     assert!(
         reply.ping.is_some(),
         "after the burst the connection keeps working"
@@ -508,4 +502,198 @@ async fn sockets_before_login_and_per_address_are_capped() {
         Disconnect::CONNECTION_LIMIT.code,
         "a fifth socket from one address is over the per-address cap"
     );
+}
+
+/// One connection flooding the server with commands at the default limits: it is paced at
+/// `commands_per_second` after its burst, never refused, and still gets messages live while
+/// its commands wait; another user meanwhile sends and reads as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_connection_is_paced_and_the_others_do_not_notice() {
+    use futures_util::{SinkExt, StreamExt};
+    use std::sync::{Arc, Mutex};
+    use tokio::time::Instant;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let idp = Idp::start(IdpOptions::default()).await.expect("IdP starts");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = test_config(&idp.issuer_str(), dir.path());
+    let (rate, burst) = (
+        f64::from(config.commands_per_second),
+        f64::from(config.commands_burst),
+    );
+    let server = TestServer::start(config).await;
+    let alice = idp
+        .login("alice")
+        .await
+        .expect("login")
+        .access_token
+        .clone();
+    let bob = idp.login("bob").await.expect("login").access_token.clone();
+
+    // The flooder: 2,000 history reads in frames of 500, as fast as the socket takes them.
+    const FLOOD: u32 = 2_000;
+    let started = Instant::now();
+    let (ws, _) = tokio_tungstenite::connect_async(&server.url)
+        .await
+        .expect("flooder connects");
+    let (mut sink, mut stream) = ws.split();
+    let first = [
+        json!({"id": 1, "connect": {"token": alice}}),
+        json!({"id": 2, "subscribe": {"channel": "room:general"}}),
+    ];
+    let first: Vec<String> = first.iter().map(ToString::to_string).collect();
+    sink.send(Message::text(first.join("\n")))
+        .await
+        .expect("send");
+    // Subscribed before bob sends anything.
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(Ok(m)) = stream.next().await {
+            if let Message::Text(text) = m {
+                if text
+                    .lines()
+                    .any(|l| l.contains(r#""id":2"#) && l.contains("subscribe"))
+                {
+                    return;
+                }
+            }
+        }
+        panic!("the flooder's connection ended before it subscribed");
+    })
+    .await
+    .expect("the flooder subscribes");
+    let writer = tokio::spawn(async move {
+        for frame in 0..FLOOD / 500 {
+            let lines: Vec<String> = (0..500)
+                .map(|i| {
+                    json!({"id": 3 + frame * 500 + i,
+                           "history": {"channel": "room:general", "limit": 10}})
+                    .to_string()
+                })
+                .collect();
+            if sink.send(Message::text(lines.join("\n"))).await.is_err() {
+                break;
+            }
+        }
+        sink
+    });
+    #[derive(Default)]
+    struct Seen {
+        answered: u32,
+        refused: Vec<String>,
+        pushes: Vec<(String, Instant)>,
+    }
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let reader = tokio::spawn({
+        let seen = seen.clone();
+        async move {
+            while let Some(Ok(Message::Text(text))) = stream.next().await {
+                let now = Instant::now();
+                let mut seen = seen.lock().expect("lock");
+                for line in text.lines() {
+                    let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+                    if let Some(id) = v["push"]["pub"]["data"]["id"].as_str() {
+                        seen.pushes.push((id.to_owned(), now));
+                    } else if v["id"].as_u64().is_some_and(|id| id >= 3) {
+                        if v.get("error").is_some() {
+                            seen.refused.push(line.to_owned());
+                        } else {
+                            seen.answered += 1;
+                        }
+                    }
+                }
+            }
+        }
+    });
+
+    // The flooder has used its burst: from now on its commands wait for their turn.
+    poll(DEADLINE, "the flooder to use its burst", || {
+        std::future::ready((f64::from(seen.lock().expect("lock").answered) >= burst).then_some(()))
+    })
+    .await;
+
+    // Bob sends and reads meanwhile; each of his calls is answered at once.
+    let mut b = Client::connected(&server.url, &bob).await;
+    let mut sent = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for i in 0..10 {
+        let id = uuid::Uuid::new_v4();
+        let asked = Instant::now();
+        let r = b
+            .call(json!({"rpc": {"method": "messages.send", "data":
+                {"room": "general", "id": id, "text": format!("hello {i}"), "ts": 1}}}))
+            .await;
+        let took = asked.elapsed();
+        slowest = slowest.max(took);
+        assert!(r.error.is_none(), "bob's message is stored: {r:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "bob's send is answered at once while alice floods (took {took:?})"
+        );
+        sent.push((id.to_string(), Instant::now()));
+        let asked = Instant::now();
+        let r = b
+            .call(json!({"history": {"channel": "room:general", "limit": 10}}))
+            .await;
+        assert!(r.history.is_some(), "bob reads the room: {r:?}");
+        slowest = slowest.max(asked.elapsed());
+        assert!(asked.elapsed() < Duration::from_secs(1), "at once");
+    }
+
+    // The flooder got each of bob's messages live, while its own commands still waited.
+    poll(DEADLINE, "the flooder to get bob's messages", || {
+        let seen = seen.lock().expect("lock");
+        let all = sent
+            .iter()
+            .all(|(id, _)| seen.pushes.iter().any(|(p, _)| p == id));
+        std::future::ready(all.then_some(()))
+    })
+    .await;
+    // Well past its burst, the flooder has run no more than its rate allows.
+    let (answered, now) = poll(DEADLINE, "the flooder to be served past its burst", || {
+        let seen = seen.lock().expect("lock");
+        std::future::ready(
+            (f64::from(seen.answered) >= burst + 50.0).then(|| (seen.answered, Instant::now())),
+        )
+    })
+    .await;
+    {
+        let seen = seen.lock().expect("lock");
+        let mut latest = Duration::ZERO;
+        for (id, acked) in &sent {
+            let (_, at) = seen
+                .pushes
+                .iter()
+                .find(|(p, _)| p == id)
+                .expect("the push arrived");
+            let late = at.saturating_duration_since(*acked);
+            latest = latest.max(late);
+            assert!(
+                late < Duration::from_secs(1),
+                "a message reaches the flooding client live, not after its backlog ({late:?})"
+            );
+        }
+        eprintln!(
+            "bob's slowest call {slowest:?}; latest push to the flooder {latest:?}; \
+             flooder answered {} in {:?}",
+            seen.answered,
+            now.duration_since(started)
+        );
+        assert!(
+            seen.refused.is_empty(),
+            "no command of the flooder is refused, they wait: {:?}",
+            seen.refused.first()
+        );
+    }
+    let allowed = burst + rate * now.duration_since(started).as_secs_f64() + 1.0;
+    assert!(
+        f64::from(answered) <= allowed,
+        "the flooder ran at most its burst plus its rate: {answered} answered, {allowed:.0} allowed"
+    );
+    assert!(
+        answered < FLOOD,
+        "the flooder's commands were still waiting their turn ({answered} of {FLOOD} answered)"
+    );
+    assert!(answered > 0, "the flooder is served too");
+    reader.abort();
+    writer.abort();
 }
