@@ -179,7 +179,7 @@ async fn centrifugo_cluster(idp: &Idp) -> Deployment {
     let mut config = config(idp, dir.path());
     config.centrifugo_proxy_secret = Some(confab_types::SecretString::new(PROXY_SECRET.to_owned()));
     config.centrifugo_api_url =
-        Some(url::Url::parse(&format!("http://127.0.0.1:{node_a_port}/api")).expect("api url"));
+        vec![url::Url::parse(&format!("http://127.0.0.1:{node_a_port}/api")).expect("api url")];
     config.centrifugo_api_key = Some(confab_types::SecretString::new(API_KEY.to_owned()));
     fill_rooms(&config);
     let server = TestServer::start(config).await;
