@@ -200,6 +200,12 @@ impl Redis {
         Ok(())
     }
 
+    /// The pid of the running redis-server (its process group leader), for reading its memory from
+    /// `/proc`; `None` after [`Self::kill`].
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ProcessGroup::pid)
+    }
+
     /// Its port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
@@ -494,6 +500,12 @@ impl Centrifugo {
         .await?;
         self.process = Some(process);
         Ok(())
+    }
+
+    /// The pid of the running node (its process group leader), for reading its memory from
+    /// `/proc`; `None` after [`Self::kill`].
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ProcessGroup::pid)
     }
 
     /// Its port on 127.0.0.1.
