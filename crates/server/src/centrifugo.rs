@@ -233,14 +233,14 @@ impl Backend {
 
     /// `messages.send` for `user` on Centrifugo connection `client`: stores, then publishes
     /// (see the module docs), in a task that finishes even if the caller stops waiting.
-    /// Answers `{offset, epoch}` of Centrifugo's stream.
+    /// Answers the place in Centrifugo's stream.
     pub(crate) async fn send(
         self: std::sync::Arc<Self>,
         state: AppState,
         user: String,
         client: String,
         data: Option<Value>,
-    ) -> std::result::Result<Value, ErrorReply> {
+    ) -> std::result::Result<Sent, ErrorReply> {
         tokio::spawn(async move { self.send_now(&state, &user, &client, data).await })
             .await
             .map_err(storage)?
@@ -252,7 +252,7 @@ impl Backend {
         user: &str,
         client: &str,
         data: Option<Value>,
-    ) -> std::result::Result<Value, ErrorReply> {
+    ) -> std::result::Result<Sent, ErrorReply> {
         let Some(args) = data.and_then(|d| serde_json::from_value::<SendMessage>(d).ok()) else {
             return Err(ErrorReply::with_message(
                 ErrorCode::BAD_REQUEST,
@@ -313,11 +313,10 @@ impl Backend {
             .map_err(storage)?
             .map_err(storage)?;
         if let Some(sent) = done {
-            return Ok(json!({"offset": sent.offset, "epoch": sent.epoch}));
+            return Ok(sent);
         }
         // 3. Published: everything queued before it in this room first, in store order.
-        let sent = self.relay_queued(state, &channel, offset).await?;
-        Ok(json!({"offset": sent.offset, "epoch": sent.epoch}))
+        self.relay_queued(state, &channel, offset).await
     }
 
     /// Publishes `channel`'s queued publications in order up to and including `until`;

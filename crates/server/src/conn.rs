@@ -111,7 +111,11 @@ fn publish_as_rpc(reply: Reply) -> Reply {
         Some(p) => Reply {
             id: reply.id,
             rpc: Some(RpcResult {
-                data: Some(serde_json::json!({"offset": p.offset, "epoch": p.epoch})),
+                data: serde_json::to_value(confab_protocol::Sent {
+                    offset: p.offset,
+                    epoch: p.epoch,
+                })
+                .ok(),
             }),
             ..Reply::default()
         },

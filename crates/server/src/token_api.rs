@@ -155,10 +155,37 @@ pub(crate) struct SubscribeProxyRequest {
     channel: String,
 }
 
-/// Whether a proxy call may be answered: `Err` is the status refusing it.
-fn proxy_caller(state: &AppState, headers: &HeaderMap) -> Result<(), StatusCode> {
+/// Why a proxy call is not answered.
+enum ProxyRefusal {
+    /// Proxy calls are off (404) or the secret is wrong (401).
+    Status(StatusCode),
+    /// The body is not the request this proxy reads (400 naming it).
+    NotA(&'static str),
+}
+
+impl IntoResponse for ProxyRefusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Status(status) => status.into_response(),
+            Self::NotA(what) => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": format!("not {what}") })),
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// The request (`what`, e.g. "an RPC proxy request") of a proxy call that may be answered: only calls carrying the
+/// configured secret are read.
+fn proxy_request<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    what: &'static str,
+) -> Result<T, ProxyRefusal> {
     let Some(secret) = &state.config.centrifugo_proxy_secret else {
-        return Err(StatusCode::NOT_FOUND);
+        return Err(ProxyRefusal::Status(StatusCode::NOT_FOUND));
     };
     let given = headers
         .get("x-confab-proxy-secret")
@@ -166,9 +193,9 @@ fn proxy_caller(state: &AppState, headers: &HeaderMap) -> Result<(), StatusCode>
         .unwrap_or_default();
     if !confab_types::constant_time_eq(given, secret.expose_secret()) {
         tracing::warn!("a proxy call without the right secret was refused");
-        return Err(StatusCode::UNAUTHORIZED);
+        return Err(ProxyRefusal::Status(StatusCode::UNAUTHORIZED));
     }
-    Ok(())
+    serde_json::from_slice(body).map_err(|_| ProxyRefusal::NotA(what))
 }
 
 fn proxy_error(e: &confab_protocol::ErrorReply) -> Response {
@@ -198,15 +225,10 @@ pub(crate) async fn rpc_proxy(
     body: axum::body::Bytes,
 ) -> Response {
     use confab_protocol::{ErrorCode, ErrorReply};
-    if let Err(status) = proxy_caller(&state, &headers) {
-        return status.into_response();
-    }
-    let Ok(req) = serde_json::from_slice::<RpcProxyRequest>(&body) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "not an RPC proxy request"})),
-        )
-            .into_response();
+    let req: RpcProxyRequest = match proxy_request(&state, &headers, &body, "an RPC proxy request")
+    {
+        Ok(req) => req,
+        Err(refused) => return refused.into_response(),
     };
     if req.user.is_empty() {
         return proxy_error(&ErrorReply::from_code(ErrorCode::PERMISSION_DENIED));
@@ -222,7 +244,7 @@ pub(crate) async fn rpc_proxy(
             .send(state.clone(), req.user, req.client, req.data)
             .await
         {
-            Ok(data) => Json(json!({"result": {"data": data}})).into_response(),
+            Ok(sent) => Json(json!({"result": {"data": sent}})).into_response(),
             Err(e) => proxy_error(&e),
         };
     }
@@ -255,23 +277,18 @@ pub(crate) async fn subscribe_proxy(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(status) = proxy_caller(&state, &headers) {
-        return status.into_response();
-    }
-    let Ok(req) = serde_json::from_slice::<SubscribeProxyRequest>(&body) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "not a subscribe proxy request"})),
-        )
-            .into_response();
-    };
+    use confab_protocol::{ErrorCode, ErrorReply};
+    let req: SubscribeProxyRequest =
+        match proxy_request(&state, &headers, &body, "a subscribe proxy request") {
+            Ok(req) => req,
+            Err(refused) => return refused.into_response(),
+        };
     if req.user.is_empty() {
-        return Json(json!({"error": {"code": 103, "message": "permission denied"}}))
-            .into_response();
+        return proxy_error(&ErrorReply::from_code(ErrorCode::PERMISSION_DENIED));
     }
     match state.room_access(&req.channel, &req.user).await {
         Ok(()) => Json(json!({"result": {}})).into_response(),
-        Err(code) => proxy_error(&confab_protocol::ErrorReply::from_code(code)),
+        Err(code) => proxy_error(&ErrorReply::from_code(code)),
     }
 }
 
