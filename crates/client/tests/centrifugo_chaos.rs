@@ -186,18 +186,7 @@ async fn chaos_on_the_cluster_two_clients_2000_messages_kills_restarts_and_cuts(
 
     // Convergence: both outboxes drain.
     for (c, name) in [(&alice, "alice"), (&bob, "bob")] {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let left = c.relay.outbox().await.expect("outbox").len();
-            if left == 0 {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name}'s outbox drains after the chaos ({left} left)"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        c.wait_outbox_empty(name, Duration::from_secs(120)).await;
         let (connects, resets, errors) = c.view(|v| {
             let connects = v
                 .connection

@@ -494,18 +494,7 @@ async fn chaos_two_clients_2000_messages_restarts_and_cuts() {
 
     // Convergence: both outboxes drain, both views reach the server's history.
     for (c, name) in [(&alice, "alice"), (&bob, "bob")] {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-        loop {
-            let left = c.relay.outbox().await.expect("outbox").len();
-            if left == 0 {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{name}'s outbox drains after the chaos ({left} left)"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        c.wait_outbox_empty(name, Duration::from_secs(90)).await;
     }
     let histories: Vec<Vec<(u64, Uuid)>> = ROOMS.iter().map(|r| server.history(r)).collect();
     let stored: Vec<Uuid> = histories.iter().flatten().map(|(_, id)| *id).collect();

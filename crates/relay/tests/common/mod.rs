@@ -508,6 +508,22 @@ impl Client {
         .await;
     }
 
+    /// Waits until every message `name` sent is acknowledged (the outbox is empty).
+    pub async fn wait_outbox_empty(&self, name: &str, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = self.relay.outbox().await.expect("outbox").len();
+            if left == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name}'s outbox drains ({left} left after {within:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The full view of a room: if a reset trimmed it, older pages are loaded in front.
     pub async fn full_room(&self, room: &str) -> Vec<(u64, Uuid)> {
         let mut ids = self.view(|v| v.ids(room));
