@@ -244,11 +244,7 @@ impl TokenVerifier {
         if data.claims.sub.is_empty() {
             return Err(AuthError::Invalid("empty subject"));
         }
-        let name = data
-            .claims
-            .name
-            .or(data.claims.preferred_username)
-            .filter(|n| !n.trim().is_empty() && n.len() <= 256 && !n.chars().any(char::is_control));
+        let name = display_name(data.claims.name, data.claims.preferred_username);
         Ok(Identity {
             user: data.claims.sub,
             expires_at: data.claims.exp,
@@ -262,6 +258,14 @@ impl TokenVerifier {
     fn claims_issuer_matches(&self, token: &str) -> bool {
         unverified_issuer(token).is_some_and(|iss| iss.trim_end_matches('/') == self.issuer)
     }
+}
+
+/// The display name a provider's claims give: `name`, else the other claim it names a user by
+/// (`preferred_username`, `username`); one that is blank, longer than 256 bytes or holds a
+/// control character is none.
+pub(crate) fn display_name(name: Option<String>, other: Option<String>) -> Option<String> {
+    name.or(other)
+        .filter(|n| !n.trim().is_empty() && n.len() <= 256 && !n.chars().any(char::is_control))
 }
 
 /// Why jsonwebtoken refused a token, as this server says it (every verifier of the server).

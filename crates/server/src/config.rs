@@ -108,6 +108,12 @@ pub struct Config {
     pub introspection_allowed_clients: Vec<String>,
 }
 
+/// Whether `url` is https, or http to this machine (where nothing crosses a network).
+fn https_or_loopback_http(url: &url::Url) -> bool {
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    url.scheme() == "https" || (url.scheme() == "http" && loopback)
+}
+
 /// One URL or a list of them.
 fn one_or_many<'de, D: serde::Deserializer<'de>>(
     d: D,
@@ -192,8 +198,7 @@ impl Config {
         }
         let url = url::Url::parse(&self.issuer)
             .map_err(|e| Error::Config(format!("issuer is not a URL: {e}")))?;
-        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        if !https_or_loopback_http(&url) {
             return Err(Error::Config(
                 "issuer must be https (http only for a loopback issuer)".into(),
             ));
@@ -247,13 +252,14 @@ impl Config {
                 "introspection_client_id and introspection_client_secret go together".into(),
             ));
         }
-        if let Some(url) = &self.introspection_endpoint {
-            let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-            if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
-                return Err(Error::Config(
-                    "introspection_endpoint must be https (http only on loopback)".into(),
-                ));
-            }
+        if self
+            .introspection_endpoint
+            .as_ref()
+            .is_some_and(|url| !https_or_loopback_http(url))
+        {
+            return Err(Error::Config(
+                "introspection_endpoint must be https (http only on loopback)".into(),
+            ));
         }
         if self.centrifugo_api_url.is_empty() == self.centrifugo_api_key.is_some() {
             return Err(Error::Config(

@@ -212,14 +212,10 @@ impl Introspector {
         if exp <= crate::auth::unix_now() {
             return Err(AuthError::Expired);
         }
-        let name = a
-            .name
-            .or(a.username)
-            .filter(|n| !n.trim().is_empty() && n.len() <= 256 && !n.chars().any(char::is_control));
         Ok(Identity {
             user: sub,
             expires_at: exp,
-            name,
+            name: crate::auth::display_name(a.name, a.username),
         })
     }
 }
