@@ -1,8 +1,9 @@
 //! Project commands. The README's quick start is `cargo xtask demo` and `cargo xtask test`.
 //!
 //! Both install what is missing first (Debian packages when run as root, otherwise the exact
-//! `sudo apt-get install ...` line is printed; `npm ci` for the test peers; a Python venv for
-//! centrifuge-python; `tauri-driver` into `target/tools`), so they work on a fresh machine.
+//! `sudo apt-get install ...` line is printed; `npm ci` for the test peers; Python venvs for
+//! centrifuge-python and the Django test backend; `tauri-driver` into `target/tools`), so they
+//! work on a fresh machine.
 //! `cargo xtask bundle [--debug]` builds the app and its Debian package (see bundle.rs).
 //! `cargo xtask bench-ui` measures the release app's start time and memory next to a bare Tauri
 //! hello-world (see bench_ui/mod.rs).

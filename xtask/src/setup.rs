@@ -74,7 +74,8 @@ pub(crate) fn run(purpose: Purpose) -> Result<()> {
     npm_ci("tests/idp", NpmMode::Ci)?;
     if purpose == Purpose::Test {
         npm_ci("tests/peers", NpmMode::Ci)?;
-        python_venv()?;
+        python_venv("tests/peers")?;
+        python_venv("tests/backends/django")?;
         tauri_driver()?;
         centrifugo()?;
         tauri_cli()?;
@@ -224,9 +225,12 @@ fn npm_ci(dir: &str, mode: NpmMode) -> Result<()> {
     ]))
 }
 
-/// A virtualenv with centrifuge-python for the protocol conformance tests.
-fn python_venv() -> Result<()> {
-    let dir = root().join("tests").join("peers");
+/// A virtualenv at `<dir>/.venv` with `<dir>/requirements.txt` installed (`dir` relative to the
+/// repository root): centrifuge-python for the protocol conformance tests (`tests/peers`), and
+/// Django, DRF, SimpleJWT and gunicorn for the Django test backend (`tests/backends/django`).
+/// A stamp file holding the installed requirements makes a second run free until they change.
+fn python_venv(dir: &str) -> Result<()> {
+    let dir = root().join(dir);
     let req = dir.join("requirements.txt");
     if !req.exists() {
         return Ok(());
@@ -239,8 +243,12 @@ fn python_venv() -> Result<()> {
         return Ok(());
     }
     if !py.exists() {
-        run_cmd(Command::new("python3").args(["-m", "venv"]).arg(&venv))
-            .context("creating the Python venv for tests/peers (Debian: python3-venv)")?;
+        run_cmd(Command::new("python3").args(["-m", "venv"]).arg(&venv)).with_context(|| {
+            format!(
+                "creating the Python venv {} (Debian: python3-venv)",
+                venv.display()
+            )
+        })?;
     }
     run_cmd(
         Command::new(&py)
@@ -253,7 +261,8 @@ fn python_venv() -> Result<()> {
                 "-r",
             ])
             .arg(&req),
-    )?;
+    )
+    .with_context(|| format!("installing {} into its venv", req.display()))?;
     std::fs::copy(&req, &stamp).context("recording installed requirements")?;
     Ok(())
 }

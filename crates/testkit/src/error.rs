@@ -1,8 +1,8 @@
 //! Errors of this crate: [`Error`] of the IdP and login helpers (feature `idp`), [`DesktopError`]
 //! of the desktop harness (feature `desktop`), [`ClusterError`] of the cluster harness (feature
-//! `cluster`).
+//! `cluster`), [`DjangoError`] of the Django test backend (feature `django`).
 
-#[cfg(feature = "idp")]
+#[cfg(any(feature = "idp", feature = "django"))]
 use std::path::PathBuf;
 
 /// Everything that can go wrong while running the test IdP or driving a login.
@@ -233,3 +233,82 @@ pub enum ClusterError {
 /// Result with [`ClusterError`].
 #[cfg(feature = "cluster")]
 pub type ClusterResult<T> = std::result::Result<T, ClusterError>;
+
+/// What running the Django test backend ([`crate::django`]) can fail with. A start that failed
+/// carries the last lines of the backend's log in the message; no message contains a token.
+#[cfg(feature = "django")]
+#[derive(Debug, thiserror::Error)]
+pub enum DjangoError {
+    /// The backend's virtualenv has not been created.
+    #[error("{} not found: run `cargo xtask setup` (it creates tests/backends/django/.venv from tests/backends/django/requirements.txt), or set CONFAB_DJANGO_PYTHON to a Python that has those packages", python.display())]
+    VenvMissing {
+        /// The Python interpreter that was looked for.
+        python: PathBuf,
+    },
+
+    /// The interpreter could not be run.
+    #[error("cannot run {} ({source}); run `cargo xtask setup` to recreate tests/backends/django/.venv", program.display())]
+    Spawn {
+        /// Program that was tried.
+        program: PathBuf,
+        /// Why it could not be run.
+        source: std::io::Error,
+    },
+
+    /// The backend did not print its ready line before the deadline.
+    #[error("the Django test backend did not become ready within {seconds} s; its log is {}:\n{tail}", log.display())]
+    ReadyTimeout {
+        /// Deadline in seconds.
+        seconds: u64,
+        /// Path of the captured stderr.
+        log: PathBuf,
+        /// Last lines of the log.
+        tail: String,
+    },
+
+    /// The backend exited (or closed stdout) before it was ready. A `ModuleNotFoundError` in
+    /// the tail means the virtualenv is out of date (`cargo xtask setup`).
+    #[error("the Django test backend exited before it was ready ({status}); its log is {}:\n{tail}", log.display())]
+    ExitedBeforeReady {
+        /// Exit status, as text.
+        status: String,
+        /// Path of the captured stderr.
+        log: PathBuf,
+        /// Last lines of the log.
+        tail: String,
+    },
+
+    /// The ready line did not carry a usable base URL.
+    #[error("the Django test backend printed an unusable ready line {line:?}")]
+    BadReadyLine {
+        /// The line as printed.
+        line: String,
+    },
+
+    /// Local I/O (spawning, temp files, pipes).
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// An HTTP request to the backend failed at the transport level.
+    #[error("http request to the Django test backend failed: {0}")]
+    Http(#[from] reqwest::Error),
+
+    /// A test route (`/__test/...`) or the discovery document answered with an error.
+    #[error("{route} answered {status}: {body}")]
+    Admin {
+        /// Route path.
+        route: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// Response body.
+        body: String,
+    },
+
+    /// A response could not be understood.
+    #[error("unexpected response: {0}")]
+    Unexpected(String),
+}
+
+/// Result with [`DjangoError`].
+#[cfg(feature = "django")]
+pub type DjangoResult<T> = std::result::Result<T, DjangoError>;

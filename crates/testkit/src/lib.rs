@@ -1,9 +1,11 @@
 //! Test support for Confab: runs the test identity provider (`tests/idp`, Node + oidc-provider)
-//! as a child process and completes logins headlessly over HTTP (feature `idp`); runs the real
-//! app's desktop session, bus, keyring and WebDriver server ([`desktop`], feature `desktop`);
-//! runs Redis, Centrifugo nodes and nginx for the scale-out tests ([`cluster`], feature
-//! `cluster`, which takes both others). All are on by default; `cargo xtask` takes only
-//! `desktop`, which needs nothing beyond the standard library.
+//! as a child process and completes logins headlessly over HTTP (feature `idp`); runs the Django
+//! test backend of the password profile (`tests/backends/django`, Django + DRF + SimpleJWT under
+//! gunicorn; [`django`], feature `django`); runs the real app's desktop session, bus, keyring and
+//! WebDriver server ([`desktop`], feature `desktop`); runs Redis, Centrifugo nodes and nginx for
+//! the scale-out tests ([`cluster`], feature `cluster`, which takes `idp` and `desktop`). All are
+//! on by default; `cargo xtask` takes only `desktop`, which needs nothing beyond the standard
+//! library.
 //!
 //! ```no_run
 //! # async fn demo() -> confab_testkit::Result<()> {
@@ -21,6 +23,8 @@
 pub mod cluster;
 #[cfg(feature = "desktop")]
 pub mod desktop;
+#[cfg(feature = "django")]
+pub mod django;
 pub mod error;
 #[cfg(feature = "idp")]
 pub mod idp;
@@ -29,10 +33,14 @@ pub mod login;
 #[cfg(feature = "idp")]
 pub mod oauth;
 
+#[cfg(feature = "django")]
+pub use django::{django_dir, Django, DjangoOptions, DjangoStats, DJANGO_CHAT_AUDIENCE};
 #[cfg(feature = "desktop")]
 pub use error::DesktopError;
 #[cfg(feature = "cluster")]
 pub use error::{ClusterError, ClusterResult};
+#[cfg(feature = "django")]
+pub use error::{DjangoError, DjangoResult};
 #[cfg(feature = "idp")]
 pub use error::{Error, Result};
 #[cfg(feature = "idp")]

@@ -1,0 +1,1 @@
+"""The Django project of Confab's test backend (see ../README.md)."""
