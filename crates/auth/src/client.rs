@@ -879,28 +879,15 @@ type Throttle = (u16, Option<Duration>);
 /// sign in again, and the session keeps retrying).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// The `Retry-After` of a 429/503 response (delta-seconds or HTTP-date), capped at
-/// [`MAX_RETRY_AFTER`]; `None` for other statuses or a missing/unreadable header.
+/// The `Retry-After` of a 429/503 response (confab-types' one reading: delta-seconds, an
+/// HTTP-date or an epoch timestamp), capped at [`MAX_RETRY_AFTER`]; `None` for other statuses
+/// or a missing/unreadable header.
 fn throttle_of(status: u16, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     if status != 429 && status != 503 {
         return None;
     }
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    parse_retry_after(value, SystemTime::now())
-}
-
-/// Parses a `Retry-After` value (RFC 9110 §10.2.3): delta-seconds or an HTTP-date.
-pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    let wait = match value.parse::<u64>() {
-        Ok(secs) => Duration::from_secs(secs),
-        Err(_) => {
-            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-            let at = SystemTime::from(at.with_timezone(&chrono::Utc));
-            at.duration_since(now).unwrap_or(Duration::ZERO)
-        }
-    };
-    Some(wait.min(MAX_RETRY_AFTER))
+    confab_types::retry_after::parse(value, SystemTime::now()).map(|w| w.min(MAX_RETRY_AFTER))
 }
 
 /// Adds what the HTTP wrapper observed (status, Retry-After) to a token-endpoint error.

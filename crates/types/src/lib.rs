@@ -8,11 +8,15 @@
 //!   secrets with it (confab-session's `Secret`, confab-protocol's `Token`).
 //! - [`constant_time_eq`]: the comparison those types use, for other comparisons with secrets.
 //! - [`AccountId`]: an account, i.e. an OpenID issuer and the subject at that issuer.
+//! - [`retry_after::parse`]: the one reading of an HTTP `Retry-After` value (delta-seconds,
+//!   HTTP-date, or an epoch timestamp in seconds or milliseconds).
 //!
 //! No I/O and no errors here (hence no `error` module): every operation is infallible, and the
-//! crate only depends on `zeroize`, `subtle` and `uuid`, so every other crate can use it.
+//! crate only depends on `zeroize`, `subtle`, `uuid` and `httpdate`, so every other crate can
+//! use it.
 
 pub mod account;
+pub mod retry_after;
 pub mod secret;
 
 pub use account::AccountId;

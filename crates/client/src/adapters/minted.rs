@@ -99,8 +99,7 @@ impl MintedTokens {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| confab_types::retry_after::parse(v, std::time::SystemTime::now()));
         let why = resp
             .json::<serde_json::Value>()
             .await
