@@ -323,6 +323,21 @@ impl Django {
         Ok(())
     }
 
+    /// How many refresh tokens of `username` the backend would still accept (issued, not
+    /// blacklisted, not expired), from `GET /__test/live-refresh-tokens`: 0 after a sign-out
+    /// blacklisted the app's token, 1 while one app holds a rotated token.
+    pub async fn live_refresh_tokens(&self, username: &str) -> DjangoResult<u64> {
+        const ROUTE: &str = "/__test/live-refresh-tokens";
+        let mut url = self.endpoint(ROUTE);
+        url.query_pairs_mut().append_pair("username", username);
+        let response = self.http.get(url).send().await?;
+        let body = admin_body(ROUTE, response).await?;
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("live").and_then(serde_json::Value::as_u64))
+            .ok_or_else(|| DjangoError::Unexpected(format!("live tokens body {body:?}")))
+    }
+
     /// The backend's stderr so far: gunicorn's messages, one line per request, one per login,
     /// refresh and token event (never a token value).
     pub fn log(&self) -> String {

@@ -27,6 +27,7 @@ if settings.TEST_ROUTES:
     urlpatterns += [
         path("__test/stats", views_test.stats_view),
         path("__test/reset", views_test.reset),
+        path("__test/live-refresh-tokens", views_test.live_refresh_tokens),
     ]
 
 handler400 = "confab_api.errors.bad_request"
