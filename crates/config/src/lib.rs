@@ -62,6 +62,68 @@ pub const ENV_LOGIN_TIMEOUT_SECS: &str = "CONFAB_LOGIN_TIMEOUT_SECS";
 pub const ENV_LOGIN_HINT: &str = "CONFAB_LOGIN_HINT";
 /// Environment variable overriding [`AppConfig::vault_key`] (`keychain`, `passphrase`).
 pub const ENV_VAULT_KEY: &str = "CONFAB_VAULT_KEY";
+/// Environment variable choosing the credential profile (`oidc`, `password`).
+pub const ENV_CREDENTIAL_PROFILE: &str = "CONFAB_CREDENTIAL_PROFILE";
+/// Environment variable setting the password profile's backend URL (`[password] backend`).
+pub const ENV_PASSWORD_BACKEND: &str = "CONFAB_PASSWORD_BACKEND";
+
+pub use confab_backends::SimpleJwtSettings;
+
+/// How the account signs in: the credential backend of its profile.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CredentialProfile {
+    /// OpenID Connect: code + PKCE in the system browser (the default; RFC 9700).
+    #[default]
+    Oidc,
+    /// A first-party Django REST Framework + SimpleJWT backend: email or username and password
+    /// in Confab's own form (opt-in, for an organisation's own backend only).
+    Password {
+        /// The backend's base URL (https; http only on this machine).
+        backend: Url,
+        /// Its endpoints' paths and field names (the seed's by default).
+        settings: Box<SimpleJwtSettings>,
+    },
+}
+
+impl CredentialProfile {
+    /// The profile's name as configured (`oidc`, `password`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Oidc => "oidc",
+            Self::Password { .. } => "password",
+        }
+    }
+}
+
+/// The file's `credential_profile` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ProfileKind {
+    Oidc,
+    Password,
+}
+
+impl std::str::FromStr for ProfileKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "oidc" => Ok(Self::Oidc),
+            "password" => Ok(Self::Password),
+            other => Err(format!(
+                "unknown credential profile `{other}`; expected oidc or password"
+            )),
+        }
+    }
+}
+
+/// The file's `[password]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordTable {
+    backend: Option<Url>,
+    #[serde(default)]
+    simplejwt: SimpleJwtSettings,
+}
 
 /// Where the vault's key comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -141,6 +203,8 @@ pub struct AppConfig {
     pub login_hint: Option<String>,
     /// Where the vault key comes from (default: the OS keychain).
     pub vault_key: VaultKeyMode,
+    /// How the account signs in (default: OpenID Connect in the browser).
+    pub credential: CredentialProfile,
     /// The config file that was read, if any (for diagnostics).
     pub loaded_from: Option<PathBuf>,
 }
@@ -160,6 +224,7 @@ impl Default for AppConfig {
             redirect_mode: RedirectMode::Auto,
             login_hint: None,
             vault_key: VaultKeyMode::Keychain,
+            credential: CredentialProfile::Oidc,
             loaded_from: None,
         }
     }
@@ -216,6 +281,8 @@ struct FileConfig {
     redirect_mode: Option<RedirectMode>,
     login_hint: Option<String>,
     vault_key: Option<VaultKeyMode>,
+    credential_profile: Option<ProfileKind>,
+    password: Option<PasswordTable>,
 }
 
 impl AppConfig {
@@ -306,6 +373,17 @@ impl AppConfig {
         if let Some(v) = file.vault_key {
             c.vault_key = v;
         }
+        let table = file.password.unwrap_or_default();
+        c.credential = match file.credential_profile {
+            None | Some(ProfileKind::Oidc) => CredentialProfile::Oidc,
+            Some(ProfileKind::Password) => CredentialProfile::Password {
+                backend: table.backend.ok_or_else(|| Error::Invalid {
+                    origin: format!("{}: table `[password]`", path.display()),
+                    message: "the password profile needs `backend`, the backend's URL".into(),
+                })?,
+                settings: Box::new(table.simplejwt),
+            },
+        };
         c.validate()?;
         Ok(c)
     }
@@ -361,6 +439,39 @@ impl AppConfig {
         if let Some(v) = env(ENV_VAULT_KEY) {
             self.vault_key = v.parse().map_err(|m| invalid(ENV_VAULT_KEY, m))?;
         }
+        let kind = match env(ENV_CREDENTIAL_PROFILE) {
+            Some(v) => Some(
+                v.parse::<ProfileKind>()
+                    .map_err(|m| invalid(ENV_CREDENTIAL_PROFILE, m))?,
+            ),
+            None => None,
+        };
+        let backend = match env(ENV_PASSWORD_BACKEND) {
+            Some(v) => Some(
+                Url::parse(v.trim())
+                    .map_err(|e| invalid(ENV_PASSWORD_BACKEND, format!("not a URL ({e})")))?,
+            ),
+            None => None,
+        };
+        let (backend, settings) = match (&self.credential, backend) {
+            (_, Some(url)) => (Some(url), self.password_settings()),
+            (CredentialProfile::Password { backend, settings }, None) => {
+                (Some(backend.clone()), settings.clone())
+            }
+            (CredentialProfile::Oidc, None) => (None, Box::default()),
+        };
+        let password = kind == Some(ProfileKind::Password)
+            || (kind.is_none() && matches!(self.credential, CredentialProfile::Password { .. }));
+        self.credential = match (password, backend) {
+            (false, _) => CredentialProfile::Oidc,
+            (true, Some(backend)) => CredentialProfile::Password { backend, settings },
+            (true, None) => {
+                return Err(invalid(
+                    ENV_CREDENTIAL_PROFILE,
+                    format!("the password profile needs {ENV_PASSWORD_BACKEND}, the backend's URL"),
+                ))
+            }
+        };
         Ok(())
     }
 
@@ -420,6 +531,18 @@ impl AppConfig {
                 ),
             );
         }
+        if let CredentialProfile::Password { backend, .. } = &self.credential {
+            let https = backend.scheme() == "https";
+            let local_http = backend.scheme() == "http" && is_loopback(backend);
+            if !https && !local_http {
+                return fail(
+                    "password.backend",
+                    format!(
+                        "`{backend}` must use https (http is only for a backend on this machine): the password travels to it"
+                    ),
+                );
+            }
+        }
         if self.client_id.trim().is_empty() {
             return fail("client_id", "must not be empty".into());
         }
@@ -448,6 +571,25 @@ impl AppConfig {
             return fail("login_timeout_secs", "must be at least 1 second".into());
         }
         Ok(())
+    }
+
+    /// The password profile's settings (the defaults under another profile).
+    fn password_settings(&self) -> Box<SimpleJwtSettings> {
+        match &self.credential {
+            CredentialProfile::Password { settings, .. } => settings.clone(),
+            CredentialProfile::Oidc => Box::default(),
+        }
+    }
+
+    /// The issuer of this configuration's accounts: the identity provider's, or under the
+    /// password profile the backend's URL (no trailing slash). Accounts and vault entries are
+    /// keyed by it.
+    pub fn account_issuer(&self) -> String {
+        let url = match &self.credential {
+            CredentialProfile::Oidc => &self.issuer,
+            CredentialProfile::Password { backend, .. } => backend,
+        };
+        url.as_str().trim_end_matches('/').to_owned()
     }
 
     /// The RFC 8707 `resource` to send at sign-in: `None` when `chat_resource` is empty.
@@ -731,6 +873,94 @@ mod tests {
         assert!(
             msg.contains("unknown field"),
             "error says the key is unknown: {msg}"
+        );
+    }
+
+    #[test]
+    fn the_password_profile_names_its_backend_and_may_rename_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "credential_profile = \"password\"\n[password]\nbackend = \"https://api.example.org/\"\n[password.simplejwt]\nlogin_path = \"auth/login/\"\n",
+        );
+        let c = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap();
+        let CredentialProfile::Password { backend, settings } = &c.credential else {
+            panic!("password profile expected: {:?}", c.credential);
+        };
+        assert_eq!(backend.as_str(), "https://api.example.org/");
+        assert_eq!(settings.login_path, "auth/login/");
+        assert_eq!(
+            settings.refresh_path,
+            SimpleJwtSettings::default().refresh_path,
+            "what the file leaves out keeps the seed's default"
+        );
+        assert_eq!(c.account_issuer(), "https://api.example.org");
+
+        let oidc =
+            AppConfig::load_with_env(dir.path(), env_of(&[(ENV_CREDENTIAL_PROFILE, "oidc")]))
+                .unwrap();
+        assert_eq!(
+            oidc.credential,
+            CredentialProfile::Oidc,
+            "the environment wins"
+        );
+        assert_eq!(oidc.account_issuer(), "http://127.0.0.1:8400");
+    }
+
+    #[test]
+    fn the_password_profile_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = AppConfig::load_with_env(
+            dir.path(),
+            env_of(&[
+                (ENV_CREDENTIAL_PROFILE, "password"),
+                (ENV_PASSWORD_BACKEND, "http://127.0.0.1:8000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.credential.name(), "password");
+        assert_eq!(c.account_issuer(), "http://127.0.0.1:8000");
+
+        let err =
+            AppConfig::load_with_env(dir.path(), env_of(&[(ENV_CREDENTIAL_PROFILE, "password")]))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains(ENV_PASSWORD_BACKEND), "{err}");
+        let err = AppConfig::load_with_env(dir.path(), env_of(&[(ENV_CREDENTIAL_PROFILE, "saml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected oidc or password"), "{err}");
+    }
+
+    #[test]
+    fn the_password_profile_refuses_what_would_leak_or_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "credential_profile = \"password\"\n[password]\nbackend = \"http://api.example.org/\"\n",
+        );
+        let err = AppConfig::load_with_env(dir.path(), env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("password.backend") && err.contains("must use https"),
+            "a password is never sent in clear text off this machine: {err}"
+        );
+        write(dir.path(), "credential_profile = \"password\"\n");
+        let err = AppConfig::load_with_env(dir.path(), env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs `backend`"), "{err}");
+        write(
+            dir.path(),
+            "[password]\nbackend = \"https://a.example/\"\n[password.simplejwt]\nlogin_pth = \"x\"\n",
+        );
+        let err = AppConfig::load_with_env(dir.path(), env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("login_pth") && err.contains(":4:"),
+            "a misspelt field name is named with its line: {err}"
         );
     }
 
