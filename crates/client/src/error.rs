@@ -14,6 +14,10 @@ pub enum Error {
     /// Signing in failed (discovery, callback validation, code exchange, ID token, ...).
     #[error(transparent)]
     Auth(#[from] confab_auth::Error),
+    /// A password credential backend refused or failed the sign-in (wrong password, inactive
+    /// account, rate limit, unreachable, ...).
+    #[error(transparent)]
+    Backend(#[from] confab_backends::Error),
     /// The configuration file or environment is invalid; the message names file, line and key.
     #[error("{0}")]
     Config(String),
@@ -112,6 +116,17 @@ pub enum Code {
     Loopback,
     /// Another sign-in error (a code confab-auth added later).
     Auth,
+    // Password sign-in (a credential backend).
+    /// The email, username or password is wrong.
+    WrongCredentials,
+    /// The account is deactivated at the backend.
+    AccountInactive,
+    /// The sign-in form is incomplete or the backend refused its values.
+    InvalidForm,
+    /// Too many attempts; the message says how long to wait.
+    RateLimited,
+    /// The credential backend failed or refused the request.
+    Backend,
     // The app around it.
     /// The system browser could not be opened.
     Browser,
@@ -205,6 +220,11 @@ impl Code {
             Self::Network => "network",
             Self::Loopback => "loopback",
             Self::Auth => "auth",
+            Self::WrongCredentials => "wrong-credentials",
+            Self::AccountInactive => "account-inactive",
+            Self::InvalidForm => "invalid-form",
+            Self::RateLimited => "rate-limited",
+            Self::Backend => "backend",
             Self::Browser => "browser",
             Self::WrongPassphrase => "wrong-passphrase",
             Self::PassphraseMismatch => "passphrase-mismatch",
@@ -267,6 +287,21 @@ impl Code {
         }
     }
 
+    /// The code of a credential backend's error.
+    pub fn of_backend(e: &confab_backends::Error) -> Self {
+        use confab_backends::Error as B;
+        match e {
+            B::WrongCredentials => Self::WrongCredentials,
+            B::Inactive => Self::AccountInactive,
+            B::MissingField(_) | B::Invalid(_) => Self::InvalidForm,
+            B::RateLimited { .. } => Self::RateLimited,
+            B::TokenRefused => Self::SessionEnded,
+            B::Unreachable(_) => Self::Network,
+            B::Config(_) => Self::Config,
+            B::Refused(_) | B::Server(_) => Self::Backend,
+        }
+    }
+
     /// The code of a vault error.
     pub fn of_vault(e: &confab_vault::Error) -> Self {
         use confab_vault::Error as V;
@@ -323,6 +358,7 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Self::Auth(e) => Code::of_auth(e.code()),
+            Self::Backend(e) => Code::of_backend(e),
             Self::Config(_) => Code::Config,
             Self::Browser => Code::Browser,
             Self::Vault(e) => Code::of_vault(e),
@@ -423,6 +459,11 @@ mod tests {
             Code::Network,
             Code::Loopback,
             Code::Auth,
+            Code::WrongCredentials,
+            Code::AccountInactive,
+            Code::InvalidForm,
+            Code::RateLimited,
+            Code::Backend,
             Code::Browser,
             Code::WrongPassphrase,
             Code::PassphraseMismatch,

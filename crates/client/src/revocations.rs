@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use confab_session::EndpointError;
 use confab_types::constant_time_eq;
 use confab_vault::{AccountId, SecretStore, SecretString};
 use serde::{Deserialize, Serialize};
@@ -200,14 +201,14 @@ impl PendingRevocations {
         .await
     }
 
-    /// After an attempt to revoke `token`: forgets it unless the failure was transient
+    /// After an attempt to revoke `token` (at an identity provider or a credential backend,
+    /// classified as the session classifies them): forgets it unless the failure was transient
     /// (network, timeout, 5xx, 429), which keeps it for the next start.
-    pub async fn settle(&self, token: &SecretString, outcome: &Result<(), confab_auth::Error>) {
+    pub async fn settle(&self, token: &SecretString, outcome: &Result<(), EndpointError>) {
         match outcome {
-            Err(e) if e.is_transient() => {
+            Err(e @ EndpointError::Transient { .. }) => {
                 tracing::warn!(
-                    code = %e.code(),
-                    "revoking a refresh token failed; it stays in the vault to be revoked at the next start"
+                    "revoking a refresh token failed ({e}); it stays in the vault to be revoked at the next start"
                 );
             }
             _ => {
@@ -282,12 +283,13 @@ mod tests {
         );
         assert_eq!(due[0].token.expose_secret(), "refresh-token-1");
 
-        let transient: Result<(), confab_auth::Error> =
-            Err(confab_auth::Error::Network("unreachable".into()));
+        let transient = Err(EndpointError::Transient {
+            retry_after: None,
+            reason: "unreachable".into(),
+        });
         list.settle(&token(1), &transient).await;
         assert_eq!(list.len().await.unwrap(), 1, "a transient failure keeps it");
-        let refused: Result<(), confab_auth::Error> =
-            Err(confab_auth::Error::NotSupported("token revocation"));
+        let refused = Err(EndpointError::Fatal("token revocation".into()));
         list.settle(&token(1), &refused).await;
         assert!(list.is_empty().await.unwrap(), "a final answer forgets it");
         list.add("https://id.example", &token(2)).await.unwrap();

@@ -12,8 +12,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use confab_auth::{AuthClient, AuthConfig, LoopbackListener, RedirectTarget};
-use confab_config::{AppConfig, VaultKeyMode};
-use confab_session::{AuthLog, RefreshTokenStore, SessionEvent, TokenManager};
+use confab_backends::SimpleJwtClient;
+use confab_config::{AppConfig, CredentialProfile, VaultKeyMode};
+use confab_session::{
+    AuthLog, EndpointError, RefreshTokenStore, SessionEvent, TokenEndpoint, TokenManager,
+};
 use confab_vault::{AccountId, KeySource, SecretString, StrongholdStore};
 use tokio::runtime::Handle;
 use tokio::sync::broadcast;
@@ -22,7 +25,7 @@ use url::Url;
 
 use crate::account::{self, LastAccount};
 use crate::accounts::{Generation, Registry};
-use crate::adapters::{self, AuthEndpoint, VaultSlot};
+use crate::adapters::{self, AuthEndpoint, PasswordEndpoint, VaultSlot};
 use crate::error::{Code, Error, Result};
 use crate::events::{unix_millis, RedirectKind, SignedOutReason, UiEvent, UserView};
 use crate::platform::{AppPaths, Platform};
@@ -92,6 +95,8 @@ pub struct SignInFlow {
     rt: Handle,
     /// Discovered lazily (the provider may be down at start); a failed discovery is retried.
     client: tokio::sync::Mutex<Option<Arc<AuthClient>>>,
+    /// The password profile's backend client, made on first use.
+    password: Mutex<Option<Arc<SimpleJwtClient>>>,
     state: Mutex<State>,
     subscribers: Mutex<Vec<Subscriber<UiEvent>>>,
     observer: std::sync::OnceLock<Arc<dyn SessionObserver>>,
@@ -149,6 +154,7 @@ impl SignInFlow {
             platform,
             rt,
             client: tokio::sync::Mutex::new(None),
+            password: Mutex::new(None),
             state: Mutex::new(State {
                 view,
                 attempt: 0,
@@ -281,6 +287,76 @@ impl SignInFlow {
         Ok(client)
     }
 
+    /// How this configuration's accounts sign in: `"browser"` (OpenID Connect) or
+    /// `"password"` (a first-party backend's form). Not secret; the window is told at creation.
+    pub fn sign_in_method(&self) -> &'static str {
+        match self.config.as_ref().map(|c| &c.credential) {
+            Ok(CredentialProfile::Password { .. }) => "password",
+            _ => "browser",
+        }
+    }
+
+    /// The password profile's backend client, or `None` under another profile.
+    fn password_client(&self) -> Result<Option<Arc<SimpleJwtClient>>> {
+        let config = self.config.as_ref().map_err(|m| Error::Config(m.clone()))?;
+        let CredentialProfile::Password { backend, settings } = &config.credential else {
+            return Ok(None);
+        };
+        let mut slot = self.password.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = slot.as_ref() {
+            return Ok(Some(client.clone()));
+        }
+        let client = Arc::new(SimpleJwtClient::new(backend.clone(), (**settings).clone())?);
+        *slot = Some(client.clone());
+        Ok(Some(client))
+    }
+
+    /// The session's token endpoint for an OpenID Connect `client`: refresh, revocation (noted
+    /// in the pending list until it succeeds) and the provider's logout page.
+    fn oidc_endpoint(&self, client: Arc<AuthClient>) -> Result<Arc<dyn TokenEndpoint>> {
+        let config = self.config.as_ref().map_err(|m| Error::Config(m.clone()))?;
+        let post_logout = Url::parse(&format!("{}:/oauth/logout", config.redirect_scheme)).ok();
+        let mut endpoint = AuthEndpoint::new(client, post_logout);
+        if let Some(pending) = self.state().pending.clone() {
+            endpoint = endpoint.with_pending(pending);
+        }
+        Ok(Arc::new(endpoint))
+    }
+
+    /// The session's token endpoint of this configuration's credential profile.
+    async fn session_endpoint(&self) -> Result<Arc<dyn TokenEndpoint>> {
+        if let Some(client) = self.password_client()? {
+            let mut endpoint = PasswordEndpoint::new(client);
+            if let Some(pending) = self.state().pending.clone() {
+                endpoint = endpoint.with_pending(pending);
+            }
+            return Ok(Arc::new(endpoint));
+        }
+        let client = self.client().await?;
+        self.oidc_endpoint(client)
+    }
+
+    /// Revokes `token` of `issuer` where it was issued: the password backend's blacklist when
+    /// it is that backend's, else the identity provider of `issuer`. The outer error: the
+    /// revocation could not even be tried.
+    async fn revoke_at(
+        &self,
+        issuer: &str,
+        token: &SecretString,
+    ) -> Result<std::result::Result<(), EndpointError>> {
+        if let Some(client) = self.password_client()? {
+            if same_issuer(issuer, &client.issuer()) {
+                let outcome = client.blacklist(token).await;
+                return Ok(outcome.map_err(|e| adapters::classify_backend(&e)));
+            }
+        }
+        let client = self.client_for(issuer).await?;
+        Ok(client
+            .revoke(token)
+            .await
+            .map_err(|e| adapters::classify(&e)))
+    }
+
     /// The client to revoke a token of `issuer` with: the configured provider's, or for a token
     /// of another provider (the configuration changed since) a client discovered for that one,
     /// so a token is only ever sent to the provider that issued it.
@@ -306,7 +382,7 @@ impl SignInFlow {
         if retry_restore {
             // Only an account of the configured provider can be restored; for one of another
             // provider this opens the browser (and the new account replaces it).
-            let configured = self.config.as_ref().map(|c| c.issuer.to_string());
+            let configured = self.config.as_ref().map(AppConfig::account_issuer);
             let last = account::load(&self.paths.data_dir).filter(|last| {
                 configured
                     .as_ref()
@@ -317,18 +393,65 @@ impl SignInFlow {
                 return Ok(());
             }
         }
+        if self.sign_in_method() == "password" {
+            // Nothing to open: the sign-in form is the way in.
+            self.publish(UiEvent::SignedOut {
+                reason: SignedOutReason::NotSignedIn,
+            });
+            return Ok(());
+        }
         self.start().await.map_err(|e| self.fail(e))
     }
 
-    async fn start(self: &Arc<Self>) -> Result<()> {
+    /// Waits for the vault that is still being opened at start (the sign-in screen can be up
+    /// meanwhile); `VaultLocked` when it did not open.
+    async fn vault_ready(&self) -> Result<()> {
         if self.state().vault.is_none() {
-            // The sign-in screen can be up while the vault still opens at start: wait for that.
             let mut attempted = self.vault_attempted.subscribe();
             let _ = tokio::time::timeout(VAULT_OPEN_WAIT, attempted.wait_for(|done| *done)).await;
             if self.state().vault.is_none() {
                 return Err(Error::VaultLocked);
             }
         }
+        Ok(())
+    }
+
+    /// Signs in with the password profile's backend: `login` (email or username) and
+    /// `password` go to its login view once; the password is dropped (zeroized) right after
+    /// and never stored or logged. A refusal (wrong password, inactive account, rate limit,
+    /// backend down) is returned for the form to show, and nothing is stored; success starts
+    /// the session like a browser sign-in (refresh token into the vault first).
+    pub async fn sign_in_password(
+        self: &Arc<Self>,
+        login: &str,
+        password: SecretString,
+    ) -> Result<()> {
+        let client = self.password_client()?.ok_or_else(|| {
+            Error::Config("this workspace signs in through the browser, not with a password".into())
+        })?;
+        self.vault_ready().await?;
+        let outcome = client.login(login, &password).await;
+        drop(password);
+        let signed_in = outcome.map_err(|e| {
+            tracing::warn!(code = %Code::of_backend(&e), "password sign-in refused: {e}");
+            Error::from(e)
+        })?;
+        let (user, tokens) = adapters::password_handoff(&client.issuer(), signed_in);
+        let previous = account::load(&self.paths.data_dir).map(|last| last.account_id());
+        let account = user.account_id();
+        let endpoint = self.session_endpoint().await?;
+        self.start_session(endpoint, user.clone(), |b| b.sign_in(user, tokens))
+            .await
+            .inspect_err(|e| tracing::warn!(code = %e.code(), "password sign-in failed: {e}"))?;
+        tracing::info!("signed in with a password");
+        if let Some(previous) = previous.filter(|p| *p != account) {
+            self.replaced(previous);
+        }
+        Ok(())
+    }
+
+    async fn start(self: &Arc<Self>) -> Result<()> {
+        self.vault_ready().await?;
         let client = self.client().await?;
         let config = self.config.as_ref().map_err(|m| Error::Config(m.clone()))?;
         let attempt = {
@@ -439,9 +562,13 @@ impl SignInFlow {
                 drop(signed_in);
                 let previous = account::load(&self.paths.data_dir).map(|last| last.account_id());
                 let account = user.account_id();
-                let started = self
-                    .start_session(client, user.clone(), |b| b.sign_in(user, tokens))
-                    .await;
+                let started = match self.oidc_endpoint(client) {
+                    Ok(endpoint) => {
+                        self.start_session(endpoint, user.clone(), |b| b.sign_in(user, tokens))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
                 match started {
                     Ok(()) => {
                         tracing::info!("signed in");
@@ -710,13 +837,13 @@ impl SignInFlow {
     /// unreachable at discovery) shows the error and keeps it, so "Try again" restores again.
     async fn restore(self: &Arc<Self>, last: LastAccount) {
         if let Ok(config) = &self.config {
-            let configured = config.issuer.as_str().trim_end_matches('/');
-            if last.issuer.trim_end_matches('/') != configured {
+            let configured = config.account_issuer();
+            if !same_issuer(&last.issuer, &configured) {
                 // The configuration now names another provider: its refresh token is not sent
                 // anywhere (the account and its vault entry stay, for that provider).
                 tracing::warn!(
                     remembered = %last.issuer,
-                    configured,
+                    %configured,
                     "the remembered account belongs to another identity provider: not restored"
                 );
                 self.publish(UiEvent::SignedOut {
@@ -729,9 +856,9 @@ impl SignInFlow {
             name: last.name.clone(),
         });
         let restored = async {
-            let client = self.client().await?;
+            let endpoint = self.session_endpoint().await?;
             let user = confab_session::User::from(&last);
-            self.start_session(client, user.clone(), |b| b.restore(user))
+            self.start_session(endpoint, user.clone(), |b| b.restore(user))
                 .await
         }
         .await;
@@ -769,7 +896,7 @@ impl SignInFlow {
     /// hand-over), forwarding its events to the UI.
     async fn start_session<F, Fut>(
         self: &Arc<Self>,
-        client: Arc<AuthClient>,
+        endpoint: Arc<dyn TokenEndpoint>,
         user: confab_session::User,
         start: F,
     ) -> Result<()>
@@ -777,18 +904,7 @@ impl SignInFlow {
         F: FnOnce(confab_session::TokenManagerBuilder) -> Fut,
         Fut: std::future::Future<Output = confab_session::Result<TokenManager>>,
     {
-        let (vault, pending) = {
-            let st = self.state();
-            (st.vault.clone(), st.pending.clone())
-        };
-        let vault = vault.ok_or(Error::VaultLocked)?;
-        let config = self.config.as_ref().map_err(|m| Error::Config(m.clone()))?;
-        let post_logout = Url::parse(&format!("{}:/oauth/logout", config.redirect_scheme)).ok();
-        let mut endpoint = AuthEndpoint::new(client, post_logout);
-        if let Some(pending) = pending {
-            endpoint = endpoint.with_pending(pending);
-        }
-        let endpoint = Arc::new(endpoint);
+        let vault = self.state().vault.clone().ok_or(Error::VaultLocked)?;
         let account = user.account_id();
         let slot = Arc::new(VaultSlot::new(vault, account.clone()));
         let (events, rx) = broadcast::channel(64);
@@ -1028,10 +1144,7 @@ impl SignInFlow {
         token: &SecretString,
         pending: Option<&PendingRevocations>,
     ) {
-        let attempt = async {
-            let client = self.client_for(issuer).await?;
-            Ok::<_, Error>(client.revoke(token).await)
-        };
+        let attempt = self.revoke_at(issuer, token);
         let outcome = match tokio::time::timeout(REVOKE_TIMEOUT, attempt).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => {
@@ -1045,7 +1158,7 @@ impl SignInFlow {
         };
         match &outcome {
             Ok(()) => tracing::info!("revoked a refresh token no longer stored"),
-            Err(e) => tracing::warn!(code = %e.code(), "revoking a refresh token failed: {e}"),
+            Err(e) => tracing::warn!("revoking a refresh token failed: {e}"),
         }
         // A vault reset meanwhile leaves the old list alone (its store is gone).
         let current = self.state().pending.clone();

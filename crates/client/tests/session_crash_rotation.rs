@@ -1,13 +1,17 @@
 //! Rotation safety under crashes: a child process (`session-crash-child`) restores the session
-//! from a Stronghold vault file and refreshes every ~0.5 s against the real IdP (1 s access
-//! tokens, refresh-token rotation with reuse detection). It is SIGKILLed at a random moment,
-//! restarted from the vault, killed again — 26 times in each of two independent sessions
-//! (alice and bob, run concurrently). If any restart presented a spent refresh token, the IdP
-//! would revoke the grant and the next restore would fail; the grants must stay valid to the end.
+//! from a Stronghold vault file and refreshes every ~0.5 s against a real backend with
+//! refresh-token rotation (1 s access tokens). It is SIGKILLed at a random moment, restarted
+//! from the vault, killed again — 26 times in each of two independent sessions (alice and bob,
+//! run concurrently). If any restart presented a spent refresh token, the backend would refuse
+//! it and the next restore would fail; the sessions must stay valid to the end. Two backends:
+//!
+//! - the test IdP (oidc-provider), whose reuse detection revokes the whole grant;
+//! - the Django + SimpleJWT backend (`ROTATE_REFRESH_TOKENS`, `BLACKLIST_AFTER_ROTATION`): a
+//!   restart must never be left holding a blacklisted token.
 //!
 //! The kill moment is random (0–1.5 s after start) but is deferred while a refresh is between
 //! "request sent" and "rotated token saved": a crash there is the documented residual window no
-//! client can close (the IdP has spent the old token, the new one exists only in the lost
+//! client can close (the backend has spent the old token, the new one exists only in the lost
 //! response). Everywhere else — startup, discovery, vault open, idle, between save and publish,
 //! after publish — is fair game.
 
@@ -17,9 +21,11 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_client::adapters::handoff;
-use confab_client::adapters::VaultSlot;
-use confab_session::{RefreshTokenStore, TokenManager, User};
+use confab_backends::{SimpleJwtClient, SimpleJwtSettings};
+use confab_client::adapters::{handoff, AuthEndpoint, PasswordEndpoint, VaultSlot};
+use confab_session::{RefreshTokenStore, Secret, TokenEndpoint, TokenManager, User};
+use confab_testkit::{Django, DjangoOptions, Idp};
+use confab_types::SecretString;
 use confab_vault::{AccountId, KeySource, StrongholdStore};
 use rand::{Rng, SeedableRng};
 use support::*;
@@ -29,16 +35,79 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 const TEST_KEY: [u8; 32] = [0x3c; 32];
 const KILLS_PER_SESSION: usize = 26;
 
+/// The backend a crash loop runs against.
+#[derive(Clone)]
+enum Backend {
+    Idp(Arc<Idp>),
+    Django(Arc<Django>),
+}
+
+impl Backend {
+    /// The child's profile argument.
+    fn profile(&self) -> &'static str {
+        match self {
+            Self::Idp(_) => "oidc",
+            Self::Django(_) => "password",
+        }
+    }
+
+    /// The issuer (or backend URL) the child is given and the vault entry is keyed by.
+    fn issuer(&self) -> String {
+        let url = match self {
+            Self::Idp(idp) => idp.issuer_str(),
+            Self::Django(django) => django.base_url().to_string(),
+        };
+        url.trim_end_matches('/').to_owned()
+    }
+
+    fn log(&self) -> String {
+        match self {
+            Self::Idp(idp) => idp.log(),
+            Self::Django(django) => django.log(),
+        }
+    }
+
+    /// Signs `user` in and returns the session's token endpoint and the first refresh token.
+    async fn sign_in(&self, user: &str) -> (Arc<dyn TokenEndpoint>, Secret) {
+        match self {
+            Self::Idp(idp) => {
+                let client = auth_client_as(idp, user).await;
+                let signed_in = login(&client).await;
+                let (_, tokens) = handoff(&signed_in);
+                let refresh = tokens
+                    .refresh_token
+                    .expect("the login issued a refresh token");
+                (Arc::new(AuthEndpoint::new(client, None)), refresh)
+            }
+            Self::Django(django) => {
+                let client = SimpleJwtClient::new(django.base_url(), SimpleJwtSettings::default())
+                    .expect("a loopback backend");
+                let password = SecretString::new(format!("{user}-password"));
+                let signed_in = client
+                    .login(user, &password)
+                    .await
+                    .expect("the password login works");
+                let refresh = signed_in
+                    .tokens
+                    .refresh
+                    .expect("the login issued a refresh token");
+                (
+                    Arc::new(PasswordEndpoint::new(Arc::new(client))),
+                    Secret::new(refresh.expose_secret().to_owned()),
+                )
+            }
+        }
+    }
+}
+
 async fn crash_loop(
-    idp: Arc<confab_testkit::Idp>,
+    backend: Backend,
     user: &'static str,
     dir: std::path::PathBuf,
     seed: u64,
 ) -> usize {
-    let client = auth_client_as(&idp, user).await;
-    let signed_in = login(&client).await;
-    let (_, tokens) = handoff(&signed_in);
-    let issuer = idp.issuer_str().trim_end_matches('/').to_owned();
+    let (endpoint, first) = backend.sign_in(user).await;
+    let issuer = backend.issuer();
     let account = AccountId::new(issuer.clone(), user);
     let vault_path = dir.join(format!("{user}.hold"));
     {
@@ -46,12 +115,7 @@ async fn crash_loop(
             StrongholdStore::create(&vault_path, &KeySource::raw(TEST_KEY)).expect("vault created"),
         );
         VaultSlot::new(vault, account.clone())
-            .save(
-                tokens
-                    .refresh_token
-                    .as_ref()
-                    .expect("login issued a refresh token"),
-            )
+            .save(&first)
             .await
             .expect("initial refresh token saved");
     }
@@ -60,7 +124,8 @@ async fn crash_loop(
     for round in 0..KILLS_PER_SESSION {
         let kill_after: u64 = rng.gen_range(0..1500);
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_session-crash-child"))
-            .arg(idp.issuer_str())
+            .arg(backend.profile())
+            .arg(&issuer)
             .arg(&vault_path)
             .arg(user)
             .arg(kill_after.to_string())
@@ -90,8 +155,8 @@ async fn crash_loop(
         if let Err(line) = outcome {
             panic!(
                 "{user}, round {round} (seed {seed}): the restarted child lost the session: {line}\n\
-                 IdP log:\n{}",
-                idp.log()
+                 backend log:\n{}",
+                backend.log()
             );
         }
         child.kill().await.expect("SIGKILL the child");
@@ -101,18 +166,14 @@ async fn crash_loop(
     let vault = Arc::new(
         StrongholdStore::open(&vault_path, &KeySource::raw(TEST_KEY)).expect("vault opens"),
     );
-    let endpoint = Arc::new(confab_client::adapters::AuthEndpoint::new(
-        client.clone(),
-        None,
-    ));
     let manager = TokenManager::builder(endpoint, Arc::new(VaultSlot::new(vault, account)))
         .config(test_config())
         .restore(User::new(issuer, user))
         .await
         .unwrap_or_else(|e| {
             panic!(
-                "{user}: after {kills} SIGKILLs the stored refresh token must still work: {e}\nIdP log:\n{}",
-                idp.log()
+                "{user}: after {kills} SIGKILLs the stored refresh token must still work: {e}\nbackend log:\n{}",
+                backend.log()
             )
         });
     assert!(
@@ -122,26 +183,32 @@ async fn crash_loop(
     kills
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_moments_never_replays_a_rotated_refresh_token() {
-    let idp = Arc::new(start_idp(Duration::from_secs(1)).await);
+/// Runs the crash loop for alice and bob at once against `backend`; returns the kills.
+async fn crash_both(backend: Backend) -> usize {
     let dir = tempfile::tempdir().expect("temp dir");
     let seed: u64 = rand::random();
-    eprintln!("crash_rotation seed: {seed}");
+    eprintln!("crash_rotation ({}) seed: {seed}", backend.profile());
     let a = tokio::spawn(crash_loop(
-        idp.clone(),
+        backend.clone(),
         "alice",
         dir.path().to_owned(),
         seed,
     ));
     let b = tokio::spawn(crash_loop(
-        idp.clone(),
+        backend,
         "bob",
         dir.path().to_owned(),
         seed.wrapping_add(1),
     ));
     let kills = a.await.expect("alice's loop") + b.await.expect("bob's loop");
     assert!(kills >= 50, "at least 50 SIGKILLs ({kills})");
+    kills
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_never_replays_a_rotated_refresh_token() {
+    let idp = Arc::new(start_idp(Duration::from_secs(1)).await);
+    let kills = crash_both(Backend::Idp(idp.clone())).await;
     let log = idp.log();
     assert!(
         !log.contains("already used") && !log.contains("grant.revoked"),
@@ -153,4 +220,34 @@ async fn sigkill_at_random_moments_never_replays_a_rotated_refresh_token() {
         "every restart refreshed at least once ({} refreshes for {kills} restarts)",
         stats.refresh_requests
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_never_leaves_a_blacklisted_simplejwt_token() {
+    let django = Arc::new(
+        Django::start(DjangoOptions {
+            access_ttl: Duration::from_secs(1),
+            ..DjangoOptions::default()
+        })
+        .await
+        .expect("the Django backend starts with 1 s access tokens"),
+    );
+    let kills = crash_both(Backend::Django(django.clone())).await;
+    let stats = django.stats().await.expect("stats");
+    assert_eq!(
+        stats.refresh_refused, 0,
+        "no restart ever presented a blacklisted (rotated) refresh token"
+    );
+    assert!(
+        stats.refresh_ok >= kills as u64,
+        "every restart refreshed at least once ({} refreshes for {kills} restarts)",
+        stats.refresh_ok
+    );
+    for user in ["alice", "bob"] {
+        assert_eq!(
+            django.live_refresh_tokens(user).await.expect("live tokens"),
+            1,
+            "{user}: exactly one refresh token is live, the one in the vault"
+        );
+    }
 }

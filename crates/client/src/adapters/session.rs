@@ -136,11 +136,11 @@ impl TokenEndpoint for AuthEndpoint {
                     tracing::warn!("could not note the revocation for a retry: {e}");
                 }
             }
-            let outcome = self.client.revoke(&token).await;
+            let outcome = self.client.revoke(&token).await.map_err(|e| classify(&e));
             if let Some(pending) = pending {
                 pending.settle(&token, &outcome).await;
             }
-            outcome.map_err(|e| classify(&e))
+            outcome
         })
     }
 

@@ -1,6 +1,8 @@
 //! Test helper for the rotation-safety test (`tests/crash_rotation.rs`); not part of the app.
 //!
-//! Usage: `session-crash-child <issuer> <vault path> <subject> <kill after ms>`.
+//! Usage: `session-crash-child <profile> <issuer> <vault path> <subject> <kill after ms>`, where
+//! `<profile>` is `oidc` (`<issuer>` an identity provider) or `password` (`<issuer>` a SimpleJWT
+//! backend's base URL).
 //! Restores the session of `subject` from a Stronghold vault (fixed test key) and keeps it
 //! refreshed. After `kill after ms` it prints `KILLME` and freezes, waiting for the parent's
 //! SIGKILL. The freeze waits until no refresh is between "request sent" and "rotated token
@@ -12,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use confab_auth::{AuthClient, AuthConfig};
-use confab_client::adapters::{AuthEndpoint, VaultSlot};
+use confab_backends::{SimpleJwtClient, SimpleJwtSettings};
+use confab_client::adapters::{AuthEndpoint, PasswordEndpoint, VaultSlot};
 use confab_session::{
     EndpointError, RefreshTokenStore, Secret, SessionConfig, TokenEndpoint, TokenManager, Tokens,
     User,
@@ -47,7 +50,7 @@ impl Window {
 }
 
 struct WindowEndpoint {
-    inner: AuthEndpoint,
+    inner: Arc<dyn TokenEndpoint>,
     window: Window,
 }
 
@@ -103,7 +106,9 @@ fn say(line: &str) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: session-crash-child <issuer> <vault path> <subject> <kill after ms>";
+    let usage =
+        "usage: session-crash-child <oidc|password> <issuer> <vault path> <subject> <kill after ms>";
+    let profile = args.next().ok_or(usage)?;
     let issuer: Url = args.next().ok_or(usage)?.parse()?;
     let vault_path = args.next().ok_or(usage)?;
     let subject = args.next().ok_or(usage)?;
@@ -121,7 +126,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let issuer_str = issuer.as_str().trim_end_matches('/').to_owned();
-    let client = Arc::new(AuthClient::discover(AuthConfig::new(issuer, "confab-desktop")).await?);
+    let endpoint: Arc<dyn TokenEndpoint> = match profile.as_str() {
+        "oidc" => {
+            let client = AuthClient::discover(AuthConfig::new(issuer, "confab-desktop")).await?;
+            Arc::new(AuthEndpoint::new(Arc::new(client), None))
+        }
+        "password" => {
+            let client = SimpleJwtClient::new(issuer, SimpleJwtSettings::default())?;
+            Arc::new(PasswordEndpoint::new(Arc::new(client)))
+        }
+        _ => return Err(usage.into()),
+    };
     let vault = Arc::new(StrongholdStore::open(
         &vault_path,
         &KeySource::raw(TEST_KEY),
@@ -129,7 +144,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let slot = VaultSlot::new(vault, AccountId::new(issuer_str.clone(), subject.clone()));
     let manager = TokenManager::builder(
         Arc::new(WindowEndpoint {
-            inner: AuthEndpoint::new(client, None),
+            inner: endpoint,
             window: window.clone(),
         }),
         Arc::new(WindowStore {

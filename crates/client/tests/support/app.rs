@@ -9,7 +9,7 @@ use std::time::Duration;
 use confab_client::adapters::VaultSlot;
 use confab_client::platform::{AppPaths, KeyValueStore, MemoryStore, Platform};
 use confab_client::{Core, RedirectPlan, SignInFlow, UiEvent};
-use confab_config::{AppConfig, VaultKeyMode};
+use confab_config::{AppConfig, CredentialProfile, VaultKeyMode};
 use confab_session::RefreshTokenStore;
 use confab_testkit::{
     headless_login, headless_login_as, Idp, CHAT_RESOURCE, CLIENT_ID, PRIVATE_USE_REDIRECT_URI,
@@ -80,7 +80,21 @@ pub fn config(idp: &Idp) -> AppConfig {
 }
 
 pub fn start_app(idp: &Idp, dir: &std::path::Path) -> App {
-    start(idp, dir, None, RedirectPlan::Scheme, |_| {})
+    start(config(idp), dir, None, RedirectPlan::Scheme)
+}
+
+/// A flow whose workspace signs in with a password at the SimpleJWT backend `backend` (the
+/// Django test backend's base URL).
+pub fn start_password_app(backend: &Url, dir: &std::path::Path) -> App {
+    let app_config = AppConfig {
+        credential: CredentialProfile::Password {
+            backend: backend.clone(),
+            settings: Box::default(),
+        },
+        vault_key: VaultKeyMode::Passphrase,
+        ..AppConfig::default()
+    };
+    start(app_config, dir, None, RedirectPlan::Scheme)
 }
 
 /// A flow redirecting per `plan`, with its configuration changed by `tweak`.
@@ -90,20 +104,21 @@ pub fn start_app_with(
     plan: RedirectPlan,
     tweak: impl FnOnce(&mut AppConfig),
 ) -> App {
-    start(idp, dir, None, plan, tweak)
+    let mut app_config = config(idp);
+    tweak(&mut app_config);
+    start(app_config, dir, None, plan)
 }
 
 /// The whole core (sign-in flow and chat hub) with the chat server at `chat_url`.
 pub fn start_core(idp: &Idp, dir: &std::path::Path, chat_url: &str) -> App {
-    start(idp, dir, Some(chat_url), RedirectPlan::Scheme, |_| {})
+    start(config(idp), dir, Some(chat_url), RedirectPlan::Scheme)
 }
 
 fn start(
-    idp: &Idp,
+    app_config: AppConfig,
     dir: &std::path::Path,
     chat_url: Option<&str>,
     plan: RedirectPlan,
-    tweak: impl FnOnce(&mut AppConfig),
 ) -> App {
     let (opened_tx, opened) = watch::channel(Vec::new());
     let (notified_tx, notified) = watch::channel(Vec::new());
@@ -114,8 +129,6 @@ fn start(
         fail_open: fail_open.clone(),
     });
     let (_plan_tx, plan) = watch::channel(Some(plan));
-    let mut app_config = config(idp);
-    tweak(&mut app_config);
     let paths = AppPaths {
         data_dir: dir.join("data"),
         log_dir: dir.join("logs"),
@@ -255,6 +268,11 @@ pub fn is_progress(e: &UiEvent) -> bool {
 
 /// The refresh token stored for `subject` in the vault file of `app`, opened afresh.
 pub async fn stored_refresh_token(app: &App, idp: &Idp, subject: &str) -> Option<String> {
+    stored_refresh_token_of(app, &idp.issuer_str(), subject).await
+}
+
+/// The refresh token stored for the account (`issuer`, `subject`) in the vault file of `app`.
+pub async fn stored_refresh_token_of(app: &App, issuer: &str, subject: &str) -> Option<String> {
     let path = app.data_dir.join(confab_client::signin::VAULT_FILE);
     let store = tokio::task::spawn_blocking(move || {
         StrongholdStore::open_or_create(
@@ -267,7 +285,7 @@ pub async fn stored_refresh_token(app: &App, idp: &Idp, subject: &str) -> Option
     .expect("the vault opens");
     let slot = VaultSlot::new(
         Arc::new(store),
-        AccountId::new(idp.issuer_str(), subject.to_owned()),
+        AccountId::new(issuer.to_owned(), subject.to_owned()),
     );
     slot.load()
         .await
