@@ -60,8 +60,10 @@ pub struct SimpleJwtSettings {
     pub refreshed_access_field: String,
     /// The refresh response's rotated refresh token field.
     pub refreshed_refresh_field: String,
-    /// The access token claim naming the user (SimpleJWT's `USER_ID_CLAIM`); the username
-    /// when the token has none.
+    /// The access token claim naming the user as the chat knows them (the `sub` of the chat
+    /// tokens the backend mints: Confab recognises the person's own messages by it). Empty (the
+    /// default): the login view's `username`, which seed 004's chat tokens carry. A claim the
+    /// token lacks also falls back to the username.
     pub user_id_claim: String,
 }
 
@@ -78,7 +80,7 @@ impl Default for SimpleJwtSettings {
             refresh_request_field: "refresh".to_owned(),
             refreshed_access_field: "access".to_owned(),
             refreshed_refresh_field: "refresh".to_owned(),
-            user_id_claim: "user_id".to_owned(),
+            user_id_claim: String::new(),
         }
     }
 }
@@ -86,7 +88,8 @@ impl Default for SimpleJwtSettings {
 /// Who signed in, as the login view describes them (no secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
-    /// A stable id: the access token's user id claim, else the username.
+    /// Who the user is to the chat: the username, or the access token's
+    /// [`SimpleJwtSettings::user_id_claim`] when one is configured.
     pub id: String,
     /// The username.
     pub username: String,
@@ -212,7 +215,8 @@ impl SimpleJwtClient {
                 .map(str::to_owned)
         };
         let username = text("username").unwrap_or_else(|| login.to_owned());
-        let id = match claims.get(&self.settings.user_id_claim) {
+        let claim = Some(self.settings.user_id_claim.as_str()).filter(|c| !c.is_empty());
+        let id = match claim.and_then(|c| claims.get(c)) {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             _ => username.clone(),

@@ -43,9 +43,24 @@ async fn sign_in_by_username_or_email_then_rotate_and_blacklist() {
         by_mail.profile.id, by_name.profile.id,
         "one user, one id, however they typed it"
     );
-    assert_ne!(
+    assert_eq!(
         by_mail.profile.id, "alice",
-        "the id is the token's user_id claim, not the typed name"
+        "the id is the username the chat tokens carry, not what was typed"
+    );
+    let by_claim = SimpleJwtClient::new(
+        django.base_url(),
+        SimpleJwtSettings {
+            user_id_claim: "user_id".to_owned(),
+            ..SimpleJwtSettings::default()
+        },
+    )
+    .expect("client")
+    .login("alice", &pw("alice-password"))
+    .await
+    .expect("alice signs in");
+    assert_ne!(
+        by_claim.profile.id, "alice",
+        "a configured claim names the user instead (SimpleJWT's user_id)"
     );
     let left = by_name
         .tokens

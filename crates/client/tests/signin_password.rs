@@ -67,6 +67,10 @@ async fn password_sign_in_rotates_restores_and_blacklists_at_sign_out() {
     let remembered = account::load(&app.data_dir).expect("the account is remembered");
     assert_eq!(remembered.issuer, issuer);
     let subject = remembered.subject.clone();
+    assert_eq!(
+        subject, "alice",
+        "the account's subject is the user as the backend's chat tokens name them"
+    );
     let first = stored_refresh_token_of(&app, &issuer, &subject)
         .await
         .expect("the refresh token is in the vault");
