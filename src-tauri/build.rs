@@ -14,6 +14,7 @@ const COMMANDS: &[&str] = &[
     "open_browser_again",
     "current_user",
     "unlock_vault",
+    "sign_in_password",
     "reset_vault",
     "sign_out",
     "subscribe_chat",

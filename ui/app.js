@@ -5,6 +5,9 @@
 import { wireMenu } from './menu.js';
 
 const tauri = window.__TAURI__;
+// The workspace signs in with Confab's own password form (the password profile) instead of the
+// system browser; the core told the window at creation.
+const PASSWORD_SIGN_IN = window.__CONFAB_SIGN_IN__ === 'password';
 
 // The chat part (chat.js and chat/, virtual-list.js, format.js) is loaded when it may be needed,
 // not at launch: on the sign-in screen it is fetched once sign-in is under way (the person is in
@@ -163,7 +166,7 @@ function initials(name) {
 }
 
 function setBusy(busy) {
-  for (const id of ['sign-in', 'try-again', 'open-again', 'unlock', 'reset-yes', 'sign-out']) el(id).disabled = busy;
+  for (const id of ['sign-in', 'password-sign-in', 'try-again', 'open-again', 'unlock', 'reset-yes', 'sign-out']) el(id).disabled = busy;
 }
 
 /** A message from the core as a sentence: capital first letter, final full stop. */
@@ -214,7 +217,8 @@ function onEvent(event) {
       el('sign-in-notice').textContent = notice;
       el('sign-in-notice').dataset.reason = event.reason;
       if (status) announce(status);
-      el('sign-in').focus();
+      if (!PASSWORD_SIGN_IN) el('sign-in').focus();
+      else (el('login').value ? el('password') : el('login')).focus();
       break;
     }
     case 'sign-in-pending':
@@ -328,11 +332,52 @@ async function signOut() {
 
 async function signIn() {
   setBusy(true);
-  announce('Opening your browser…');
+  announce(PASSWORD_SIGN_IN ? 'Signing you in…' : 'Opening your browser…');
   await call('sign_in');
 }
 
+/** The password profile's form: login and password go straight to the core; the password field
+ * is cleared before the call and the password never kept. A refusal (wrong password, inactive
+ * account, rate limit, server down) is shown under the form, the login kept. */
+async function passwordSignIn(event) {
+  event.preventDefault();
+  const login = el('login').value.trim();
+  const password = el('password').value;
+  el('password').value = '';
+  const error = el('password-error');
+  if (!login || !password) {
+    error.textContent = login ? 'Enter your password.' : 'Enter your email or username.';
+    error.dataset.code = 'invalid-form';
+    el(login ? 'password' : 'login').focus();
+    return;
+  }
+  error.textContent = '';
+  delete error.dataset.code;
+  setBusy(true);
+  announce('Signing you in…');
+  try {
+    await tauri.core.invoke('sign_in_password', { login, password });
+  } catch (err) {
+    const e = typeof err === 'object' && err !== null ? err : { code: 'internal', message: String(err) };
+    error.textContent = sentence(e.message || String(err));
+    error.dataset.code = e.code || 'internal';
+    announce(error.textContent);
+    if (current === 'signIn') el('password').focus();
+  } finally {
+    setBusy(false);
+  }
+}
+
+/** Shows the password form instead of the browser button (the window was told at creation). */
+function usePasswordForm() {
+  el('sign-in').hidden = true;
+  el('password-form').hidden = false;
+  el('sign-in-fineprint').textContent = "Confab sends your password once to your organisation's server over an encrypted connection and never stores it.";
+}
+
 function wire() {
+  if (PASSWORD_SIGN_IN) usePasswordForm();
+  el('password-form').addEventListener('submit', passwordSignIn);
   el('sign-in').addEventListener('click', signIn);
   el('try-again').addEventListener('click', signIn);
   el('open-again').addEventListener('click', async () => {

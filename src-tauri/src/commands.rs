@@ -1,6 +1,7 @@
 //! Commands the UI may call: one-line forwards to the core (`confab-client`). None returns a
-//! secret. The passphrase arrives only in `unlock_vault` and goes straight into a zeroizing
-//! `SecretString`; it is never stored, logged or sent back. The contract: docs/ui-contract.md.
+//! secret. The passphrase arrives only in `unlock_vault`, the password of the password profile
+//! only in `sign_in_password`; each goes straight into a zeroizing `SecretString` and is never
+//! stored, logged or sent back. The contract: docs/ui-contract.md.
 
 use std::sync::Arc;
 
@@ -23,6 +24,15 @@ pub(crate) fn subscribe_events(core: App<'_>, channel: Channel<UiEvent>) {
 #[tauri::command]
 pub(crate) async fn sign_in(core: App<'_>) -> Result<()> {
     core.flow.sign_in().await
+}
+
+/// Signs in with the password profile's backend. The password goes straight into a zeroizing
+/// `SecretString`, is sent once to the backend and never stored, logged or sent back.
+#[tauri::command]
+pub(crate) async fn sign_in_password(core: App<'_>, login: String, password: String) -> Result<()> {
+    core.flow
+        .sign_in_password(&login, SecretString::new(password))
+        .await
 }
 
 /// Cancels the pending sign-in, if any.

@@ -72,6 +72,7 @@ pub fn run() {
             commands::open_browser_again,
             commands::current_user,
             commands::unlock_vault,
+            commands::sign_in_password,
             commands::reset_vault,
             commands::sign_out,
             commands::subscribe_chat,
@@ -172,10 +173,6 @@ fn decide_redirect_plan(
     plan
 }
 
-/// Creates the main window from its tauri.conf.json settings, with the size it had when the app
-/// last ran and, when the first screen is known to be "Sign in", a page script saying so
-/// (`window.__CONFAB_FIRST_SCREEN__`, read by ui/first-screen.js and ui/app.js; nothing else,
-/// nothing secret).
 /// Whether `url` is one of the app's own pages: `tauri://localhost/…` (Linux, macOS, iOS) or
 /// `http(s)://tauri.localhost/…` (Windows, Android).
 fn is_app_page(url: &url::Url) -> bool {
@@ -186,6 +183,11 @@ fn is_app_page(url: &url::Url) -> bool {
     }
 }
 
+/// Creates the main window from its tauri.conf.json settings, with the size it had when the app
+/// last ran and page scripts saying what is known before the first frame: that the first
+/// screen is "Sign in" (`window.__CONFAB_FIRST_SCREEN__`) and that the workspace signs in with
+/// a password form (`window.__CONFAB_SIGN_IN__`), read by ui/first-screen.js and ui/app.js;
+/// nothing else, nothing secret.
 fn create_main_window(app: &AppHandle, core: &Core) -> Result<()> {
     let config = app
         .config()
@@ -222,6 +224,11 @@ fn create_main_window(app: &AppHandle, core: &Core) -> Result<()> {
     if core.sign_in_first() {
         builder = builder.initialization_script(
             "Object.defineProperty(window, '__CONFAB_FIRST_SCREEN__', { value: 'sign-in' });",
+        );
+    }
+    if core.flow.sign_in_method() == "password" {
+        builder = builder.initialization_script(
+            "Object.defineProperty(window, '__CONFAB_SIGN_IN__', { value: 'password' });",
         );
     }
     builder.build()?;

@@ -73,6 +73,7 @@ fn capability_grants_only_confabs_commands() {
             "allow-send-message",
             "allow-set-notifications",
             "allow-sign-in",
+            "allow-sign-in-password",
             "allow-sign-out",
             "allow-subscribe-chat",
             "allow-subscribe-events",
