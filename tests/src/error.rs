@@ -56,6 +56,9 @@ pub enum Error {
     /// The identity provider helper failed.
     #[error("test identity provider: {0}")]
     Idp(#[from] confab_testkit::Error),
+    /// The Django test backend failed to start or answer.
+    #[error("Django test backend: {0}")]
+    Django(#[from] confab_testkit::DjangoError),
     /// Anything else that went wrong, in words.
     #[error("{0}")]
     Other(String),

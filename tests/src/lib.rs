@@ -20,6 +20,7 @@
 //! Screenshots go to `artifacts/e2e/` at the repository root.
 
 pub mod chat;
+pub mod conversation;
 pub mod error;
 
 use std::ffi::OsString;
@@ -70,6 +71,9 @@ const CONFAB_VARS: &[&str] = &[
     "CONFAB_TEST_OPEN_URL_FILE",
     "CONFAB_TEST_NOTIFY_FILE",
     "CONFAB_VAULT_KEY",
+    "CONFAB_CHAT_TOKEN_ENDPOINT",
+    "CONFAB_CREDENTIAL_PROFILE",
+    "CONFAB_PASSWORD_BACKEND",
 ];
 
 /// Where screenshots are saved: `<repo>/artifacts/e2e`.
@@ -106,6 +110,8 @@ pub fn app_binary() -> Result<PathBuf> {
         "ui",
         "tauri.conf.json",
         "crates/auth/src",
+        "crates/backends/src",
+        "crates/client/src",
         "crates/config/src",
         "crates/vault/src",
         "crates/session/src",
@@ -175,6 +181,25 @@ pub struct AppOptions {
     pub args: Vec<String>,
     /// `CONFAB_CHAT_URL`: the chat server ([`ChatServer::url`]); unset = the app's default.
     pub chat_url: Option<String>,
+}
+
+impl AppOptions {
+    /// Options for an app whose workspace signs in with a password at the SimpleJWT backend
+    /// `backend` and gets its chat tokens from `chat_token_endpoint`, chatting on `chat_url`.
+    pub fn password(backend: &Url, chat_token_endpoint: &Url, chat_url: &str) -> Self {
+        Self {
+            chat_url: Some(chat_url.to_owned()),
+            extra_env: vec![
+                ("CONFAB_CREDENTIAL_PROFILE".into(), "password".into()),
+                ("CONFAB_PASSWORD_BACKEND".into(), backend.to_string()),
+                (
+                    "CONFAB_CHAT_TOKEN_ENDPOINT".into(),
+                    chat_token_endpoint.to_string(),
+                ),
+            ],
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for AppOptions {
@@ -505,6 +530,15 @@ impl AppUnderTest {
         )
         .await?;
         Ok(authorize)
+    }
+
+    /// Signs in through the password profile's form (`#password-form`): types `login` and
+    /// `password` and submits. Does not wait for the outcome (the chat screen, or the refusal in
+    /// `#password-error`).
+    pub async fn submit_password(&self, login: &str, password: &str) -> Result<()> {
+        self.type_into("#login", login).await?;
+        self.type_into("#password", password).await?;
+        self.click("#password-sign-in").await
     }
 
     /// Waits for the authorization URL the app "opened in the browser" (the debug-build test

@@ -4,32 +4,15 @@
 //! error (`#chat-error` data-count stays 0), no connection line (`#connection` data-episodes
 //! stays 0), and every message arrives, in order, once.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use confab_e2e::conversation::{assert_all_arrived, assert_quiet, converse};
 use confab_e2e::{AppUnderTest, ChatServer};
 use confab_testkit::{Idp, IdpOptions};
 
 const ACCESS_TTL_SECS: u64 = 15;
 const CONVERSATION: Duration = Duration::from_secs(120);
 const EVERY: Duration = Duration::from_secs(4);
-
-/// No error and no reconnect line so far, for both users.
-async fn assert_quiet(alice: &AppUnderTest, bob: &AppUnderTest, when: &str) {
-    for (who, app) in [("alice", alice), ("bob", bob)] {
-        assert_eq!(
-            app.chat_error_count().await.expect("read #chat-error"),
-            0,
-            "{who} ({when}): token refresh never surfaces an error (#chat-error data-count stays 0; text: {:?})",
-            app.chat_error_text().await.unwrap_or_default()
-        );
-        assert_eq!(
-            app.connection_episodes().await.expect("read #connection"),
-            0,
-            "{who} ({when}): token refresh never shows the connection line (#connection data-episodes stays 0, state now {:?})",
-            app.connection_state().await.unwrap_or_default()
-        );
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_minute_conversation_with_15_second_tokens_shows_no_error_or_reconnect() {
@@ -63,31 +46,7 @@ async fn a_two_minute_conversation_with_15_second_tokens_shows_no_error_or_recon
         .expect("bob connects");
     let refreshes_before = idp.stats().await.expect("stats").refresh_requests;
 
-    let start = Instant::now();
-    let mut ticker = tokio::time::interval(EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sent: Vec<(&str, String)> = Vec::new();
-    let mut n = 0;
-    while start.elapsed() < CONVERSATION {
-        // The conversation's rhythm (not a wait for a condition).
-        ticker.tick().await;
-        n += 1;
-        let (who, from, to) = if n % 2 == 1 {
-            ("alice", &alice, &bob)
-        } else {
-            ("bob", &bob, &alice)
-        };
-        let text = format!("message {n} from {who} at {} s", start.elapsed().as_secs());
-        from.send_message(&text).await.expect("the message is sent");
-        from.wait_for_message(&text, Some("sent"))
-            .await
-            .expect("the sender sees it sent");
-        to.wait_for_message(&text, None)
-            .await
-            .expect("the other user receives it");
-        sent.push((who, text));
-        assert_quiet(&alice, &bob, &format!("after message {n}")).await;
-    }
+    let sent = converse((&alice, &bob), ("alice", "bob"), CONVERSATION, EVERY).await;
     alice
         .screenshot("chat-after-token-refreshes")
         .await
@@ -105,20 +64,9 @@ async fn a_two_minute_conversation_with_15_second_tokens_shows_no_error_or_recon
         "a long room renders only the visible rows ({in_dom} of {} messages in the DOM)",
         sent.len()
     );
-    for (who, app) in [("alice", &alice), ("bob", &bob)] {
-        let history = app.all_rows().await.expect("history");
-        assert!(
-            history.duplicates.is_empty(),
-            "{who}: no row is rendered twice"
-        );
-        let texts = history.texts();
-        let want: Vec<String> = sent.iter().map(|(_, t)| t.clone()).collect();
-        assert_eq!(
-            texts, want,
-            "{who} has every message of the two-minute conversation, in order, exactly once"
-        );
-    }
-    assert_quiet(&alice, &bob, "at the end").await;
+    let both = [("alice", &alice), ("bob", &bob)];
+    assert_all_arrived(&both, &sent).await;
+    assert_quiet(&both, "at the end").await;
     alice.close().await.expect("alice's session ends");
     bob.close().await.expect("bob's session ends");
 }
