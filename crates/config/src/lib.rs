@@ -50,6 +50,13 @@ pub const ENV_SCOPES: &str = "CONFAB_SCOPES";
 pub const ENV_CHAT_URL: &str = "CONFAB_CHAT_URL";
 /// Environment variable setting [`AppConfig::chat_token_endpoint`].
 pub const ENV_CHAT_TOKEN_ENDPOINT: &str = "CONFAB_CHAT_TOKEN_ENDPOINT";
+/// Environment variable setting the chat token endpoint's answer shape (`confab`, `chatsdk`,
+/// `chatkit`).
+pub const ENV_CHAT_TOKEN_SHAPE: &str = "CONFAB_CHAT_TOKEN_SHAPE";
+/// Environment variable setting the chat token tier's refresh endpoint (ChatSDK, ChatKit).
+pub const ENV_CHAT_TOKEN_REFRESH_ENDPOINT: &str = "CONFAB_CHAT_TOKEN_REFRESH_ENDPOINT";
+/// Environment variable setting the chat token tier's logout endpoint (ChatSDK).
+pub const ENV_CHAT_TOKEN_LOGOUT_ENDPOINT: &str = "CONFAB_CHAT_TOKEN_LOGOUT_ENDPOINT";
 /// Environment variable overriding [`AppConfig::chat_audience`].
 pub const ENV_CHAT_AUDIENCE: &str = "CONFAB_CHAT_AUDIENCE";
 /// Environment variable overriding [`AppConfig::chat_resource`].
@@ -189,6 +196,8 @@ pub struct AppConfig {
     pub chat_url: Url,
     /// Where the chat connection's tokens come from; see [`AppConfig::token_endpoint`].
     pub chat_token_endpoint: ChatTokenEndpoint,
+    /// What the chat token endpoint answers (and how its tokens are renewed).
+    pub chat_token_shape: ChatTokenShape,
     /// Audience (`aud` claim) of access tokens for the chat server.
     pub chat_audience: String,
     /// RFC 8707 resource indicator sent at sign-in so the access token is a JWT for the chat
@@ -218,6 +227,7 @@ impl Default for AppConfig {
             redirect_scheme: DEFAULT_REDIRECT_SCHEME.to_owned(),
             chat_url: parse_default(DEFAULT_CHAT_URL),
             chat_token_endpoint: ChatTokenEndpoint::ChatServer,
+            chat_token_shape: ChatTokenShape::Confab,
             chat_audience: DEFAULT_CHAT_AUDIENCE.to_owned(),
             chat_resource: DEFAULT_CHAT_RESOURCE.to_owned(),
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
@@ -265,6 +275,69 @@ impl std::str::FromStr for ChatTokenEndpoint {
     }
 }
 
+/// What the chat token endpoint answers, and how its tokens are renewed and given up.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ChatTokenShape {
+    /// `{"token", "expires_in"}` (confab-server's endpoint); renewed by minting again.
+    #[default]
+    Confab,
+    /// ChatSDK (seed 003): `{"accessToken", "refreshToken", "expiresAt"}` with `expiresAt` in
+    /// epoch milliseconds; renewed at `refresh` with the (rotated) chat refresh token, which is
+    /// kept in the vault; given up at `logout` when signing out.
+    ChatSdk {
+        /// `POST {"refreshToken"}` → a new triple.
+        refresh: Url,
+        /// `POST {"refreshToken"}`: invalidates it at sign-out (none: only forgotten).
+        logout: Option<Url>,
+    },
+    /// ChatKit (seed 002): `{"client_secret", "expires_at"}` with `expires_at` in seconds or
+    /// milliseconds; renewed at `refresh` with the current secret, falling back to a new
+    /// session; the secret is kept in memory only.
+    ChatKit {
+        /// `POST {"client_secret"}` → a new pair (none: always a new session).
+        refresh: Option<Url>,
+    },
+}
+
+impl ChatTokenShape {
+    /// The shape's name as configured.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Confab => "confab",
+            Self::ChatSdk { .. } => "chatsdk",
+            Self::ChatKit { .. } => "chatkit",
+        }
+    }
+
+    fn build(
+        name: &str,
+        refresh: Option<Url>,
+        logout: Option<Url>,
+    ) -> std::result::Result<Self, String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "confab" => Ok(Self::Confab),
+            "chatsdk" => Ok(Self::ChatSdk {
+                refresh: refresh.ok_or(
+                    "the chatsdk shape needs `chat_token_refresh_endpoint` (where its refresh token is exchanged)",
+                )?,
+                logout,
+            }),
+            "chatkit" => Ok(Self::ChatKit { refresh }),
+            other => Err(format!(
+                "unknown chat token shape `{other}`; expected confab, chatsdk or chatkit"
+            )),
+        }
+    }
+
+    fn endpoints(&self) -> Vec<&Url> {
+        match self {
+            Self::Confab => Vec::new(),
+            Self::ChatSdk { refresh, logout } => std::iter::once(refresh).chain(logout).collect(),
+            Self::ChatKit { refresh } => refresh.iter().collect(),
+        }
+    }
+}
+
 /// The file's shape: every key optional, unknown keys rejected.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -275,6 +348,9 @@ struct FileConfig {
     redirect_scheme: Option<String>,
     chat_url: Option<Url>,
     chat_token_endpoint: Option<String>,
+    chat_token_shape: Option<String>,
+    chat_token_refresh_endpoint: Option<Url>,
+    chat_token_logout_endpoint: Option<Url>,
     chat_audience: Option<String>,
     chat_resource: Option<String>,
     login_timeout_secs: Option<u64>,
@@ -355,6 +431,17 @@ impl AppConfig {
                 message,
             })?;
         }
+        if let Some(name) = &file.chat_token_shape {
+            c.chat_token_shape = ChatTokenShape::build(
+                name,
+                file.chat_token_refresh_endpoint.clone(),
+                file.chat_token_logout_endpoint.clone(),
+            )
+            .map_err(|message| Error::Invalid {
+                origin: format!("{}: key `chat_token_shape`", path.display()),
+                message,
+            })?;
+        }
         if let Some(v) = file.chat_audience {
             c.chat_audience = v;
         }
@@ -414,6 +501,25 @@ impl AppConfig {
         if let Some(v) = env(ENV_CHAT_TOKEN_ENDPOINT) {
             self.chat_token_endpoint =
                 v.parse().map_err(|m| invalid(ENV_CHAT_TOKEN_ENDPOINT, m))?;
+        }
+        let url_of = |var: &str| -> Result<Option<Url>> {
+            env(var)
+                .map(|v| Url::parse(v.trim()).map_err(|e| invalid(var, format!("not a URL ({e})"))))
+                .transpose()
+        };
+        let refresh = url_of(ENV_CHAT_TOKEN_REFRESH_ENDPOINT)?;
+        let logout = url_of(ENV_CHAT_TOKEN_LOGOUT_ENDPOINT)?;
+        if let Some(name) = env(ENV_CHAT_TOKEN_SHAPE) {
+            let (old_refresh, old_logout) = match &self.chat_token_shape {
+                ChatTokenShape::ChatSdk { refresh, logout } => {
+                    (Some(refresh.clone()), logout.clone())
+                }
+                ChatTokenShape::ChatKit { refresh } => (refresh.clone(), None),
+                ChatTokenShape::Confab => (None, None),
+            };
+            self.chat_token_shape =
+                ChatTokenShape::build(&name, refresh.or(old_refresh), logout.or(old_logout))
+                    .map_err(|m| invalid(ENV_CHAT_TOKEN_SHAPE, m))?;
         }
         if let Some(v) = env(ENV_CHAT_AUDIENCE) {
             self.chat_audience = v.trim().to_owned();
@@ -516,6 +622,18 @@ impl AppConfig {
             if !https && !local_http {
                 return fail(
                     "chat_token_endpoint",
+                    format!(
+                        "`{endpoint}` must use https (http is only for a backend on this machine)"
+                    ),
+                );
+            }
+        }
+        for endpoint in self.chat_token_shape.endpoints() {
+            let https = endpoint.scheme() == "https";
+            let local_http = endpoint.scheme() == "http" && is_loopback(endpoint);
+            if !https && !local_http {
+                return fail(
+                    "chat_token_shape",
                     format!(
                         "`{endpoint}` must use https (http is only for a backend on this machine)"
                     ),
@@ -962,6 +1080,45 @@ mod tests {
             err.contains("login_pth") && err.contains(":4:"),
             "a misspelt field name is named with its line: {err}"
         );
+    }
+
+    #[test]
+    fn chat_token_shapes_name_their_endpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "chat_token_shape = \"chatsdk\"\nchat_token_refresh_endpoint = \"https://b.example/chatsdk/refresh\"\nchat_token_logout_endpoint = \"https://b.example/chatsdk/logout\"\n",
+        );
+        let c = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap();
+        let ChatTokenShape::ChatSdk { refresh, logout } = &c.chat_token_shape else {
+            panic!("chatsdk expected: {:?}", c.chat_token_shape);
+        };
+        assert_eq!(refresh.path(), "/chatsdk/refresh");
+        assert_eq!(logout.as_ref().map(Url::path), Some("/chatsdk/logout"));
+
+        let c = AppConfig::load_with_env(dir.path(), env_of(&[(ENV_CHAT_TOKEN_SHAPE, "chatkit")]))
+            .unwrap();
+        assert_eq!(c.chat_token_shape.name(), "chatkit", "the environment wins");
+
+        write(dir.path(), "chat_token_shape = \"chatsdk\"\n");
+        let err = AppConfig::load_with_env(dir.path(), env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("chat_token_refresh_endpoint"), "{err}");
+        write(
+            dir.path(),
+            "chat_token_shape = \"chatkit\"\nchat_token_refresh_endpoint = \"http://b.example/r\"\n",
+        );
+        let err = AppConfig::load_with_env(dir.path(), env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must use https"), "{err}");
+        write(dir.path(), "");
+        let err =
+            AppConfig::load_with_env(dir.path(), env_of(&[(ENV_CHAT_TOKEN_SHAPE, "sendbird")]))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("expected confab, chatsdk or chatkit"), "{err}");
     }
 
     #[test]
