@@ -38,10 +38,10 @@ impl Core {
             .as_ref()
             .map(|c| c.chat_url.to_string())
             .map_err(Clone::clone);
-        let token_endpoint = config
-            .as_ref()
-            .ok()
-            .and_then(confab_config::AppConfig::token_endpoint);
+        let token_endpoint = config.as_ref().ok().and_then(|c| {
+            c.token_endpoint()
+                .map(|endpoint| (endpoint, c.chat_token_shape.clone()))
+        });
         let chat = ChatHub::new(
             platform.clone(),
             rt.clone(),

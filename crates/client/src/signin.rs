@@ -60,13 +60,15 @@ pub enum RedirectPlan {
 /// ended, vault reset). The chat hub uses it to run each account's relay.
 pub trait SessionObserver: Send + Sync {
     /// Run `run` of `account`'s session (`user`) is running; `manager` hands out its access
-    /// tokens. The account is the one the UI shows.
+    /// tokens, `chat_slot` is the account's vault entry for the chat token tier's refresh token
+    /// (ChatSDK). The account is the one the UI shows.
     fn session_started(
         self: Arc<Self>,
         account: &AccountId,
         run: Generation,
         manager: &TokenManager,
         user: &confab_session::User,
+        chat_slot: Arc<dyn RefreshTokenStore>,
     );
     /// Run `run` of `account`'s session ended (a newer run of the account is left alone).
     fn session_ended(self: Arc<Self>, account: &AccountId, run: Generation);
@@ -906,7 +908,7 @@ impl SignInFlow {
     {
         let vault = self.state().vault.clone().ok_or(Error::VaultLocked)?;
         let account = user.account_id();
-        let slot = Arc::new(VaultSlot::new(vault, account.clone()));
+        let slot = Arc::new(VaultSlot::new(vault.clone(), account.clone()));
         let (events, rx) = broadcast::channel(64);
         let mut builder = TokenManager::builder(endpoint, slot).events(events);
         match AuthLog::open(self.paths.log_dir.join(AUTH_LOG_FILE)) {
@@ -944,7 +946,8 @@ impl SignInFlow {
         };
         if current {
             if let Some(o) = self.observer.get() {
-                Arc::clone(o).session_started(&account, gen, &manager, &user);
+                let chat_slot = Arc::new(VaultSlot::chat(vault.clone(), account.clone()));
+                Arc::clone(o).session_started(&account, gen, &manager, &user, chat_slot);
                 // Signed out or replaced meanwhile: the end may have reached the observer
                 // before this start did; end it again so nothing runs for it.
                 if !self.state().sessions.is_current(&account, gen) {
@@ -1111,6 +1114,14 @@ impl SignInFlow {
             return Err(Error::VaultLocked);
         };
         let issuer = account.issuer.clone();
+        // The chat token tier's refresh token (ChatSDK) goes with the account; without a
+        // running chat it cannot be invalidated at the backend, only forgotten.
+        if let Err(e) = VaultSlot::chat(vault.clone(), account.clone())
+            .delete()
+            .await
+        {
+            tracing::warn!("could not delete the chat refresh token: {e}");
+        }
         let slot = VaultSlot::new(vault, account);
         let stored = slot
             .load()

@@ -15,6 +15,8 @@ use crate::revocations::PendingRevocations;
 
 /// Name of the refresh-token entry in the vault (per account).
 pub const REFRESH_TOKEN_ENTRY: &str = "refresh_token";
+/// Name of the chat token tier's refresh-token entry (ChatSDK's `refreshToken`, per account).
+pub const CHAT_REFRESH_TOKEN_ENTRY: &str = "chat_refresh_token";
 
 /// [`TokenEndpoint`] backed by confab-auth (refresh with ID-token validation, RFC 7009
 /// revocation, RP-initiated logout).
@@ -158,12 +160,26 @@ impl TokenEndpoint for AuthEndpoint {
 pub struct VaultSlot {
     store: Arc<dyn SecretStore>,
     account: AccountId,
+    entry: &'static str,
 }
 
 impl VaultSlot {
     /// The refresh-token slot of `account` in `store`.
     pub fn new(store: Arc<dyn SecretStore>, account: AccountId) -> Self {
-        Self { store, account }
+        Self {
+            store,
+            account,
+            entry: REFRESH_TOKEN_ENTRY,
+        }
+    }
+
+    /// The chat token tier's refresh-token slot of `account` in `store` (ChatSDK).
+    pub fn chat(store: Arc<dyn SecretStore>, account: AccountId) -> Self {
+        Self {
+            store,
+            account,
+            entry: CHAT_REFRESH_TOKEN_ENTRY,
+        }
     }
 
     async fn blocking<T: Send + 'static>(
@@ -183,6 +199,7 @@ impl std::fmt::Debug for VaultSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VaultSlot")
             .field("account", &self.account)
+            .field("entry", &self.entry)
             .finish_non_exhaustive()
     }
 }
@@ -190,22 +207,22 @@ impl std::fmt::Debug for VaultSlot {
 impl RefreshTokenStore for VaultSlot {
     fn load(&self) -> BoxFuture<'_, Result<Option<Secret>, String>> {
         Box::pin(async move {
-            let value = self.blocking(|s, a| s.get(a, REFRESH_TOKEN_ENTRY)).await?;
+            let entry = self.entry;
+            let value = self.blocking(move |s, a| s.get(a, entry)).await?;
             Ok(value.map(|v| Secret::new(v.expose_secret().to_owned())))
         })
     }
 
     fn save<'a>(&'a self, token: &'a Secret) -> BoxFuture<'a, Result<(), String>> {
         let value = VaultSecret::new(token.expose_secret().to_owned());
-        Box::pin(async move {
-            self.blocking(move |s, a| s.put(a, REFRESH_TOKEN_ENTRY, &value))
-                .await
-        })
+        let entry = self.entry;
+        Box::pin(async move { self.blocking(move |s, a| s.put(a, entry, &value)).await })
     }
 
     fn delete(&self) -> BoxFuture<'_, Result<(), String>> {
+        let entry = self.entry;
         Box::pin(async move {
-            self.blocking(|s, a| s.delete(a, REFRESH_TOKEN_ENTRY).map(|_| ()))
+            self.blocking(move |s, a| s.delete(a, entry).map(|_| ()))
                 .await
         })
     }

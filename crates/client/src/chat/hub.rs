@@ -53,6 +53,8 @@ struct Live {
     me: String,
     relay: RelayHandle,
     prefs: Arc<Prefs>,
+    /// The chat token tier, when the deployment mints chat tokens (given up at sign-out).
+    tier: Option<Arc<MintedTokens>>,
 }
 
 /// One account's chat: its relay and stores, its room book and connection state.
@@ -78,8 +80,9 @@ pub struct ChatHub {
     rt: Handle,
     data_dir: PathBuf,
     chat_url: std::result::Result<String, String>,
-    /// Where chat tokens come from, when the deployment mints them (else the provider's token).
-    chat_token_endpoint: Option<url::Url>,
+    /// Where chat tokens come from, when the deployment mints them (else the provider's token),
+    /// and the shape of the endpoint's answers.
+    chat_token_endpoint: Option<(url::Url, confab_config::ChatTokenShape)>,
     settings: Option<Arc<Prefs>>,
     focused: AtomicBool,
     window_save_pending: AtomicBool,
@@ -89,14 +92,14 @@ pub struct ChatHub {
 
 impl ChatHub {
     /// A hub keeping its files under `data_dir`; `chat_url` is the configured server (or the
-    /// configuration error), `chat_token_endpoint` the backend that mints chat tokens (if the
-    /// deployment has one); background tasks run on `rt`.
+    /// configuration error), `chat_token_endpoint` the backend that mints chat tokens and the
+    /// shape of its answers (if the deployment has one); background tasks run on `rt`.
     pub fn new(
         platform: Arc<dyn Platform>,
         rt: Handle,
         data_dir: PathBuf,
         chat_url: std::result::Result<String, String>,
-        chat_token_endpoint: Option<url::Url>,
+        chat_token_endpoint: Option<(url::Url, confab_config::ChatTokenShape)>,
     ) -> Arc<Self> {
         let settings = match Prefs::open(platform.as_ref(), data_dir.join(SETTINGS_FILE)) {
             Ok(p) => Some(Arc::new(p)),
@@ -278,6 +281,7 @@ impl ChatHub {
         session_run: Generation,
         manager: &confab_session::TokenManager,
         user: &confab_session::User,
+        chat_slot: Arc<dyn confab_session::RefreshTokenStore>,
     ) -> Result<()> {
         let url = self.chat_url.clone().map_err(Error::Config)?;
         let dir = self.account_dir(user);
@@ -294,11 +298,20 @@ impl ChatHub {
         let _rt = self.rt.enter();
         let session: Arc<dyn confab_relay::TokenSource> =
             Arc::new(SessionTokens::new(manager.clone()));
-        let source: Arc<dyn confab_relay::TokenSource> = match &self.chat_token_endpoint {
-            Some(endpoint) => Arc::new(
-                MintedTokens::new(session, endpoint.clone())
-                    .map_err(|e| Error::Config(e.to_string()))?,
-            ),
+        let tier = match &self.chat_token_endpoint {
+            Some((endpoint, shape)) => Some(Arc::new(
+                MintedTokens::with_shape(
+                    session.clone(),
+                    endpoint.clone(),
+                    shape.clone(),
+                    Some(chat_slot),
+                )
+                .map_err(|e| Error::Config(e.to_string()))?,
+            )),
+            None => None,
+        };
+        let source: Arc<dyn confab_relay::TokenSource> = match &tier {
+            Some(tier) => tier.clone(),
             None => session,
         };
         let (relay, events) = RelayHandle::start(config, source)?;
@@ -315,6 +328,7 @@ impl ChatHub {
                         me: user.subject.clone(),
                         relay,
                         prefs,
+                        tier,
                     },
                     rooms: RoomBook::default(),
                     opened: Default::default(),
@@ -546,8 +560,9 @@ impl SessionObserver for ChatHub {
         run: Generation,
         manager: &confab_session::TokenManager,
         user: &confab_session::User,
+        chat_slot: Arc<dyn confab_session::RefreshTokenStore>,
     ) {
-        if let Err(e) = self.start(account, run, manager, user) {
+        if let Err(e) = self.start(account, run, manager, user, chat_slot) {
             tracing::error!("chat could not start: {e}");
             self.emit(ChatEvent::Error {
                 code: e.code(),
@@ -570,8 +585,14 @@ impl SessionObserver for ChatHub {
             (st.accounts.end(account), was_shown)
         };
         if let Some((_, old)) = old {
-            self.rt
-                .spawn(async move { old.live.relay.shutdown().await });
+            // The chat token tier's logout: disconnect first, then give its tokens up (out of
+            // the vault, invalidated at the backend); the sign-in screen follows from the flow.
+            self.rt.spawn(async move {
+                old.live.relay.shutdown().await;
+                if let Some(tier) = &old.live.tier {
+                    tier.sign_out().await;
+                }
+            });
             tracing::info!("chat stopped");
         }
         if was_shown {

@@ -138,9 +138,14 @@ impl TokenSource for IdpTokens {
 /// Server config for tests: loopback, port 0, pings every `ping` s, strict token expiry, and
 /// limits high enough for the load the tests generate.
 pub fn server_config(idp: &Idp, db: &Path, ping: u64) -> Config {
+    server_config_for(&idp.issuer_str(), db, ping)
+}
+
+/// [`server_config`] for tokens of any issuer (a backend minting chat tokens with its own key).
+pub fn server_config_for(issuer: &str, db: &Path, ping: u64) -> Config {
     Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        issuer: idp.issuer_str().trim_end_matches('/').to_owned(),
+        issuer: issuer.trim_end_matches('/').to_owned(),
         db: db.to_owned(),
         ping_interval_secs: ping,
         expired_close_delay_ms: 0,
