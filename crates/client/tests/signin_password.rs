@@ -4,13 +4,19 @@
 //! rotates it (saved before use, the old one refused by the backend); a restart signs in
 //! silently; sign-out blacklists the token; no password or token lands in a file.
 
+#[path = "../../relay/tests/common/mod.rs"]
+mod common;
 mod support;
 
 use confab_client::{account, Code, UiEvent};
 use confab_testkit::{Django, DjangoOptions};
 use confab_vault::SecretString;
 
-use support::app::{files_containing, start_password_app, stored_refresh_token_of, WAIT};
+use confab_config::{ChatTokenEndpoint, ChatTokenShape};
+use support::app::{
+    files_containing, password_config, start_core_with, start_password_app,
+    stored_chat_refresh_token, stored_refresh_token_of, WAIT,
+};
 
 const PASSWORD: &str = "alice-password";
 
@@ -176,5 +182,66 @@ async fn with_the_backend_down_the_session_waits_and_its_revocation_is_owed() {
         app.flow.pending_revocations().await,
         Some(1),
         "the blacklisting the backend could not take is kept for a retry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_disconnects_and_revokes_both_tiers_of_a_chatsdk_deployment() {
+    let django = Django::start(DjangoOptions::default())
+        .await
+        .expect("the Django backend starts");
+    let issuer = django.base_url().as_str().trim_end_matches('/').to_owned();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = common::TestServer::start(common::server_config_for(
+        &django.issuer(),
+        &dir.path().join("server.db"),
+        5,
+    ))
+    .await;
+    let mut config = password_config(&django.base_url());
+    config.chat_token_endpoint = ChatTokenEndpoint::Url(django.endpoint("/api/chatsdk/token"));
+    config.chat_token_shape = ChatTokenShape::ChatSdk {
+        refresh: django.endpoint("/api/chatsdk/refresh"),
+        logout: Some(django.endpoint("/api/chatsdk/logout")),
+    };
+    let mut app = start_core_with(config, dir.path(), &server.url());
+    app.flow.open_vault().await;
+    app.unlock().await;
+    app.flow
+        .sign_in_password("alice", SecretString::from(PASSWORD))
+        .await
+        .expect("alice signs in");
+    app.wait_for("signed in", |e| matches!(e, UiEvent::SignedIn { .. }))
+        .await;
+    support::wait_until("the chat's ChatSDK token", WAIT, || async {
+        django.stats().await.expect("stats").chatsdk_tokens == 1
+    })
+    .await;
+    support::wait_until("the chat refresh token in the vault", WAIT, || async {
+        stored_chat_refresh_token(&app, &issuer, "alice")
+            .await
+            .is_some()
+    })
+    .await;
+
+    // The four steps: disconnect, remove the tokens, invalidate them at the backend, sign-in.
+    app.flow.sign_out().await.expect("alice signs out");
+    app.wait_for("the sign-in form", |e| {
+        matches!(e, UiEvent::SignedOut { .. })
+    })
+    .await;
+    support::wait_until("the chat tier's logout at the backend", WAIT, || async {
+        django.stats().await.expect("stats").chatsdk_logouts == 1
+    })
+    .await;
+    assert_eq!(
+        stored_chat_refresh_token(&app, &issuer, "alice").await,
+        None,
+        "the chat refresh token left the vault"
+    );
+    assert_eq!(
+        django.live_refresh_tokens("alice").await.expect("live"),
+        0,
+        "the identity tier's refresh token is blacklisted too"
     );
 }

@@ -86,15 +86,24 @@ pub fn start_app(idp: &Idp, dir: &std::path::Path) -> App {
 /// A flow whose workspace signs in with a password at the SimpleJWT backend `backend` (the
 /// Django test backend's base URL).
 pub fn start_password_app(backend: &Url, dir: &std::path::Path) -> App {
-    let app_config = AppConfig {
+    start(password_config(backend), dir, None, RedirectPlan::Scheme)
+}
+
+/// The password profile at `backend` (passphrase vault).
+pub fn password_config(backend: &Url) -> AppConfig {
+    AppConfig {
         credential: CredentialProfile::Password {
             backend: backend.clone(),
             settings: Box::default(),
         },
         vault_key: VaultKeyMode::Passphrase,
         ..AppConfig::default()
-    };
-    start(app_config, dir, None, RedirectPlan::Scheme)
+    }
+}
+
+/// The whole core under `config`, chatting on `chat_url`.
+pub fn start_core_with(config: AppConfig, dir: &std::path::Path, chat_url: &str) -> App {
+    start(config, dir, Some(chat_url), RedirectPlan::Scheme)
 }
 
 /// A flow redirecting per `plan`, with its configuration changed by `tweak`.
@@ -273,6 +282,15 @@ pub async fn stored_refresh_token(app: &App, idp: &Idp, subject: &str) -> Option
 
 /// The refresh token stored for the account (`issuer`, `subject`) in the vault file of `app`.
 pub async fn stored_refresh_token_of(app: &App, issuer: &str, subject: &str) -> Option<String> {
+    stored_entry(app, issuer, subject, false).await
+}
+
+/// The chat token tier's refresh token (ChatSDK) stored for (`issuer`, `subject`).
+pub async fn stored_chat_refresh_token(app: &App, issuer: &str, subject: &str) -> Option<String> {
+    stored_entry(app, issuer, subject, true).await
+}
+
+async fn stored_entry(app: &App, issuer: &str, subject: &str, chat: bool) -> Option<String> {
     let path = app.data_dir.join(confab_client::signin::VAULT_FILE);
     let store = tokio::task::spawn_blocking(move || {
         StrongholdStore::open_or_create(
@@ -283,10 +301,12 @@ pub async fn stored_refresh_token_of(app: &App, issuer: &str, subject: &str) -> 
     .await
     .expect("vault task")
     .expect("the vault opens");
-    let slot = VaultSlot::new(
-        Arc::new(store),
-        AccountId::new(issuer.to_owned(), subject.to_owned()),
-    );
+    let account = AccountId::new(issuer.to_owned(), subject.to_owned());
+    let slot = if chat {
+        VaultSlot::chat(Arc::new(store), account)
+    } else {
+        VaultSlot::new(Arc::new(store), account)
+    };
     slot.load()
         .await
         .expect("the vault entry reads")
