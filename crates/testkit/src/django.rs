@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use url::Url;
 
+use crate::child::{log_tail, secs, wait_ready, Ready};
 use crate::error::{DjangoError, DjangoResult};
 
 /// `aud` of the chat tokens unless `DJANGO_CHAT_AUDIENCE` says otherwise.
@@ -216,34 +217,20 @@ impl Django {
         let mut group = Group { child, pgid };
         let mut lines = BufReader::new(stdout).lines();
 
-        let ready = tokio::time::timeout(READY_DEADLINE, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(base) = line.strip_prefix(READY_PREFIX) {
-                    return Ok(Some((line.clone(), base.trim().to_owned())));
-                }
-            }
-            Ok::<_, std::io::Error>(None)
-        })
-        .await;
-
+        let ready = wait_ready(&mut lines, &mut group.child, READY_PREFIX, READY_DEADLINE).await;
         let base = match ready {
-            Ok(Ok(Some((line, base)))) => {
-                Url::parse(&base).map_err(|_| DjangoError::BadReadyLine { line })?
+            Ready::Line { line, value } => {
+                Url::parse(&value).map_err(|_| DjangoError::BadReadyLine { line })?
             }
-            Ok(Ok(None)) => {
-                let status =
-                    match tokio::time::timeout(Duration::from_secs(5), group.child.wait()).await {
-                        Ok(Ok(status)) => status.to_string(),
-                        _ => "closed stdout, still running".to_owned(),
-                    };
+            Ready::Exited(status) => {
                 return Err(DjangoError::ExitedBeforeReady {
                     status,
                     tail: log_tail(&log_path),
                     log: log_path,
                 });
             }
-            Ok(Err(e)) => return Err(DjangoError::Io(e)),
-            Err(_) => {
+            Ready::Io(e) => return Err(DjangoError::Io(e)),
+            Ready::TimedOut => {
                 return Err(DjangoError::ReadyTimeout {
                     seconds: READY_DEADLINE.as_secs(),
                     tail: log_tail(&log_path),
@@ -406,10 +393,6 @@ fn python() -> DjangoResult<PathBuf> {
     }
 }
 
-fn secs(duration: Duration) -> u64 {
-    duration.as_secs().max(1)
-}
-
 async fn admin_body(route: &'static str, response: reqwest::Response) -> DjangoResult<String> {
     let status = response.status();
     let body = response.text().await?;
@@ -422,13 +405,6 @@ async fn admin_body(route: &'static str, response: reqwest::Response) -> DjangoR
             body,
         })
     }
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(30);
-    lines[start..].join("\n")
 }
 
 #[cfg(test)]

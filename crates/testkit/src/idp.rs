@@ -9,6 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use url::Url;
 
+use crate::child::{log_tail, secs, wait_ready, Ready};
 use crate::error::{Error, Result};
 
 /// Client id of the public native client the IdP registers.
@@ -176,34 +177,20 @@ impl Idp {
         let stdin = child.stdin.take();
         let mut lines = BufReader::new(stdout).lines();
 
-        let ready = tokio::time::timeout(READY_DEADLINE, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(issuer) = line.strip_prefix(READY_PREFIX) {
-                    return Ok(Some((line.clone(), issuer.trim().to_owned())));
-                }
-            }
-            Ok::<_, std::io::Error>(None)
-        })
-        .await;
-
+        let ready = wait_ready(&mut lines, &mut child, READY_PREFIX, READY_DEADLINE).await;
         let issuer = match ready {
-            Ok(Ok(Some((line, issuer)))) => {
-                Url::parse(&issuer).map_err(|_| Error::BadReadyLine { line })?
+            Ready::Line { line, value } => {
+                Url::parse(&value).map_err(|_| Error::BadReadyLine { line })?
             }
-            Ok(Ok(None)) => {
-                let status = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await
-                {
-                    Ok(Ok(status)) => status.to_string(),
-                    _ => "closed stdout, still running".to_owned(),
-                };
+            Ready::Exited(status) => {
                 return Err(Error::ExitedBeforeReady {
                     status,
                     tail: log_tail(&log_path),
                     log: log_path,
                 });
             }
-            Ok(Err(e)) => return Err(Error::Io(e)),
-            Err(_) => {
+            Ready::Io(e) => return Err(Error::Io(e)),
+            Ready::TimedOut => {
                 let _ = child.start_kill();
                 return Err(Error::ReadyTimeout {
                     seconds: READY_DEADLINE.as_secs(),
@@ -339,10 +326,6 @@ pub fn idp_dir() -> PathBuf {
         .join("idp")
 }
 
-fn secs(duration: Duration) -> u64 {
-    duration.as_secs().max(1)
-}
-
 async fn check_node(node: &str) -> Result<()> {
     let output = Command::new(node)
         .arg("--version")
@@ -384,13 +367,6 @@ async fn admin_body(route: &'static str, response: reqwest::Response) -> Result<
             body: format!("{body}{hint}"),
         })
     }
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(30);
-    lines[start..].join("\n")
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(any(feature = "idp", feature = "django"))]
+mod child;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 #[cfg(feature = "desktop")]
