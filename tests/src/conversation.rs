@@ -7,6 +7,20 @@ use std::time::{Duration, Instant};
 
 use crate::AppUnderTest;
 
+/// Every app in `apps` (`(who, app)`) opens `room` and is connected to the chat server.
+pub async fn open_and_connect(apps: &[(&str, &AppUnderTest)], room: &str) {
+    for (who, app) in apps {
+        app.open_room(room)
+            .await
+            .unwrap_or_else(|e| panic!("{who} opens {room}: {e}"));
+    }
+    for (who, app) in apps {
+        app.wait_for_connection("connected")
+            .await
+            .unwrap_or_else(|e| panic!("{who}'s app connects to the chat server: {e}"));
+    }
+}
+
 /// No error and no reconnect line so far, for every app in `apps` (`(who, app)`).
 pub async fn assert_quiet(apps: &[(&str, &AppUnderTest)], when: &str) {
     for (who, app) in apps {

@@ -4,6 +4,7 @@
 //! delivered exactly once (one row, state sent), nothing said before is lost, and bob sees it
 //! once too.
 
+use confab_e2e::conversation::open_and_connect;
 use confab_e2e::{AppUnderTest, ChatServer};
 use confab_testkit::{Idp, IdpOptions};
 
@@ -22,18 +23,7 @@ async fn a_message_sent_while_the_server_is_down_is_delivered_once_when_it_retur
     let bob = AppUnderTest::launch_signed_in(&idp.issuer(), &server, "bob")
         .await
         .expect("bob signs in");
-    alice
-        .open_room("general")
-        .await
-        .expect("alice opens general");
-    bob.open_room("general").await.expect("bob opens general");
-    alice
-        .wait_for_connection("connected")
-        .await
-        .expect("alice connects");
-    bob.wait_for_connection("connected")
-        .await
-        .expect("bob connects");
+    open_and_connect(&[("alice", &alice), ("bob", &bob)], "general").await;
 
     let before = ["Before the outage: alice", "Before the outage: bob"];
     alice.send_message(before[0]).await.expect("send");

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use confab_e2e::conversation::{assert_all_arrived, assert_quiet, converse};
+use confab_e2e::conversation::{assert_all_arrived, assert_quiet, converse, open_and_connect};
 use confab_e2e::{AppUnderTest, ChatServer};
 use confab_testkit::{Idp, IdpOptions};
 
@@ -32,18 +32,7 @@ async fn a_two_minute_conversation_with_15_second_tokens_shows_no_error_or_recon
     let bob = AppUnderTest::launch_signed_in(&idp.issuer(), &server, "bob")
         .await
         .expect("bob signs in");
-    alice
-        .open_room("general")
-        .await
-        .expect("alice opens general");
-    bob.open_room("general").await.expect("bob opens general");
-    alice
-        .wait_for_connection("connected")
-        .await
-        .expect("alice connects");
-    bob.wait_for_connection("connected")
-        .await
-        .expect("bob connects");
+    open_and_connect(&[("alice", &alice), ("bob", &bob)], "general").await;
     let refreshes_before = idp.stats().await.expect("stats").refresh_requests;
 
     let sent = converse((&alice, &bob), ("alice", "bob"), CONVERSATION, EVERY).await;

@@ -4,6 +4,7 @@
 //! once, own messages marked as own and sent. Then alice creates a room, bob joins it through the
 //! new-room dialog, and they talk there too.
 
+use confab_e2e::conversation::open_and_connect;
 use confab_e2e::{AppUnderTest, ChatServer, Sweep};
 use confab_testkit::{Idp, IdpOptions};
 
@@ -111,18 +112,7 @@ async fn two_users_talk_in_general_and_in_a_new_room() {
         .await
         .expect("screenshot");
 
-    alice
-        .open_room("general")
-        .await
-        .expect("alice opens general");
-    bob.open_room("general").await.expect("bob opens general");
-    alice
-        .wait_for_connection("connected")
-        .await
-        .expect("alice's app connects to the chat server");
-    bob.wait_for_connection("connected")
-        .await
-        .expect("bob's app connects to the chat server");
+    open_and_connect(&[("alice", &alice), ("bob", &bob)], "general").await;
     assert!(
         !alice.is_displayed("#connection").await.expect("read"),
         "the connection line is hidden while connected"

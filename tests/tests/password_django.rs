@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use confab_e2e::conversation::{assert_all_arrived, assert_quiet, converse};
+use confab_e2e::conversation::{assert_all_arrived, assert_quiet, converse, open_and_connect};
 use confab_e2e::{files_containing, AppOptions, AppUnderTest, ChatServer};
 use confab_testkit::{Django, DjangoOptions};
 
@@ -88,18 +88,7 @@ async fn django_users_sign_in_with_a_password_chat_and_come_back_without_it() {
         .expect("bob signs in by email");
     bob.wait_for_chat_screen().await.expect("bob chats");
 
-    alice
-        .open_room("general")
-        .await
-        .expect("alice opens general");
-    bob.open_room("general").await.expect("bob opens general");
-    alice
-        .wait_for_connection("connected")
-        .await
-        .expect("alice connects with a Django-minted chat token");
-    bob.wait_for_connection("connected")
-        .await
-        .expect("bob connects");
+    open_and_connect(&[("alice", &alice), ("bob", &bob)], "general").await;
     let before = django.stats().await.expect("stats");
     let sent = converse((&alice, &bob), ("alice", "bob"), CONVERSATION, EVERY).await;
     let during = django.stats().await.expect("stats");
