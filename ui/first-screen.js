@@ -6,6 +6,8 @@
 // The button is on screen a few ms before app.js has wired it: a click in that gap is kept here
 // and app.js acts on it (takeClick), so no click is lost.
 (() => {
+  // The password profile (window.__CONFAB_SIGN_IN__): its form, not the browser button.
+  if (window.__CONFAB_SIGN_IN__ === 'password') document.documentElement.dataset.signIn = 'password';
   if (window.__CONFAB_FIRST_SCREEN__ !== 'sign-in') return;
   document.documentElement.dataset.firstScreen = 'sign-in';
   let clicked = false;
