@@ -175,37 +175,53 @@ async fn refusals_are_worded_nothing_is_stored_and_sign_out_blacklists() {
         .await
         .expect("the app starts");
 
-    let mut seq = 0;
-    let mut refused = |login: &'static str, password: &'static str, code: &'static str| {
-        seq += 1;
+    // Each attempt's refusal: its code and words under the form (cleared for the next one).
+    let attempt = |login: &'static str, password: &'static str| {
         let app = &app;
-        let n = seq;
         async move {
             app.submit_password(login, password)
                 .await
                 .expect("the form takes the attempt");
-            let text = app
-                .poll(&format!("attempt {n} refused with {code}"), || async {
-                    let code_now = app.attr("#password-error", "data-code").await?;
+            let (code, text) = app
+                .poll("the refusal under the form", || async {
+                    let code = app.attr("#password-error", "data-code").await?;
                     let text = app.text_of("#password-error").await?;
-                    Ok((code_now.as_deref() == Some(code) && !text.is_empty()).then_some(text))
+                    Ok(code
+                        .filter(|c| !c.is_empty() && !text.is_empty())
+                        .map(|c| (c, text)))
                 })
                 .await
                 .expect("the refusal is shown under the form");
-            // Cleared for the next attempt: the next refusal is a new one.
             app.js("document.getElementById('password-error').dataset.code = '';")
                 .await
                 .expect("reset the code");
-            text
+            (code, text)
         }
     };
-    let inactive = refused("carol", "carol-password", "account-inactive").await;
+    let (code, inactive) = attempt("carol", "carol-password").await;
+    assert_eq!(code, "account-inactive", "{inactive}");
     assert!(inactive.contains("deactivated"), "{inactive}");
-    let wrong = refused("bob", "wrong", "wrong-credentials").await;
+    let (code, wrong) = attempt("bob", "wrong").await;
+    assert_eq!(code, "wrong-credentials", "{wrong}");
     assert!(wrong.contains("not right"), "{wrong}");
-    refused("bob", "wrong again", "wrong-credentials").await;
-    refused("nobody@example.test", "x", "wrong-credentials").await;
-    let limited = refused("bob", "bob-password", "rate-limited").await;
+    let (code, _) = attempt("nobody@example.test", "x").await;
+    assert_eq!(
+        code, "wrong-credentials",
+        "an unknown user reads like a wrong password"
+    );
+    // Four attempts a minute (django-ratelimit's fixed windows): the next is limited, or a few
+    // later when a window boundary passed meanwhile. Wrong passwords only, so an attempt let
+    // through never signs in.
+    let mut limited = None;
+    for _ in 0..6 {
+        let (code, text) = attempt("bob", "wrong again").await;
+        if code == "rate-limited" {
+            limited = Some(text);
+            break;
+        }
+        assert_eq!(code, "wrong-credentials", "{text}");
+    }
+    let limited = limited.expect("the rate limit is told within six more attempts");
     assert!(
         limited.starts_with("Too many attempts. Try again in ") && limited.ends_with(" s."),
         "the rate limit says how long to wait: {limited}"

@@ -292,11 +292,20 @@ async fn chatkit_secrets_renew_fall_back_to_a_new_session_and_wait_out_a_429() {
         2,
         "{stats:?}"
     );
-    minted.rejected().await.expect("a new session");
-    let limited = minted
-        .rejected()
-        .await
-        .expect_err("the fourth call is limited");
+    // The fourth call in the window is limited, or a few later when a boundary of
+    // django-ratelimit's fixed windows passed meanwhile.
+    let mut limited = None;
+    for _ in 0..5 {
+        if let Err(e) = minted.rejected().await {
+            limited = Some(e);
+            break;
+        }
+    }
+    let limited = limited.expect("the ChatKit rate limit answers within five more calls");
+    assert!(
+        django.stats().await.expect("stats").chatkit_sessions >= 2,
+        "the refused secret fell back to a new session"
+    );
     let text = limited.to_string();
     let secs: u64 = text
         .split("wait ")
