@@ -937,12 +937,18 @@ impl SignInFlow {
                 return Err(e.into());
             }
         };
-        let current = match self.state().sessions.current_mut(&account, gen) {
-            Some(running) => {
-                running.manager = Some(manager.clone());
-                true
+        // The session's `signed-in` event may have come while it was starting: it was held
+        // back (see `on_session_event`) and is told now, once the session runs.
+        let (current, held_back) = {
+            let mut st = self.state();
+            let shown = st.sessions.active() == Some(&account);
+            match st.sessions.current_mut(&account, gen) {
+                Some(running) => {
+                    running.manager = Some(manager.clone());
+                    (true, running.user.clone().filter(|_| shown))
+                }
+                None => (false, None),
             }
-            None => false,
         };
         if current {
             if let Some(o) = self.observer.get() {
@@ -953,6 +959,9 @@ impl SignInFlow {
                 if !self.state().sessions.is_current(&account, gen) {
                     Arc::clone(o).session_ended(&account, gen);
                 }
+            }
+            if let Some(user) = held_back {
+                self.publish(UiEvent::SignedIn { user });
             }
         }
         Ok(())
@@ -986,14 +995,24 @@ impl SignInFlow {
         match &event {
             SessionEvent::SignedIn { user } => {
                 let view = UserView::from(user);
-                if let Some(running) = self.state().sessions.current_mut(account, gen) {
-                    running.user = Some(view.clone());
-                    running.profile = user.clone();
-                }
+                // Remembered before the user is recorded below: whoever tells the UI (here or
+                // `start_session`) does so after the account is on disk.
                 if shown {
                     if let Err(e) = account::save(&self.paths.data_dir, &LastAccount::from(user)) {
                         tracing::warn!("could not remember the account: {e}");
                     }
+                }
+                // While the session is still starting, `start_session` tells the UI once it
+                // runs (so whoever sees `signed-in` finds the session there).
+                let starting = match self.state().sessions.current_mut(account, gen) {
+                    Some(running) => {
+                        running.user = Some(view.clone());
+                        running.profile = user.clone();
+                        running.manager.is_none()
+                    }
+                    None => false,
+                };
+                if shown && !starting {
                     self.publish(UiEvent::SignedIn { user: view });
                 }
             }
