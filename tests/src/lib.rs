@@ -657,6 +657,22 @@ pub fn display_name(user: &str) -> String {
     }
 }
 
+/// The base64url of a JWT header's first key, as every JWT here starts: `{"alg":` or
+/// `{"typ":`. Long enough that a binary file (a GPU shader cache in HOME, the encrypted vault)
+/// does not hold it by chance, as it may hold the three bytes `eyJ`.
+pub const JWT_PREFIXES: [&str; 2] = ["eyJhbGciOi", "eyJ0eXAiOi"];
+
+/// Every regular file under `root` that holds the start of a JWT ([`JWT_PREFIXES`]).
+pub fn files_with_jwt(root: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = JWT_PREFIXES
+        .iter()
+        .flat_map(|prefix| files_containing(root, prefix.as_bytes()))
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
 /// Every regular file under `root` whose bytes contain `needle`.
 pub fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
     let mut found = Vec::new();

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use confab_e2e::conversation::{assert_all_arrived, assert_quiet, converse, open_and_connect};
-use confab_e2e::{files_containing, AppOptions, AppUnderTest, ChatServer};
+use confab_e2e::{files_containing, files_with_jwt, AppOptions, AppUnderTest, ChatServer};
 use confab_testkit::{Django, DjangoOptions};
 
 const CONVERSATION: Duration = Duration::from_secs(120);
@@ -144,7 +144,7 @@ async fn django_users_sign_in_with_a_password_chat_and_come_back_without_it() {
             leaks.is_empty(),
             "{who}'s password is in no file of the app's HOME (log included): {leaks:?}"
         );
-        let jwts = files_containing(app.home(), b"eyJ");
+        let jwts = files_with_jwt(app.home());
         assert!(
             jwts.is_empty(),
             "no token (SimpleJWT or chat JWT) is in a file of {who}'s HOME: {jwts:?}"

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use confab_e2e::{files_containing, AppOptions, AppUnderTest, SCHEME_REDIRECT};
+use confab_e2e::{files_containing, files_with_jwt, AppOptions, AppUnderTest, SCHEME_REDIRECT};
 use confab_testkit::{headless_login, Idp, IdpOptions};
 use confab_vault::{AccountId, KeySource, SecretStore, SecretString, StrongholdStore};
 
@@ -134,7 +134,7 @@ async fn passphrase_vault_restart_restores_and_sign_out_revokes() {
         "the scan finds a planted refresh token (so an empty result below means something)"
     );
     assert_eq!(
-        files_containing(plant.path(), b"eyJ").len(),
+        files_with_jwt(plant.path()).len(),
         1,
         "the scan finds a planted JWT"
     );
@@ -143,7 +143,7 @@ async fn passphrase_vault_restart_restores_and_sign_out_revokes() {
         leaks.is_empty(),
         "no file in the app's data, config, cache or log dirs may hold the refresh token in plain text: {leaks:?}"
     );
-    let jwts = files_containing(home.path(), b"eyJ");
+    let jwts = files_with_jwt(home.path());
     assert!(
         jwts.is_empty(),
         "no file in the app's dirs may hold a JWT (access or ID token) in plain text: {jwts:?}"
