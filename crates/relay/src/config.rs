@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use confab_types::SecretString;
 use rand::Rng;
 
 /// Tunables of the relay. Build with [`RelayConfig::builder`].
@@ -12,6 +13,9 @@ pub struct RelayConfig {
     pub url: String,
     /// SQLite file of the outbox (in the app data dir).
     pub outbox_path: PathBuf,
+    /// The SQLCipher key of the outbox file (`x'<hex>'`, as `PRAGMA key` reads it) when the
+    /// outbox lives in an encrypted store; `None`: a plain SQLite file.
+    pub outbox_key: Option<SecretString>,
     /// Shortest reconnect delay (and the base of the exponential backoff).
     pub backoff_min: Duration,
     /// Longest reconnect delay.
@@ -50,6 +54,7 @@ impl RelayConfig {
             config: RelayConfig {
                 url: url.into(),
                 outbox_path: outbox_path.into(),
+                outbox_key: None,
                 backoff_min: Duration::from_millis(500),
                 backoff_max: Duration::from_secs(20),
                 connect_timeout: Duration::from_secs(10),
@@ -97,6 +102,12 @@ pub struct RelayConfigBuilder {
 }
 
 impl RelayConfigBuilder {
+    /// Opens the outbox file with this SQLCipher key (`x'<hex>'`): the file is an encrypted
+    /// store (confab-store's account store) that also holds other tables.
+    pub fn outbox_key(mut self, key: SecretString) -> Self {
+        self.config.outbox_key = Some(key);
+        self
+    }
     /// Reconnect delay bounds (default 0.5 s – 20 s).
     pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
         self.config.backoff_min = min;

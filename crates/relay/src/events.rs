@@ -321,6 +321,11 @@ pub enum Event {
         has_older: bool,
         /// This room's messages still in the outbox (pending or failed), oldest first.
         unsent: Vec<OutboxItem>,
+        /// The room's stream epoch after the reload (a new epoch: older positions are void).
+        epoch: String,
+        /// The room's stream offset after the reload: with `epoch`, where a later
+        /// [`RelayHandle::follow_room`](crate::RelayHandle::follow_room) recovers from.
+        offset: u64,
     },
     /// A room's latest page could not be loaded (after `open_room`, a failed recovery or a
     /// reset): its view is out of date. The relay tries again by itself after `retry_in`

@@ -57,7 +57,7 @@ impl RelayHandle {
         source: Arc<dyn TokenSource>,
         connector: Arc<dyn Connector>,
     ) -> Result<(Self, Events)> {
-        let outbox = Outbox::open(&config.outbox_path)?;
+        let outbox = Outbox::open_keyed(&config.outbox_path, config.outbox_key.as_ref())?;
         let (outlet, events) = outlet::stream(config.event_capacity);
         let (tx, rx) = mpsc::channel(256);
         let request_timeout = config.request_timeout;
@@ -223,6 +223,22 @@ impl RelayHandle {
         valid_room(room)?;
         let room = room.to_owned();
         self.request(|reply| Cmd::OpenRoom { room, reply }).await
+    }
+
+    /// Follows `room` without loading a page: subscribed now (or at the next connect) and kept
+    /// across reconnects. With `from`, the stream position (epoch, offset) an earlier run
+    /// reached, the messages published since arrive as `Message` events (the server's
+    /// recovery); without it, or when the server cannot recover that far, the room's latest
+    /// page arrives as a `RoomReset`. For a room already followed this does nothing.
+    pub async fn follow_room(&self, room: &str, from: Option<(String, u64)>) -> Result<()> {
+        valid_room(room)?;
+        self.tx
+            .send(Cmd::FollowRoom {
+                room: room.to_owned(),
+                from,
+            })
+            .await
+            .map_err(|_| Error::Stopped)
     }
 
     /// The page of messages before `before_offset` (the oldest offset the UI has) in an open room.

@@ -7,9 +7,11 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use confab_types::SecretString;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
@@ -37,7 +39,20 @@ pub struct Outbox {
 impl Outbox {
     /// Opens (or creates) the outbox file.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_keyed(path, None)
+    }
+
+    /// Opens (or creates) the outbox table in `path`, an encrypted SQLCipher file when `key`
+    /// (`x'<hex>'`) is given.
+    pub fn open_keyed(path: &Path, key: Option<&SecretString>) -> Result<Self> {
         let conn = Connection::open(path)?;
+        if let Some(key) = key {
+            let mut sql = Zeroizing::new(String::with_capacity(80));
+            sql.push_str("PRAGMA key = \"");
+            sql.push_str(key.expose_secret());
+            sql.push_str("\";");
+            conn.execute_batch(&sql)?;
+        }
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -261,5 +276,34 @@ mod tests {
             None,
             "pending again"
         );
+    }
+
+    #[test]
+    fn a_keyed_outbox_is_encrypted_and_opens_only_with_its_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("account.sqlite3");
+        let key = SecretString::new(format!("x'{}'", "ab".repeat(32)));
+        let id = Uuid::new_v4();
+        {
+            let o = Outbox::open_keyed(&path, Some(&key)).expect("open keyed");
+            o.insert(&OutboxItem {
+                id,
+                room: "general".into(),
+                text: "queued-canary-3319".into(),
+                ts: 1,
+                failed: None,
+            })
+            .expect("insert");
+        }
+        for entry in std::fs::read_dir(dir.path()).expect("read dir") {
+            let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+            assert!(
+                !bytes.windows(18).any(|w| w == b"queued-canary-3319"),
+                "no plaintext on disk"
+            );
+        }
+        assert!(Outbox::open(&path).is_err(), "no key, no outbox");
+        let o = Outbox::open_keyed(&path, Some(&key)).expect("reopen");
+        assert_eq!(o.list().expect("list").len(), 1, "the message is there");
     }
 }

@@ -1345,3 +1345,87 @@ async fn a_recovery_too_large_to_receive_reloads_the_latest_page() {
         "the relay left the server's subscription before subscribing again"
     );
 }
+
+/// A restart follows a room from the position the last run saved: the messages sent meanwhile
+/// arrive by the server's recovery (no page load); a position the server cannot recover from
+/// (another epoch) reloads the latest page instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_position_recovers_what_was_missed_without_a_page_load() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = start_idp(Duration::from_secs(300)).await;
+    let server = TestServer::start(server_config(&idp, &dir.path().join("server.db"), 0)).await;
+    let alice_tokens = IdpTokens::login(idp.clone(), "alice").await;
+    let alice = Client::start(
+        relay_config(&server.url(), &dir.path().join("alice.db")),
+        alice_tokens.clone(),
+    );
+    let bob = Client::start(
+        relay_config(&server.url(), &dir.path().join("bob.db")),
+        IdpTokens::login(idp.clone(), "bob").await,
+    );
+    alice.wait_connected(T).await;
+    bob.wait_connected(T).await;
+    shared_room(&alice, &bob, "resume").await;
+    for text in ["one", "two"] {
+        alice.relay.send("resume", text).await.expect("send");
+    }
+    wait_until("alice has both", T, || {
+        alice.view(|v| v.ids("resume").len() == 2)
+    })
+    .await;
+    let saved = alice
+        .view(|v| v.positions.get("resume").cloned())
+        .expect("a position");
+    assert_eq!(saved.1, 2, "the position follows the messages");
+    alice.relay.shutdown().await;
+
+    let mut missed = Vec::new();
+    for text in ["three", "four", "five"] {
+        missed.push(bob.relay.send("resume", text).await.expect("send"));
+    }
+    bob.wait_outbox_empty("bob", T).await;
+
+    let again = Client::start(
+        relay_config(&server.url(), &dir.path().join("alice.db")),
+        alice_tokens.clone(),
+    );
+    again
+        .relay
+        .follow_room("resume", Some(saved.clone()))
+        .await
+        .expect("follow");
+    wait_until("the missed messages arrive", T, || {
+        again.view(|v| v.ids("resume").len() == 3)
+    })
+    .await;
+    assert_eq!(
+        again.view(|v| v.ids("resume")),
+        missed
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (i as u64 + 3, *id))
+            .collect::<Vec<_>>(),
+        "exactly the missed messages, in order"
+    );
+    assert_eq!(again.view(|v| v.resets), 0, "recovered, no page was loaded");
+    assert_eq!(again.view(|v| v.positions.get("resume").cloned()), None);
+    again.relay.shutdown().await;
+
+    // A position from another epoch cannot be recovered: the latest page comes instead.
+    let stale = Client::start(
+        relay_config(&server.url(), &dir.path().join("alice.db")),
+        alice_tokens,
+    );
+    stale
+        .relay
+        .follow_room("resume", Some(("another-epoch".into(), 2)))
+        .await
+        .expect("follow");
+    wait_until("the room is reloaded", T, || stale.view(|v| v.resets == 1)).await;
+    assert_eq!(stale.view(|v| v.ids("resume").len()), 5, "the latest page");
+    assert_eq!(
+        stale.view(|v| v.positions.get("resume").cloned()),
+        Some((saved.0, 5)),
+        "the reload says the room's real position"
+    );
+}

@@ -407,6 +407,7 @@ impl ChatHub {
                 messages,
                 has_older,
                 unsent,
+                ..
             } => {
                 let messages = views(messages, Some(&live.me), at_us);
                 let page: Vec<(u64, bool)> =

@@ -68,6 +68,11 @@ pub(crate) enum Cmd {
         id: Uuid,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Follow a room (no page), recovering from a saved position if given.
+    FollowRoom {
+        room: String,
+        from: Option<(String, u64)>,
+    },
     /// Stop following a room the user left.
     CloseRoom {
         room: String,
@@ -234,6 +239,7 @@ impl Core {
                 self.rooms.entry(room).or_default().waiters.push(reply);
             }
             Cmd::CloseRoom { room, reason } => self.close_room(&room, reason),
+            Cmd::FollowRoom { room, from } => self.follow(room, from, false),
             Cmd::NetworkUp | Cmd::Reconnect | Cmd::Shutdown(_) => {}
             c @ (Cmd::Rpc { .. } | Cmd::LoadOlder { .. }) => {
                 // Answered after the next connect (or the caller's timeout).
@@ -309,6 +315,7 @@ impl Core {
                 self.flush_outbox();
             }
             Cmd::CloseRoom { room, reason } => self.close_room(&room, reason),
+            Cmd::FollowRoom { room, from } => self.follow(room, from, true),
             Cmd::NetworkUp | Cmd::Reconnect | Cmd::Shutdown(_) => {}
         }
     }

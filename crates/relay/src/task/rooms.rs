@@ -67,6 +67,24 @@ impl Arrival {
 }
 
 impl Core {
+    /// Follows `room` without asking for a page: from `from` (a position an earlier run saved)
+    /// the subscription recovers what was missed as `Message` events; without one (or when the
+    /// server cannot recover from it) the room is reloaded (`RoomReset`). Subscribes now when
+    /// `online`, else with every room at the next connect.
+    pub(super) fn follow(&mut self, room: String, from: Option<(String, u64)>, online: bool) {
+        let r = self.rooms.entry(room.clone()).or_default();
+        if !r.known {
+            if let Some((epoch, offset)) = from {
+                r.known = true;
+                r.epoch = epoch;
+                r.offset = offset;
+            }
+        }
+        if online && !r.subscribed && !r.syncing {
+            self.subscribe(&room);
+        }
+    }
+
     pub(super) fn subscribe(&mut self, room: &str) {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
@@ -302,12 +320,15 @@ impl Core {
                 for w in r.waiters.drain(..) {
                     let _ = w.send(Ok(page.clone()));
                 }
+                let (epoch, offset) = (r.epoch.clone(), r.offset);
                 self.outlet.stale_rooms.remove(room);
                 self.outlet.emit(Event::RoomReset {
                     room: room.to_owned(),
                     messages,
                     has_older,
                     unsent,
+                    epoch,
+                    offset,
                 });
             }
             (None, None) => {

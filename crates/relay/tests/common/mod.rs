@@ -386,6 +386,9 @@ pub struct View {
     pub failed: Vec<(String, String, Duration, std::time::Instant)>,
     /// RoomClosed events: room and reason.
     pub closed: Vec<(String, String)>,
+    /// Per room: the stream position (epoch of the last reset, offset of the last message or
+    /// reset), what an app saves to recover from after a restart.
+    pub positions: BTreeMap<String, (String, u64)>,
 }
 
 impl View {
@@ -398,15 +401,21 @@ impl View {
                 } else if list.last().is_some_and(|l| l.offset >= m.offset) {
                     self.out_of_order.push((m.room().to_owned(), m.offset));
                 }
+                if let Some(p) = self.positions.get_mut(m.room()) {
+                    p.1 = p.1.max(m.offset);
+                }
                 list.push(m);
             }
             Event::RoomReset {
                 room,
                 messages,
                 has_older,
+                epoch,
+                offset,
                 ..
             } => {
                 self.resets += 1;
+                self.positions.insert(room.clone(), (epoch, offset));
                 self.has_older.insert(room.clone(), has_older);
                 self.rooms.insert(room, messages);
             }
