@@ -4,8 +4,6 @@
 //! browser: no authorization URL opened, no authorization request or code exchange at the IdP),
 //! opens the same room with its history, and the composer holds the draft.
 
-use std::time::Duration;
-
 use confab_e2e::{files_containing, AppUnderTest, ChatServer};
 use confab_testkit::{Idp, IdpOptions};
 
@@ -38,18 +36,32 @@ async fn restart_restores_user_last_room_and_draft_without_a_browser() {
         .expect("the message is sent");
     alice.type_draft(DRAFT).await.expect("type a draft");
 
-    // The draft is saved after a debounce; wait until it is durable in the data dir.
-    let data_dir = alice.data_dir();
+    // The draft is saved after a debounce; wait until it is durable (the composer says so).
     alice
-        .poll_for(
-            "the draft to be saved in the app's data dir",
-            Duration::from_secs(30),
-            || async {
-                Ok((!files_containing(&data_dir, DRAFT.as_bytes()).is_empty()).then_some(()))
-            },
-        )
+        .poll("the draft to be saved", || async {
+            let state = alice.attr("#composer-input", "data-draft").await?;
+            Ok((state.as_deref() == Some("saved")).then_some(()))
+        })
         .await
-        .expect("a typed draft is saved to disk without sending it");
+        .expect("a typed draft is saved without sending it");
+    // ... in the account's encrypted store: nothing of the chat is readable in the data dir
+    // (the scan finds a planted plaintext copy first).
+    let data_dir = alice.data_dir();
+    let planted = data_dir.join("planted.txt");
+    std::fs::write(&planted, DRAFT).expect("plant a copy");
+    assert_eq!(
+        files_containing(&data_dir, DRAFT.as_bytes()).len(),
+        1,
+        "the scan finds a planted copy"
+    );
+    std::fs::remove_file(&planted).expect("unplant");
+    for needle in [DRAFT, said, "Restore Lab"] {
+        assert_eq!(
+            files_containing(&data_dir, needle.as_bytes()),
+            Vec::<std::path::PathBuf>::new(),
+            "{needle:?} is readable in the data dir"
+        );
+    }
     alice
         .screenshot("chat-draft-before-restart")
         .await

@@ -62,6 +62,7 @@ function onComposerInput() {
   if (!view.room) return;
   clearTimeout(draft.timer);
   draft.room = view.room;
+  $('composer-input').dataset.draft = 'pending';
   draft.timer = setTimeout(flushDraft, DRAFT_DEBOUNCE_MS);
 }
 
@@ -71,8 +72,16 @@ export function flushDraft() {
   clearTimeout(draft.timer);
   draft.timer = 0;
   if (draft.room === null || draft.room !== view.room) return;
-  const text = $('composer-input').value;
-  core.invoke('save_draft', { room: draft.room, text }).catch((err) => showError(asError(err).message, asError(err).code));
+  const input = $('composer-input');
+  const text = input.value;
+  // `data-draft` says where the typed text is: `pending` (not saved yet), `saved` (durable in
+  // the account's encrypted store), `failed` (the error bar says why).
+  core.invoke('save_draft', { room: draft.room, text })
+    .then(() => { if (input.value === text && !draft.timer) input.dataset.draft = 'saved'; })
+    .catch((err) => {
+      input.dataset.draft = 'failed';
+      showError(asError(err).message, asError(err).code);
+    });
 }
 
 function onComposerKey(e) {

@@ -25,7 +25,7 @@ use url::Url;
 
 use crate::account::{self, LastAccount};
 use crate::accounts::{Generation, Registry};
-use crate::adapters::{self, AuthEndpoint, PasswordEndpoint, VaultSlot};
+use crate::adapters::{self, store_key, AuthEndpoint, PasswordEndpoint, VaultSlot};
 use crate::error::{Code, Error, Result};
 use crate::events::{unix_millis, RedirectKind, SignedOutReason, UiEvent, UserView};
 use crate::platform::{AppPaths, Platform};
@@ -56,19 +56,27 @@ pub enum RedirectPlan {
     Loopback,
 }
 
+/// What a starting session hands the chat of the account's vault entry.
+pub struct AccountVault {
+    /// The chat token tier's refresh-token slot (ChatSDK).
+    pub chat_slot: Arc<dyn RefreshTokenStore>,
+    /// The key of the account's encrypted local store (or why it could not be had).
+    pub store_key: std::result::Result<confab_store::StoreKey, String>,
+}
+
 /// Told when an account's session starts (sign-in or restore) and ends (sign-out, session
 /// ended, vault reset). The chat hub uses it to run each account's relay.
 pub trait SessionObserver: Send + Sync {
     /// Run `run` of `account`'s session (`user`) is running; `manager` hands out its access
-    /// tokens, `chat_slot` is the account's vault entry for the chat token tier's refresh token
-    /// (ChatSDK). The account is the one the UI shows.
+    /// tokens, `vault` is what the chat needs of the account's vault entry. The account is the
+    /// one the UI shows.
     fn session_started(
         self: Arc<Self>,
         account: &AccountId,
         run: Generation,
         manager: &TokenManager,
         user: &confab_session::User,
-        chat_slot: Arc<dyn RefreshTokenStore>,
+        vault: AccountVault,
     );
     /// Run `run` of `account`'s session ended (a newer run of the account is left alone).
     fn session_ended(self: Arc<Self>, account: &AccountId, run: Generation);
@@ -953,7 +961,17 @@ impl SignInFlow {
         if current {
             if let Some(o) = self.observer.get() {
                 let chat_slot = Arc::new(VaultSlot::chat(vault.clone(), account.clone()));
-                Arc::clone(o).session_started(&account, gen, &manager, &user, chat_slot);
+                let store_key = {
+                    let (vault, account) = (vault.clone(), account.clone());
+                    tokio::task::spawn_blocking(move || store_key(vault.as_ref(), &account))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("vault task failed: {e}")))
+                };
+                let vault = AccountVault {
+                    chat_slot,
+                    store_key,
+                };
+                Arc::clone(o).session_started(&account, gen, &manager, &user, vault);
                 // Signed out or replaced meanwhile: the end may have reached the observer
                 // before this start did; end it again so nothing runs for it.
                 if !self.state().sessions.is_current(&account, gen) {

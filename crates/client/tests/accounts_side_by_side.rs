@@ -6,48 +6,14 @@
 mod common;
 mod support;
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use confab_client::account;
-use confab_client::chat::ChatEvent;
 use confab_client::UiEvent;
 use serde_json::Value;
-use tokio::sync::watch;
 
 use support::app::{start_core, App, WAIT};
-
-/// Every chat event the UI got, as the JSON it would read.
-fn record_chat(app: &App) -> watch::Receiver<Vec<Value>> {
-    let (tx, rx) = watch::channel(Vec::new());
-    let tx = Mutex::new(tx);
-    let core = app.core.as_ref().expect("started with the chat hub");
-    core.chat.subscribe(Box::new(move |e: ChatEvent| {
-        let v = serde_json::to_value(&e).expect("chat events serialize");
-        if let Ok(tx) = tx.lock() {
-            tx.send_modify(|all| all.push(v));
-        }
-        true
-    }));
-    rx
-}
-
-/// Waits for an event matching `want` among those after the first `since`.
-async fn wait_json(
-    what: &str,
-    rx: &mut watch::Receiver<Vec<Value>>,
-    since: usize,
-    want: impl Fn(&Value) -> bool,
-) {
-    let found = tokio::time::timeout(WAIT, rx.wait_for(|all| all.iter().skip(since).any(&want)))
-        .await
-        .is_ok_and(|r| r.is_ok());
-    assert!(
-        found,
-        "timed out waiting for {what}; chat events: {:?}",
-        rx.borrow()
-    );
-}
+use support::chat::{messages_with, record_chat, wait_json};
 
 async fn wait_notified(app: &mut App, body: &str) {
     let found = tokio::time::timeout(
@@ -62,14 +28,6 @@ async fn wait_notified(app: &mut App, body: &str) {
         "timed out waiting for a notification of {body:?}; shown: {:?}",
         app.notified.borrow()
     );
-}
-
-fn messages_with(events: &[Value], text: &str) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|e| e["type"] == "message" && e["text"] == text)
-        .cloned()
-        .collect()
 }
 
 /// Who the chat channel says it is for, last.

@@ -320,6 +320,26 @@ impl AccountStore {
         })
     }
 
+    /// Up to `limit` cached messages of `room` before `before` (an offset), oldest first.
+    pub fn cached_before(
+        &self,
+        room: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<CachedMessage>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT offset, id, ts, author, name, text FROM messages
+                 WHERE room = ?1 AND offset < ?2 ORDER BY offset DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![room, to_i64(before), limit], row_to_message)?;
+            let mut out: Vec<CachedMessage> = rows.collect::<rusqlite::Result<_>>()?;
+            out.reverse();
+            Ok(out)
+        })
+    }
+
     /// Applies `changes` in one transaction (the cache writer's batch).
     pub fn apply(&self, changes: &[Change]) -> Result<()> {
         let keep = i64::try_from(self.options.cache_per_room).unwrap_or(i64::MAX);
@@ -345,6 +365,18 @@ impl AccountStore {
                             params![room, position.epoch, to_i64(position.offset)],
                         )?;
                     }
+                    Change::State { key, value } => match value {
+                        Some(v) => {
+                            tx.execute(
+                                "INSERT INTO state (key, value) VALUES (?1, ?2)
+                                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                params![key, v],
+                            )?;
+                        }
+                        None => {
+                            tx.execute("DELETE FROM state WHERE key = ?1", [key])?;
+                        }
+                    },
                     Change::Forget { room } => {
                         for table in ["messages", "positions", "drafts", "reads"] {
                             tx.execute(&format!("DELETE FROM {table} WHERE room = ?1"), [room])?;
@@ -390,6 +422,13 @@ pub enum Change {
         room: String,
         /// Where.
         position: Position,
+    },
+    /// A UI value (as [`AccountStore::set_state`]; `None` removes it).
+    State {
+        /// Key.
+        key: String,
+        /// Value.
+        value: Option<String>,
     },
     /// The user no longer belongs to `room`: its cache, position, draft and read position go.
     Forget {

@@ -106,6 +106,19 @@ fn the_cache_keeps_the_newest_messages_per_room_and_evicts_the_oldest() {
         .map(|m| m.offset)
         .collect();
     assert_eq!(offsets, [4, 5, 6, 7, 8], "five newest kept, oldest first");
+    let before: Vec<u64> = s
+        .cached_before("general", 7, 2)
+        .expect("cached before")
+        .iter()
+        .map(|m| m.offset)
+        .collect();
+    assert_eq!(before, [5, 6], "the page before an offset, oldest first");
+    s.apply(&[Change::State {
+        key: "rooms".into(),
+        value: Some("[]".into()),
+    }])
+    .expect("state");
+    assert_eq!(s.state("rooms").expect("state").as_deref(), Some("[]"));
     let newest: Vec<u64> = s
         .cached("general", 2)
         .expect("cached")

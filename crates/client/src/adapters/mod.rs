@@ -11,4 +11,6 @@ pub mod session;
 pub use minted::MintedTokens;
 pub use password::{classify_backend, password_handoff, PasswordEndpoint};
 pub use relay::SessionTokens;
-pub use session::{classify, handoff, tokens_from, user_from, AuthEndpoint, VaultSlot};
+pub use session::{
+    classify, handoff, store_key, tokens_from, user_from, AuthEndpoint, VaultSlot, STORE_KEY_ENTRY,
+};

@@ -17,6 +17,27 @@ use crate::revocations::PendingRevocations;
 pub const REFRESH_TOKEN_ENTRY: &str = "refresh_token";
 /// Name of the chat token tier's refresh-token entry (ChatSDK's `refreshToken`, per account).
 pub const CHAT_REFRESH_TOKEN_ENTRY: &str = "chat_refresh_token";
+/// The vault entry holding the key of the account's encrypted local store (confab-store).
+pub const STORE_KEY_ENTRY: &str = "store_key";
+
+/// The key of `account`'s local store, made (and saved in the vault, durably, before any
+/// store uses it) on the account's first start. Blocking: call on the blocking pool.
+pub fn store_key(
+    vault: &dyn SecretStore,
+    account: &AccountId,
+) -> Result<confab_store::StoreKey, String> {
+    let stored = vault
+        .get(account, STORE_KEY_ENTRY)
+        .map_err(|e| format!("cannot read the local store's key: {e}"))?;
+    if let Some(secret) = stored {
+        return confab_store::StoreKey::from_secret(&secret).map_err(|e| e.to_string());
+    }
+    let key = confab_store::StoreKey::generate();
+    vault
+        .put(account, STORE_KEY_ENTRY, &key.to_secret())
+        .map_err(|e| format!("cannot save the local store's key: {e}"))?;
+    Ok(key)
+}
 
 /// [`TokenEndpoint`] backed by confab-auth (refresh with ID-token validation, RFC 7009
 /// revocation, RP-initiated logout).

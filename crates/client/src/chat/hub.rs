@@ -5,10 +5,16 @@
 //! token manager, in Rust.
 //!
 //! Per account (a directory under `chat/` in the data dir named by `AccountId::dir_name`, a
-//! UUIDv5 of issuer and subject) there is the relay's outbox (`outbox.sqlite3`) and the UI state
-//! (`ui-state.json`, the platform's key-value store). Keeping them per account means a message one user
+//! UUIDv5 of issuer and subject) there is one encrypted store (confab-store, its key in the
+//! account's vault entry): the relay's outbox, drafts, last room, read positions, each room's
+//! stream position and a history cache. Keeping them per account means a message one user
 //! queued is never published under another user's identity, and signing back in as the same
 //! user delivers what was still queued.
+//!
+//! **Instant start.** The room list and the last room come from the store before any network
+//! request; a room with a saved position is followed from it (the server's recovery brings what
+//! was missed as messages, no page) and opened from the cache. Every message and reset is
+//! written to the cache by the store's writer thread, with the room's position.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,8 +22,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use confab_relay::{ChatEntry, ConnectionState, Event, RelayConfig, RelayHandle};
+use confab_store::{AccountStore, CacheWriter, CachedMessage, Change, Position, StoreOptions};
 use confab_vault::AccountId;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::runtime::Handle;
 use uuid::Uuid;
 
@@ -28,15 +35,17 @@ use crate::adapters::{MintedTokens, SessionTokens};
 use crate::error::{Code, Error, Result};
 use crate::platform::Platform;
 use crate::prefs::Prefs;
-use crate::signin::SessionObserver;
+use crate::signin::{AccountVault, SessionObserver};
 use crate::Subscriber;
 
 /// Directory in the data dir holding one sub-directory per account.
 pub const CHAT_DIR: &str = "chat";
-/// The relay's outbox file in an account's directory.
-pub const OUTBOX_FILE: &str = "outbox.sqlite3";
-/// The UI state store in an account's directory.
-pub const UI_STATE_FILE: &str = "ui-state.json";
+/// Messages of a room shown from the cache when it opens (and per older page from it).
+const CACHE_PAGE: usize = 50;
+/// The store's key for the last room list the server gave (JSON), shown at the next start.
+const ROOM_LIST_KEY: &str = "room_list";
+/// The store's key for the last open room (as `AccountStore::last_room`).
+const LAST_ROOM_KEY: &str = "last_room";
 /// App-wide settings store in the data dir (notifications, window size).
 pub const SETTINGS_FILE: &str = "settings.json";
 /// Longest room name (the server's limit).
@@ -52,7 +61,9 @@ struct Live {
     gen: Generation,
     me: String,
     relay: RelayHandle,
-    prefs: Arc<Prefs>,
+    /// The account's encrypted store, and its writer thread for the history cache.
+    store: AccountStore,
+    cache: CacheWriter,
     /// The chat token tier, when the deployment mints chat tokens (given up at sign-out).
     tier: Option<Arc<MintedTokens>>,
 }
@@ -65,6 +76,8 @@ struct AccountChat {
     rooms: RoomBook,
     /// Rooms the relay has been asked to subscribe in this run.
     opened: std::collections::BTreeSet<String>,
+    /// Each room's stream position (epoch, offset) as far as the cache has it.
+    positions: std::collections::BTreeMap<String, (String, u64)>,
     connection: ConnectionState,
 }
 
@@ -87,6 +100,9 @@ pub struct ChatHub {
     focused: AtomicBool,
     window_save_pending: AtomicBool,
     inner: Mutex<Inner>,
+    /// Held while a relay event is handled and while a room is shown from the cache: a room
+    /// opened from the cache holds every message handled before, and no later one is missed.
+    view_order: Mutex<()>,
     subscribers: Mutex<Vec<Subscriber<ChatEvent>>>,
 }
 
@@ -120,6 +136,7 @@ impl ChatHub {
             inner: Mutex::new(Inner {
                 accounts: Registry::default(),
             }),
+            view_order: Mutex::new(()),
             subscribers: Mutex::new(Vec::new()),
         })
     }
@@ -196,7 +213,10 @@ impl ChatHub {
     fn session_event(&self, live: &Live) -> ChatEvent {
         ChatEvent::Session {
             me: live.me.clone(),
-            last_room: live.prefs.get_str("last_room"),
+            last_room: live.store.last_room().unwrap_or_else(|e| {
+                tracing::warn!("cannot read the last room: {e}");
+                None
+            }),
             notifications: self.notifications_enabled(),
         }
     }
@@ -281,16 +301,36 @@ impl ChatHub {
         session_run: Generation,
         manager: &confab_session::TokenManager,
         user: &confab_session::User,
-        chat_slot: Arc<dyn confab_session::RefreshTokenStore>,
+        vault: AccountVault,
     ) -> Result<()> {
         let url = self.chat_url.clone().map_err(Error::Config)?;
+        let key = vault.store_key.map_err(Error::Storage)?;
         let dir = self.account_dir(user);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Storage(e.to_string()))?;
-        let prefs = Arc::new(Prefs::open(
-            self.platform.as_ref(),
-            dir.join(UI_STATE_FILE),
-        )?);
-        let config = RelayConfig::builder(url, dir.join(OUTBOX_FILE))
+        confab_store::owner_only_dir(&self.data_dir.join(CHAT_DIR))
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        let opened = AccountStore::open(&dir, &key, StoreOptions::default())
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        let store = opened.store;
+        let cache = CacheWriter::start(store.clone()).map_err(|e| Error::Storage(e.to_string()))?;
+        let positions: std::collections::BTreeMap<String, (String, u64)> = store
+            .positions()
+            .unwrap_or_else(|e| {
+                tracing::warn!("cannot read the rooms' stream positions: {e}");
+                Vec::new()
+            })
+            .into_iter()
+            .map(|(room, p)| (room, (p.epoch, p.offset)))
+            .collect();
+        let cached_list: Vec<confab_relay::RoomInfo> = store
+            .state(ROOM_LIST_KEY)
+            .ok()
+            .flatten()
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default();
+        let mut rooms = RoomBook::default();
+        rooms.set_list(cached_list, |id| store.read_position(id).unwrap_or(0));
+        let config = RelayConfig::builder(url, store.path())
+            .outbox_key(key.sqlcipher_key())
             .client_name("confab-app")
             .build();
         // The relay and its token source spawn onto the current runtime: enter ours, as the
@@ -304,7 +344,7 @@ impl ChatHub {
                     session.clone(),
                     endpoint.clone(),
                     shape.clone(),
-                    Some(chat_slot),
+                    Some(vault.chat_slot),
                 )
                 .map_err(|e| Error::Config(e.to_string()))?,
             )),
@@ -327,11 +367,13 @@ impl ChatHub {
                         gen: Generation::default(),
                         me: user.subject.clone(),
                         relay,
-                        prefs,
+                        store,
+                        cache,
                         tier,
                     },
-                    rooms: RoomBook::default(),
+                    rooms,
                     opened: Default::default(),
+                    positions,
                     connection: ConnectionState::Connecting,
                 },
             );
@@ -346,9 +388,24 @@ impl ChatHub {
             chat.live.gen = gen;
             chat.live.clone()
         };
-        tracing::info!("chat started");
+        tracing::info!(
+            migrated_outbox = opened.migrated.outbox_messages,
+            migrated_ui_state = opened.migrated.ui_state,
+            "chat started"
+        );
         self.emit(self.session_event(&live));
+        self.emit_rooms_of(&live);
         self.emit(ChatEvent::ConnectionState(ConnectionState::Connecting));
+        if let Some(aside) = opened.set_aside {
+            self.emit(ChatEvent::Error {
+                code: Code::Storage,
+                message: format!(
+                    "This account's local data could not be read and was kept aside ({}); \
+                     Confab starts with a fresh copy.",
+                    aside.display()
+                ),
+            });
+        }
         let this = Arc::clone(self);
         let pumped = live.clone();
         self.rt
@@ -365,6 +422,10 @@ impl ChatHub {
             if !self.is_current(&live) {
                 break;
             }
+            let _order = self
+                .view_order
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             self.on_relay_event(&live, event, at_us);
         }
     }
@@ -376,12 +437,30 @@ impl ChatHub {
         match event {
             Event::Message(entry) => {
                 let own = live.me == entry.author();
-                let Some((changed, room_name)) = self.with_chat(live, |c| {
+                let Some((changed, room_name, position)) = self.with_chat(live, |c| {
                     let changed = c.rooms.on_message(entry.room(), entry.offset, own);
-                    (changed, c.rooms.name(entry.room()).map(str::to_owned))
+                    let position = c.positions.get_mut(entry.room()).map(|p| {
+                        p.1 = p.1.max(entry.offset);
+                        p.clone()
+                    });
+                    (
+                        changed,
+                        c.rooms.name(entry.room()).map(str::to_owned),
+                        position,
+                    )
                 }) else {
                     return;
                 };
+                live.cache.send(Change::Append {
+                    room: entry.room().to_owned(),
+                    messages: vec![cached(&entry)],
+                });
+                if let Some((epoch, offset)) = position {
+                    live.cache.send(Change::Position {
+                        room: entry.room().to_owned(),
+                        position: Position { epoch, offset },
+                    });
+                }
                 if should_notify(
                     own,
                     self.focused.load(Ordering::Relaxed),
@@ -407,8 +486,35 @@ impl ChatHub {
                 messages,
                 has_older,
                 unsent,
-                ..
+                epoch,
+                offset,
             } => {
+                // The page continues the cached history when it is the same stream and reaches
+                // back to what the cache has; otherwise it replaces it.
+                let page: Vec<CachedMessage> = messages.iter().map(cached).collect();
+                let continues = self
+                    .with_chat(live, |c| {
+                        let before = c.positions.insert(room.clone(), (epoch.clone(), offset));
+                        before.is_some_and(|(e, o)| {
+                            e == epoch && page.first().is_none_or(|m| m.offset <= o + 1)
+                        })
+                    })
+                    .unwrap_or(false);
+                live.cache.send(if continues {
+                    Change::Append {
+                        room: room.clone(),
+                        messages: page,
+                    }
+                } else {
+                    Change::Replace {
+                        room: room.clone(),
+                        messages: page,
+                    }
+                });
+                live.cache.send(Change::Position {
+                    room: room.clone(),
+                    position: Position { epoch, offset },
+                });
                 let messages = views(messages, Some(&live.me), at_us);
                 let page: Vec<(u64, bool)> =
                     messages.iter().map(|m| (m.entry.offset, m.own)).collect();
@@ -445,19 +551,13 @@ impl ChatHub {
                 self.with_chat(live, |c| {
                     c.rooms.close(&room);
                     c.opened.remove(&room);
+                    c.positions.remove(&room);
                 });
-                if live
-                    .prefs
-                    .get("last_room")
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    == Some(room.clone())
-                {
-                    live.prefs.set("last_room", Value::Null);
-                    let prefs = live.prefs.clone();
-                    self.rt.spawn(async move {
-                        if let Err(e) = persist(prefs).await {
-                            tracing::warn!("could not forget the closed room: {e}");
-                        }
+                live.cache.send(Change::Forget { room: room.clone() });
+                if live.store.last_room().ok().flatten().as_deref() == Some(room.as_str()) {
+                    live.cache.send(Change::State {
+                        key: LAST_ROOM_KEY.to_owned(),
+                        value: None,
                     });
                 }
                 if shown {
@@ -489,6 +589,25 @@ impl ChatHub {
     /// Loads the room list (waiting for the connection) and subscribes every member room, so
     /// unread counts and notifications cover rooms that are not open.
     async fn bootstrap(self: Arc<Self>, live: Live) {
+        // Rooms with a saved position first: followed from it (recovery, no page), before the
+        // room list arrives, so what was missed arrives as soon as the connection is up.
+        let saved: Vec<(String, (String, u64))> = self
+            .with_chat(&live, |c| {
+                let members: std::collections::BTreeSet<String> =
+                    c.rooms.member_rooms().into_iter().collect();
+                c.positions
+                    .iter()
+                    .filter(|(room, _)| members.contains(*room))
+                    .filter(|(room, _)| c.opened.insert((*room).clone()))
+                    .map(|(room, p)| (room.clone(), p.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (room, position) in saved {
+            if let Err(e) = live.relay.follow_room(&room, Some(position)).await {
+                tracing::warn!(room, "could not follow: {e}");
+            }
+        }
         loop {
             if !self.is_current(&live) {
                 return;
@@ -511,27 +630,38 @@ impl ChatHub {
     }
 
     fn take_list(&self, list: Vec<confab_relay::RoomInfo>, live: &Live) {
+        match serde_json::to_string(&list) {
+            Ok(json) => live.cache.send(Change::State {
+                key: ROOM_LIST_KEY.to_owned(),
+                value: Some(json),
+            }),
+            Err(e) => tracing::warn!("cannot keep the room list: {e}"),
+        }
         self.with_chat(live, |c| {
-            c.rooms.set_list(list, |id| read_position(&live.prefs, id))
+            c.rooms.set_list(list, |id| read_position(&live.store, id))
         });
         self.emit_rooms_of(live);
     }
 
     async fn subscribe_members(&self, live: &Live) {
-        let todo: Vec<String> = self
+        let todo: Vec<(String, Option<(String, u64)>)> = self
             .with_chat(live, |c| {
                 let members = c.rooms.member_rooms();
                 members
                     .into_iter()
                     .filter(|r| c.opened.insert(r.clone()))
+                    .map(|r| {
+                        let position = c.positions.get(&r).cloned();
+                        (r, position)
+                    })
                     .collect()
             })
             .unwrap_or_default();
-        for room in todo {
+        for (room, position) in todo {
             if !self.is_current(live) {
                 return;
             }
-            if let Err(e) = live.relay.open_room(&room).await {
+            if let Err(e) = live.relay.follow_room(&room, position).await {
                 tracing::warn!(room, "could not subscribe: {e}");
                 self.with_chat(live, |c| c.opened.remove(&room));
             }
@@ -544,7 +674,7 @@ impl ChatHub {
     }
 
     async fn joined(&self, info: confab_relay::RoomInfo, live: &Live) -> Result<RoomView> {
-        let read = read_position(&live.prefs, &info.id);
+        let read = read_position(&live.store, &info.id);
         self.with_chat(live, |c| c.rooms.upsert(&info, read));
         self.emit_rooms_of(live);
         self.subscribe_members(live).await;
@@ -561,9 +691,9 @@ impl SessionObserver for ChatHub {
         run: Generation,
         manager: &confab_session::TokenManager,
         user: &confab_session::User,
-        chat_slot: Arc<dyn confab_session::RefreshTokenStore>,
+        vault: AccountVault,
     ) {
-        if let Err(e) = self.start(account, run, manager, user, chat_slot) {
+        if let Err(e) = self.start(account, run, manager, user, vault) {
             tracing::error!("chat could not start: {e}");
             self.emit(ChatEvent::Error {
                 code: e.code(),
@@ -650,11 +780,40 @@ fn views(messages: Vec<ChatEntry>, me: Option<&str>, at_us: u64) -> Vec<MessageV
         .collect()
 }
 
-fn read_position(prefs: &Prefs, room: &str) -> u64 {
-    prefs
-        .get_in("read", room)
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0)
+fn read_position(store: &AccountStore, room: &str) -> u64 {
+    store.read_position(room).unwrap_or_else(|e| {
+        tracing::warn!(room, "cannot read the read position: {e}");
+        0
+    })
+}
+
+/// A message as the history cache keeps it.
+fn cached(entry: &ChatEntry) -> CachedMessage {
+    CachedMessage {
+        offset: entry.offset,
+        id: entry.id,
+        ts: entry.ts,
+        author: entry.author().to_owned(),
+        name: entry.name().to_owned(),
+        text: entry.text().to_owned(),
+    }
+}
+
+/// A cached message as the relay's entry (for the UI's views).
+fn entry_of(room: &str, m: &CachedMessage) -> ChatEntry {
+    ChatEntry::new(room, m.offset, m.id, &m.author, &m.name, &m.text, m.ts)
+}
+
+/// Runs a store call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    store: &AccountStore,
+    f: impl FnOnce(&AccountStore) -> confab_store::Result<T> + Send + 'static,
+) -> Result<T> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?
+        .map_err(|e| Error::Storage(e.to_string()))
 }
 
 fn truncate_chars(text: &str, max: usize) -> String {
@@ -752,21 +911,107 @@ impl ChatHub {
         self.joined(info, &live).await
     }
 
-    /// Opens a room: remembers it as the last room and returns its draft and read position; its
-    /// latest page follows as a `room-reset` event (when connected).
+    /// Opens a room: remembers it as the last room and returns its draft and read position.
+    /// Its messages follow as a `room-reset` event: from the history cache at once when the
+    /// room is followed from a saved position (also offline), else the relay's latest page
+    /// (when connected).
     pub async fn open_room(self: &Arc<Self>, room: String) -> Result<OpenedRoom> {
         valid_room_id(&room)?;
         let live = self.live()?;
-        live.prefs.set("last_room", json!(room));
-        persist(live.prefs.clone()).await?;
-        let relay = live.relay.clone();
         let target = room.clone();
-        let first = self
-            .with_chat(&live, |c| c.opened.insert(room.clone()))
-            .unwrap_or(false);
+        blocking(&live.store, move |s| s.set_last_room(Some(&target))).await?;
+        let (first, position) = self
+            .with_chat(&live, |c| {
+                (
+                    c.opened.insert(room.clone()),
+                    c.positions.get(&room).cloned(),
+                )
+            })
+            .unwrap_or((false, None));
+        let from_cache = match position {
+            Some((epoch, offset)) => self.open_from_cache(&live, &room, (epoch, offset)).await?,
+            None => false,
+        };
+        if !from_cache {
+            self.open_from_server(&live, &room, first);
+        }
+        let draft = {
+            let room = room.clone();
+            blocking(&live.store, move |s| s.draft(&room)).await?
+        }
+        .unwrap_or_default();
+        let read_offset = self
+            .with_chat(&live, |c| c.rooms.read_position(&room))
+            .unwrap_or(0)
+            .max(read_position(&live.store, &room));
+        Ok(OpenedRoom {
+            room,
+            draft,
+            read_offset,
+        })
+    }
+
+    /// Shows `room` from the history cache (a `room-reset` with its newest messages and its
+    /// unsent ones) and makes sure the relay follows it from `position`. False when the cache
+    /// cannot stand in for the server (messages exist but none is cached).
+    async fn open_from_cache(
+        self: &Arc<Self>,
+        live: &Live,
+        room: &str,
+        position: (String, u64),
+    ) -> Result<bool> {
+        let unsent: Vec<confab_relay::OutboxItem> = live
+            .relay
+            .outbox()
+            .await?
+            .into_iter()
+            .filter(|i| i.room == room)
+            .collect();
+        let this = Arc::clone(self);
+        let shown = live.clone();
+        let target = room.to_owned();
+        let offset = position.1;
+        let done = tokio::task::spawn_blocking(move || {
+            // Every message handled so far is in the cache once it is flushed; none handled
+            // later is emitted before this reset (the lock keeps the order).
+            let _order = this
+                .view_order
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            shown.cache.flush();
+            let page = shown.store.cached(&target, CACHE_PAGE)?;
+            if page.is_empty() && offset > 0 {
+                return Ok(false);
+            }
+            let has_older = page.first().is_some_and(|m| m.offset > 1);
+            let messages: Vec<ChatEntry> = page.iter().map(|m| entry_of(&target, m)).collect();
+            let at_us = unix_micros(SystemTime::now());
+            if this.is_shown(&shown) {
+                this.emit(ChatEvent::RoomReset {
+                    room: target,
+                    messages: views(messages, Some(&shown.me), at_us),
+                    has_older,
+                    unsent,
+                });
+            }
+            Ok::<bool, confab_store::Error>(true)
+        })
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?
+        .map_err(|e| Error::Storage(e.to_string()))?;
+        if done {
+            live.relay.follow_room(room, Some(position)).await?;
+        }
+        Ok(done)
+    }
+
+    /// Opens `room` at the relay: subscribed (offline: when it connects) and its latest page
+    /// sent as a `room-reset`, in the background.
+    fn open_from_server(self: &Arc<Self>, live: &Live, room: &str, first: bool) {
+        let relay = live.relay.clone();
+        let target = room.to_owned();
         let this = Arc::clone(self);
         let opener = live.clone();
-        // In the background: offline, the relay subscribes when it connects.
         self.rt.spawn(async move {
             match relay.open_room(&target).await {
                 // A page too large to load is told in the room itself (`room-failed`).
@@ -787,27 +1032,30 @@ impl ChatHub {
                 }
             }
         });
-        let draft = live
-            .prefs
-            .get_in("drafts", &room)
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let read_offset = self
-            .with_chat(&live, |c| c.rooms.read_position(&room))
-            .unwrap_or(0)
-            .max(read_position(&live.prefs, &room));
-        Ok(OpenedRoom {
-            room,
-            draft,
-            read_offset,
-        })
     }
 
-    /// The page of messages before `before_offset` in an open room.
+    /// The page of messages before `before_offset` in an open room: from the history cache
+    /// when it has them (also offline), else from the server.
     pub async fn load_older(&self, room: &str, before_offset: u64) -> Result<OlderPage> {
+        valid_room_id(room)?;
         let live = self.live()?;
-        let page = live.relay.load_older(room, before_offset).await?;
         let at_us = unix_micros(SystemTime::now());
+        let target = room.to_owned();
+        let cached = blocking(&live.store, move |s| {
+            s.cached_before(&target, before_offset, CACHE_PAGE)
+        })
+        .await?;
+        // The cache answers when it holds the messages right before the offset (no gap).
+        if cached.last().is_some_and(|m| m.offset + 1 == before_offset) {
+            let has_older = cached.first().is_some_and(|m| m.offset > 1);
+            let messages = cached.iter().map(|m| entry_of(room, m)).collect();
+            return Ok(OlderPage {
+                room: room.to_owned(),
+                messages: views(messages, Some(&live.me), at_us),
+                has_older,
+            });
+        }
+        let page = live.relay.load_older(room, before_offset).await?;
         Ok(OlderPage {
             room: page.room,
             messages: views(page.messages, Some(&live.me), at_us),
@@ -819,8 +1067,8 @@ impl ChatHub {
     pub async fn send_message(&self, room: &str, text: &str) -> Result<String> {
         let live = self.live()?;
         let id = live.relay.send(room, text).await?;
-        live.prefs.set_in("drafts", room, None);
-        if let Err(e) = persist(live.prefs.clone()).await {
+        let target = room.to_owned();
+        if let Err(e) = blocking(&live.store, move |s| s.set_draft(&target, None)).await {
             tracing::warn!("could not clear the draft: {e}");
         }
         Ok(id.to_string())
@@ -844,9 +1092,8 @@ impl ChatHub {
             )));
         }
         let live = self.live()?;
-        let value = (!text.is_empty()).then_some(Value::String(text));
-        live.prefs.set_in("drafts", room, value);
-        persist(live.prefs).await
+        let target = room.to_owned();
+        blocking(&live.store, move |s| s.set_draft(&target, Some(&text))).await
     }
 
     /// The user has seen `room` up to `offset` (the read position only moves forward).
@@ -858,8 +1105,8 @@ impl ChatHub {
             .flatten();
         if let Some(read) = moved {
             self.emit_rooms_of(&live);
-            live.prefs.set_in("read", room, Some(json!(read)));
-            persist(live.prefs).await?;
+            let target = room.to_owned();
+            blocking(&live.store, move |s| s.mark_read(&target, read)).await?;
         }
         Ok(())
     }

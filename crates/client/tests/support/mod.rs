@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod chat;
 pub mod proxy;
 
 use std::sync::Arc;

@@ -1,0 +1,156 @@
+//! The account's encrypted local store in the running core: history, drafts and positions kept
+//! across a sign-out that keeps local data, a room shown from the cache while the chat server
+//! is down, what was missed recovered (not reloaded) once it is back, and nothing of it
+//! readable in the data dir. Against the real test IdP, a real Stronghold vault and the
+//! reference chat server.
+
+#[path = "../../relay/tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use support::app::{files_containing, start_core};
+use support::chat::{messages_with, record_chat, wait_json};
+
+const SAID: [&str; 3] = [
+    "cached line one 5c1e",
+    "cached line two 5c1e",
+    "cached line three 5c1e",
+];
+const DRAFT: &str = "a draft kept encrypted 5c1e";
+const MISSED: [&str; 2] = ["said while alice was away 5c1e", "and more while away 5c1e"];
+
+fn resets_of(events: &[Value], room: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["type"] == "room-reset" && e["room"] == room)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_cached_encrypted_shown_offline_and_what_was_missed_is_recovered() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let idp = common::start_idp(Duration::from_secs(300)).await;
+    let mut server = common::TestServer::start(common::server_config(
+        &idp,
+        &dir.path().join("server.db"),
+        5,
+    ))
+    .await;
+    let proxy = common::Proxy::start().await;
+    proxy.set_upstream(server.addr);
+    let app = start_core(&idp, dir.path(), &proxy.url());
+    let core = app.core.clone().expect("core");
+    let mut chat = record_chat(&app);
+    app.flow.open_vault().await;
+    app.unlock().await;
+    let mut app = app;
+    app.sign_in_as("alice").await;
+    wait_json("#general", &mut chat, 0, |e| {
+        e["type"] == "room-reset" && e["room"] == "general"
+    })
+    .await;
+    core.chat
+        .open_room("general".into())
+        .await
+        .expect("open #general");
+    for text in SAID {
+        core.chat.send_message("general", text).await.expect("send");
+    }
+    wait_json("the last message", &mut chat, 0, |e| {
+        e["type"] == "message" && e["text"] == SAID[2]
+    })
+    .await;
+    core.chat
+        .save_draft("general", DRAFT.to_owned())
+        .await
+        .expect("draft");
+
+    // Signing out keeps the local data (encrypted); bob talks meanwhile.
+    app.flow.sign_out().await.expect("sign out");
+    let bob = common::Client::start(
+        common::relay_config(&server.url(), &dir.path().join("bob.sqlite3")),
+        common::IdpTokens::login(idp.clone(), "bob").await,
+    );
+    for text in MISSED {
+        bob.relay.send("general", text).await.expect("bob sends");
+    }
+    bob.wait_outbox_empty("bob", Duration::from_secs(30)).await;
+    bob.relay.shutdown().await;
+
+    // Nothing of it is readable in the data dir (the scan finds a planted copy first).
+    let planted = app.data_dir.join("planted.txt");
+    std::fs::write(&planted, SAID[0]).expect("plant");
+    assert_eq!(
+        files_containing(&app.data_dir, SAID[0]).len(),
+        1,
+        "the scan works"
+    );
+    std::fs::remove_file(&planted).expect("unplant");
+    for needle in SAID.iter().chain([&DRAFT]) {
+        assert!(
+            files_containing(&app.data_dir, needle).is_empty(),
+            "{needle:?} is readable on disk"
+        );
+    }
+
+    // The chat server is down; alice signs in again (the IdP is up): #general opens from the
+    // cache with her messages and her draft.
+    server.stop().await;
+    proxy.set_upstream(None);
+    let before = chat.borrow().len();
+    app.sign_in_as("alice").await;
+    wait_json("alice's chat again", &mut chat, before, |e| {
+        e["type"] == "session" && e["last_room"] == "general"
+    })
+    .await;
+    let opened = core
+        .chat
+        .open_room("general".into())
+        .await
+        .expect("open #general offline");
+    assert_eq!(opened.draft, DRAFT, "the draft came back");
+    wait_json("#general from the cache", &mut chat, before, |e| {
+        e["type"] == "room-reset" && e["room"] == "general"
+    })
+    .await;
+    let shown = resets_of(&chat.borrow()[before..], "general");
+    let texts: Vec<String> = shown[0]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        SAID.iter().all(|s| texts.iter().any(|t| t == s)),
+        "the cached history is shown without the server: {texts:?}"
+    );
+    assert!(
+        !chat.borrow()[before..]
+            .iter()
+            .any(|e| e["type"] == "connection-state" && e["state"] == "connected"),
+        "shown while offline"
+    );
+
+    // The server is back: the missed messages arrive as messages (recovered from the saved
+    // position), no page is loaded, and each is shown once.
+    server.restart().await;
+    proxy.set_upstream(server.addr);
+    core.window_focused(true); // a network-up hint: reconnect now
+    for text in MISSED {
+        wait_json("a missed message", &mut chat, before, |e| {
+            e["type"] == "message" && e["text"] == text
+        })
+        .await;
+        assert_eq!(messages_with(&chat.borrow()[before..], text).len(), 1);
+    }
+    assert_eq!(
+        resets_of(&chat.borrow()[before..], "general").len(),
+        1,
+        "recovered: the only reset of #general is the cached one"
+    );
+}
