@@ -117,6 +117,8 @@ pub fn app_binary() -> Result<PathBuf> {
         "crates/session/src",
         "crates/relay/src",
         "crates/protocol/src",
+        "crates/store/src",
+        "crates/types/src",
     ] {
         if let Some((file, time)) = newest(&root.join(source)) {
             if time > built {

@@ -34,6 +34,12 @@ impl Core {
         platform: Arc<dyn Platform>,
         rt: Handle,
     ) -> Self {
+        // The data dir (vault, account stores, settings) and the logs are the user's alone.
+        for dir in [&paths.data_dir, &paths.log_dir] {
+            if let Err(e) = confab_store::owner_only_dir(dir) {
+                tracing::warn!("cannot make {} owner-only: {e}", dir.display());
+            }
+        }
         let chat_url = config
             .as_ref()
             .map(|c| c.chat_url.to_string())

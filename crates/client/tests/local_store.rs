@@ -98,6 +98,29 @@ async fn history_is_cached_encrypted_shown_offline_and_what_was_missed_is_recove
         );
     }
 
+    // Every directory the app made is owner-only, every file in them too.
+    #[cfg(unix)]
+    for root in [app.data_dir.clone(), dir.path().join("logs")] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut stack = vec![root];
+        let mut files = 0;
+        while let Some(d) = stack.pop() {
+            let mode = std::fs::metadata(&d).expect("dir").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{} is owner-only", d.display());
+            for entry in std::fs::read_dir(&d).expect("read dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let mode = std::fs::metadata(&path).expect("file").permissions().mode();
+                    assert_eq!(mode & 0o777, 0o600, "{} is owner-only", path.display());
+                    files += 1;
+                }
+            }
+        }
+        assert!(files > 0, "files were checked");
+    }
+
     // The chat server is down; alice signs in again (the IdP is up): #general opens from the
     // cache with her messages and her draft.
     server.stop().await;

@@ -12,7 +12,8 @@ use iota_stronghold::{Client, KeyProvider, SnapshotPath, Stronghold};
 use zeroize::Zeroizing;
 
 use crate::fsutil::{
-    fsync_file, parent_dir, remove_stray_temps, rename_durable, temp_path, write_atomic,
+    fsync_file, owner_only, parent_dir, remove_stray_temps, rename_durable, temp_path,
+    write_atomic,
 };
 use crate::key::{KeyInfo, KEY_INFO_FORMAT};
 use crate::record::{record_key, record_prefix};
@@ -253,6 +254,9 @@ impl StrongholdStore {
                 .stronghold
                 .commit_with_keyprovider(&SnapshotPath::from_path(&tmp), &inner.key)
                 .map_err(|e| Error::Stronghold(format!("writing {}: {e}", tmp.display())))?;
+            // The engine wrote its own file with the default mode: owner-only before it
+            // becomes the vault.
+            owner_only(&tmp)?;
             fsync_file(&tmp)?;
             rename_durable(&tmp, &self.path)
         })();
