@@ -800,6 +800,13 @@ impl Conn {
                 return err(id, ErrorCode::INTERNAL);
             }
         };
+        tracing::info!(
+            channel = %req.channel,
+            recover = req.recover,
+            recovered,
+            missed = publications.len(),
+            "subscribed"
+        );
         self.subs.insert(req.channel.clone());
         Reply {
             id,
@@ -874,6 +881,12 @@ impl Conn {
             n if n < 0 => cap,
             n => u64::try_from(n).unwrap_or(cap).min(cap),
         };
+        tracing::info!(
+            channel = %req.channel,
+            limit,
+            older = req.since.is_some(),
+            "history page"
+        );
         let store = self.state.store.clone();
         let channel = req.channel.clone();
         let res =
