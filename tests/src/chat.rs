@@ -526,6 +526,16 @@ impl AppUnderTest {
         self.type_into("#composer-input", text).await
     }
 
+    /// Waits until the composer says its text is saved as the room's draft
+    /// (`#composer-input[data-draft=saved]`).
+    pub async fn wait_for_draft_saved(&self) -> Result<()> {
+        self.poll("the draft to be saved", || async {
+            let state = self.attr("#composer-input", "data-draft").await?;
+            Ok((state.as_deref() == Some("saved")).then_some(()))
+        })
+        .await
+    }
+
     /// Types `text` into the composer and presses Enter; waits until the composer is empty
     /// again (the UI took the message).
     pub async fn send_message(&self, text: &str) -> Result<()> {

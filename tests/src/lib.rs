@@ -675,6 +675,31 @@ pub fn files_with_jwt(root: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Panics unless none of `needles` is readable in any file under `dir`. The scan is shown to
+/// work first: a plaintext copy of the first needle planted in `dir` must be found (and is
+/// removed again).
+pub fn assert_unreadable_on_disk(dir: &Path, needles: &[&str]) {
+    let Some(first) = needles.first() else {
+        return;
+    };
+    let planted = dir.join("planted-plaintext-copy.txt");
+    std::fs::write(&planted, first).expect("plant a plaintext copy");
+    assert_eq!(
+        files_containing(dir, first.as_bytes()),
+        vec![planted.clone()],
+        "the scan finds the planted copy (and nothing else)"
+    );
+    std::fs::remove_file(&planted).expect("remove the planted copy");
+    for needle in needles {
+        assert_eq!(
+            files_containing(dir, needle.as_bytes()),
+            Vec::<PathBuf>::new(),
+            "{needle:?} is readable in {}",
+            dir.display()
+        );
+    }
+}
+
 /// Every regular file under `root` whose bytes contain `needle`.
 pub fn files_containing(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
     let mut found = Vec::new();

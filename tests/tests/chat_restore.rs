@@ -4,7 +4,7 @@
 //! browser: no authorization URL opened, no authorization request or code exchange at the IdP),
 //! opens the same room with its history, and the composer holds the draft.
 
-use confab_e2e::{files_containing, AppUnderTest, ChatServer};
+use confab_e2e::{assert_unreadable_on_disk, AppUnderTest, ChatServer};
 use confab_testkit::{Idp, IdpOptions};
 
 const DRAFT: &str = "Draft that must survive a restart 7d1f";
@@ -36,32 +36,13 @@ async fn restart_restores_user_last_room_and_draft_without_a_browser() {
         .expect("the message is sent");
     alice.type_draft(DRAFT).await.expect("type a draft");
 
-    // The draft is saved after a debounce; wait until it is durable (the composer says so).
+    // The draft is saved after a debounce; wait until it is durable (the composer says so),
+    // in the account's encrypted store: nothing of the chat is readable in the data dir.
     alice
-        .poll("the draft to be saved", || async {
-            let state = alice.attr("#composer-input", "data-draft").await?;
-            Ok((state.as_deref() == Some("saved")).then_some(()))
-        })
+        .wait_for_draft_saved()
         .await
         .expect("a typed draft is saved without sending it");
-    // ... in the account's encrypted store: nothing of the chat is readable in the data dir
-    // (the scan finds a planted plaintext copy first).
-    let data_dir = alice.data_dir();
-    let planted = data_dir.join("planted.txt");
-    std::fs::write(&planted, DRAFT).expect("plant a copy");
-    assert_eq!(
-        files_containing(&data_dir, DRAFT.as_bytes()).len(),
-        1,
-        "the scan finds a planted copy"
-    );
-    std::fs::remove_file(&planted).expect("unplant");
-    for needle in [DRAFT, said, "Restore Lab"] {
-        assert_eq!(
-            files_containing(&data_dir, needle.as_bytes()),
-            Vec::<std::path::PathBuf>::new(),
-            "{needle:?} is readable in the data dir"
-        );
-    }
+    assert_unreadable_on_disk(&alice.data_dir(), &[DRAFT, said, "Restore Lab"]);
     alice
         .screenshot("chat-draft-before-restart")
         .await

@@ -12,8 +12,7 @@ use iota_stronghold::{Client, KeyProvider, SnapshotPath, Stronghold};
 use zeroize::Zeroizing;
 
 use crate::fsutil::{
-    fsync_file, owner_only, parent_dir, remove_stray_temps, rename_durable, temp_path,
-    write_atomic,
+    fsync_file, owner_only, parent_dir, remove_stray_temps, rename_durable, temp_path, write_atomic,
 };
 use crate::key::{KeyInfo, KEY_INFO_FORMAT};
 use crate::record::{record_key, record_prefix};

@@ -554,6 +554,7 @@ impl ChatHub {
                     c.positions.remove(&room);
                 });
                 live.cache.send(Change::Forget { room: room.clone() });
+                self.keep_room_list(live);
                 if live.store.last_room().ok().flatten().as_deref() == Some(room.as_str()) {
                     live.cache.send(Change::State {
                         key: LAST_ROOM_KEY.to_owned(),
@@ -630,6 +631,27 @@ impl ChatHub {
     }
 
     fn take_list(&self, list: Vec<confab_relay::RoomInfo>, live: &Live) {
+        self.with_chat(live, |c| {
+            c.rooms.set_list(list, |id| read_position(&live.store, id))
+        });
+        self.keep_room_list(live);
+        self.emit_rooms_of(live);
+    }
+
+    /// Saves the account's room list as it stands, to show at the next start.
+    fn keep_room_list(&self, live: &Live) {
+        let list: Vec<confab_relay::RoomInfo> = self
+            .with_chat(live, |c| c.rooms.views())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| confab_relay::RoomInfo {
+                id: r.id,
+                name: r.name,
+                member: r.member,
+                private: r.private,
+                invited: r.invited,
+            })
+            .collect();
         match serde_json::to_string(&list) {
             Ok(json) => live.cache.send(Change::State {
                 key: ROOM_LIST_KEY.to_owned(),
@@ -637,10 +659,6 @@ impl ChatHub {
             }),
             Err(e) => tracing::warn!("cannot keep the room list: {e}"),
         }
-        self.with_chat(live, |c| {
-            c.rooms.set_list(list, |id| read_position(&live.store, id))
-        });
-        self.emit_rooms_of(live);
     }
 
     async fn subscribe_members(&self, live: &Live) {
@@ -676,6 +694,7 @@ impl ChatHub {
     async fn joined(&self, info: confab_relay::RoomInfo, live: &Live) -> Result<RoomView> {
         let read = read_position(&live.store, &info.id);
         self.with_chat(live, |c| c.rooms.upsert(&info, read));
+        self.keep_room_list(live);
         self.emit_rooms_of(live);
         self.subscribe_members(live).await;
         self.with_chat(live, |c| c.rooms.view(&info.id))
