@@ -16,6 +16,7 @@ const PASSWORD_SIGN_IN = window.__CONFAB_SIGN_IN__ === 'password';
 let chat = null; // the chat module, once loaded
 let chatLoad = null; // its import, once asked for
 let chatStarted = false;
+let signedInName = ''; // the signed-in user's name, for the sign-out question
 
 function loadChat() {
   if (!chatLoad) {
@@ -244,6 +245,7 @@ function onEvent(event) {
       stopCountdown();
       const user = event.user;
       const name = user.name || user.email || 'you';
+      signedInName = user.name || user.email || '';
       el('signed-in-as').textContent = `Signed in as ${name}`;
       el('signed-in-email').textContent = user.email || '';
       el('avatar').textContent = initials(name);
@@ -322,11 +324,23 @@ async function unlock(event) {
   }
 }
 
-async function signOut() {
+/** Sign out asks first what happens to the account's local data (kept by default). */
+function askSignOut() {
   closeMenu();
+  const dialog = el('sign-out-dialog');
+  if (dialog.open) return;
+  el('sign-out-remove').checked = false;
+  el('sign-out-dialog-title').textContent = signedInName ? `Sign out of ${signedInName}?` : 'Sign out?';
+  dialog.showModal();
+  el('sign-out-cancel').focus();
+}
+
+async function signOut() {
+  const removeLocalData = el('sign-out-remove').checked;
+  el('sign-out-dialog').close();
   setBusy(true);
-  announce('Signing out…');
-  await call('sign_out');
+  announce(removeLocalData ? 'Signing out and removing this account’s data…' : 'Signing out…');
+  await call('sign_out', { removeLocalData });
   setBusy(false);
 }
 
@@ -387,7 +401,10 @@ function wire() {
   el('cancel').addEventListener('click', () => call('cancel_sign_in'));
   el('unlock-form').addEventListener('submit', unlock);
   closeMenu = wireMenu(el('user-menu-button'), el('user-menu'), el('user-menu').parentElement);
-  el('sign-out').addEventListener('click', signOut);
+  el('sign-out').addEventListener('click', askSignOut);
+  el('sign-out-confirm').addEventListener('click', signOut);
+  el('sign-out-cancel').addEventListener('click', () => el('sign-out-dialog').close());
+  el('sign-out-dialog').addEventListener('close', () => el('user-menu-button').focus());
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeMenu(true); });
   el('forgot-passphrase').addEventListener('click', () => {
     clearPassphrase();

@@ -72,10 +72,13 @@ pub(crate) async fn reset_vault(core: App<'_>) -> Result<()> {
     core.flow.reset_vault().await
 }
 
-/// Signs out: revoke, wipe the vault entry and memory, open the provider's logout page.
+/// Signs out: revoke, wipe the vault entry and memory, open the provider's logout page; with
+/// `remove_local_data` the account's encrypted local store and its key go too.
 #[tauri::command]
-pub(crate) async fn sign_out(core: App<'_>) -> Result<()> {
-    core.flow.sign_out().await
+pub(crate) async fn sign_out(core: App<'_>, remove_local_data: Option<bool>) -> Result<()> {
+    core.flow
+        .sign_out_with(remove_local_data.unwrap_or(false))
+        .await
 }
 
 /// Streams chat events to this window, starting with the current state.

@@ -511,6 +511,17 @@ impl AppUnderTest {
         }
     }
 
+    /// Signs out from the open user menu: clicks Sign out, then in the dialog that asks what to
+    /// do with the account's local data ticks "remove" when `remove_local_data`, and confirms.
+    pub async fn sign_out(&self, remove_local_data: bool) -> Result<()> {
+        self.click("#sign-out").await?;
+        self.wait_for_text("#sign-out-confirm", "Sign out").await?;
+        if remove_local_data {
+            self.click("#sign-out-remove").await?;
+        }
+        self.click("#sign-out-confirm").await
+    }
+
     /// The whole deep-link sign-in as alice (auto-mode IdP): clicks Sign in, completes the IdP
     /// login headlessly, delivers the redirect as a second process and waits until the window
     /// shows "Signed in as Alice Example". Tests that check these steps one by one spell them out.

@@ -1,7 +1,8 @@
 //! E2E: signing out of the chat. Alice (passphrase vault, so the test can read the vault) signs
-//! in, chats in `general`, then signs out from the user menu: the sign-in screen comes back and
-//! the chat screen goes; the vault holds no refresh token any more, no file in her HOME holds the
-//! old one in plain text, and the IdP refuses the old refresh token.
+//! in, chats in `general`, then signs out from the user menu, choosing to remove her local data:
+//! the sign-in screen comes back and the chat screen goes; the vault holds no refresh token and
+//! no store key any more, her account's store is gone from the data dir, no file in her HOME
+//! holds the old token in plain text, and the IdP refuses the old refresh token.
 
 use std::path::Path;
 
@@ -25,11 +26,16 @@ fn remembered_account(data_dir: &Path) -> AccountId {
 
 /// The refresh token the app keeps in its vault (the test knows the passphrase).
 fn stored_refresh_token(data_dir: &Path, id: &AccountId) -> Option<String> {
+    vault_entry(data_dir, id, "refresh_token")
+}
+
+/// The vault entry `name` of `id`.
+fn vault_entry(data_dir: &Path, id: &AccountId, name: &str) -> Option<String> {
     let source = KeySource::passphrase(SecretString::new(PASSPHRASE.to_owned()));
     let vault = StrongholdStore::open(data_dir.join("vault.stronghold"), &source)
         .expect("the vault opens with the passphrase the user chose");
     vault
-        .get(id, "refresh_token")
+        .get(id, name)
         .expect("the vault can be read")
         .map(|s| s.expose_secret().to_owned())
 }
@@ -83,6 +89,16 @@ async fn sign_out_from_chat_returns_to_sign_in_and_kills_the_refresh_token() {
         .expect("the user menu offers Sign out");
     app.screenshot("chat-user-menu").await.expect("screenshot");
     app.click("#sign-out").await.expect("Sign out is clickable");
+    app.wait_for_text("#sign-out-dialog-title", "Sign out of Alice Example?")
+        .await
+        .expect("sign-out asks what to do with the account's local data");
+    app.screenshot("chat-sign-out-dialog")
+        .await
+        .expect("screenshot");
+    let account_dir = data_dir.join("chat").join(account.dir_name());
+    assert!(account_dir.exists(), "the account's store is there before");
+    app.click("#sign-out-remove").await.expect("choose remove");
+    app.click("#sign-out-confirm").await.expect("confirm");
     app.wait_for_text("#sign-in", "Sign in")
         .await
         .expect("sign-out returns to the sign-in screen");
@@ -96,6 +112,15 @@ async fn sign_out_from_chat_returns_to_sign_in_and_kills_the_refresh_token() {
         stored_refresh_token(&data_dir, &account),
         None,
         "after sign-out the vault holds no refresh token"
+    );
+    assert!(
+        !account_dir.exists(),
+        "\"remove\" leaves nothing of the account's local data"
+    );
+    assert_eq!(
+        vault_entry(&data_dir, &account, "store_key"),
+        None,
+        "and its store key is out of the vault"
     );
     let leaks = files_containing(app.home(), refresh.as_bytes());
     assert!(

@@ -261,7 +261,7 @@ async fn refusals_are_worded_nothing_is_stored_and_sign_out_blacklists() {
         "bob's app holds one refresh token"
     );
     app.click("#user-menu-button").await.expect("open the menu");
-    app.click("#sign-out").await.expect("sign out");
+    app.sign_out(false).await.expect("sign out");
     app.wait_displayed("#password-form")
         .await
         .expect("back to the form");

@@ -214,7 +214,7 @@ async fn passphrase_vault_restart_restores_and_sign_out_revokes() {
     app.screenshot("signed-in-user-menu")
         .await
         .expect("screenshot");
-    app.click("#sign-out").await.expect("Sign out is clickable");
+    app.sign_out(false).await.expect("Sign out is clickable");
     app.wait_for_text("#sign-in", "Sign in")
         .await
         .expect("sign-out returns to the sign-in screen");

@@ -82,6 +82,12 @@ pub trait SessionObserver: Send + Sync {
     fn session_ended(self: Arc<Self>, account: &AccountId, run: Generation);
     /// The UI shows `account` now (an account still running, after the shown one ended).
     fn account_shown(self: Arc<Self>, account: &AccountId);
+    /// The user signed out of `account` and chose to remove its local data: once its chat has
+    /// stopped, everything the chat kept of it on this device is deleted.
+    fn remove_local_data(
+        self: Arc<Self>,
+        account: AccountId,
+    ) -> futures_util::future::BoxFuture<'static, std::result::Result<(), String>>;
 }
 
 /// What runs for one account in the flow: its token manager (once started) and who it is.
@@ -1087,6 +1093,14 @@ impl SignInFlow {
     /// from the vault, and revoked when the provider can be reached. Other accounts keep
     /// running: the UI then shows one of them.
     pub async fn sign_out(self: &Arc<Self>) -> Result<()> {
+        self.sign_out_with(false).await
+    }
+
+    /// [`SignInFlow::sign_out`], and with `remove_local_data` the account's local data (its
+    /// encrypted store: history, drafts, unsent messages) is deleted from this device with the
+    /// store's key, before the sign-in screen is shown. Without it the store stays, unreadable
+    /// without the key in the vault, for the account's next sign-in on this device.
+    pub async fn sign_out_with(self: &Arc<Self>, remove_local_data: bool) -> Result<()> {
         let (ended, vault_open) = {
             let mut st = self.state();
             let active = st.sessions.active().cloned();
@@ -1114,11 +1128,15 @@ impl SignInFlow {
         if let Some(account) = &account {
             self.forget_if_remembered(account);
         }
+        let removed_account = account.clone();
         let result = match (session, account) {
             (Some(manager), _) => manager.sign_out().await.map_err(Error::from),
             (None, Some(account)) => self.sign_out_stored(account).await.map(|()| None),
             (None, None) => Ok(None),
         };
+        if let (true, Some(account)) = (remove_local_data, &removed_account) {
+            self.remove_local_data(account).await;
+        }
         if !self.show_next_account() {
             self.publish(UiEvent::SignedOut {
                 reason: SignedOutReason::SignedOut,
@@ -1135,6 +1153,33 @@ impl SignInFlow {
             }
         }
         result.map(|_| ())
+    }
+
+    /// Deletes `account`'s local data (the chat's store, once its chat stopped) and then the
+    /// store's key from the vault. Failures are logged: the sign-out itself stands.
+    async fn remove_local_data(self: &Arc<Self>, account: &AccountId) {
+        if let Some(o) = self.observer.get() {
+            if let Err(e) = Arc::clone(o).remove_local_data(account.clone()).await {
+                tracing::warn!("could not remove the account's local data: {e}");
+                return; // the key stays with what it opens
+            }
+        }
+        let vault = self.state().vault.clone();
+        if let Some(vault) = vault {
+            let account = account.clone();
+            let deleted = tokio::task::spawn_blocking(move || {
+                confab_vault::SecretStore::delete(
+                    vault.as_ref(),
+                    &account,
+                    adapters::STORE_KEY_ENTRY,
+                )
+            })
+            .await;
+            if !matches!(deleted, Ok(Ok(_))) {
+                tracing::warn!("could not delete the local store's key from the vault");
+            }
+        }
+        tracing::info!("removed the account's local data");
     }
 
     /// Wipes the refresh token stored for `account` without a running session, then revokes

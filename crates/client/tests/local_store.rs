@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use support::app::{files_containing, start_core};
+use support::app::{files_containing, start_core, vault_entry};
 use support::chat::{messages_with, record_chat, wait_json};
 
 const SAID: [&str; 3] = [
@@ -176,4 +176,40 @@ async fn history_is_cached_encrypted_shown_offline_and_what_was_missed_is_recove
         1,
         "recovered: the only reset of #general is the cached one"
     );
+
+    // Signing out with "remove": nothing of the account's local data is left, nor its key.
+    let account_dirs = || {
+        std::fs::read_dir(app.data_dir.join("chat"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(account_dirs(), 1, "alice's store is there");
+    let subject = confab_client::account::load(&app.data_dir)
+        .map(|a| a.subject)
+        .expect("alice is remembered");
+    let issuer = idp.issuer_str();
+    assert!(vault_entry(&app, &issuer, &subject, "store_key")
+        .await
+        .is_some());
+    app.flow
+        .sign_out_with(true)
+        .await
+        .expect("sign out, removing");
+    assert_eq!(account_dirs(), 0, "the account's directory is gone");
+    assert_eq!(
+        vault_entry(&app, &issuer, &subject, "store_key").await,
+        None,
+        "its key is out of the vault"
+    );
+    for needle in SAID.iter().chain([&DRAFT]) {
+        assert!(files_containing(&app.data_dir, needle).is_empty());
+    }
+    // Signing in again starts afresh: no draft.
+    app.sign_in_as("alice").await;
+    let opened = core
+        .chat
+        .open_room("general".into())
+        .await
+        .expect("open #general");
+    assert_eq!(opened.draft, "", "nothing of the removed data came back");
 }

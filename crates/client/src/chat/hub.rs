@@ -100,6 +100,8 @@ pub struct ChatHub {
     focused: AtomicBool,
     window_save_pending: AtomicBool,
     inner: Mutex<Inner>,
+    /// Each ended account's chat while it stops (its relay shutting down), until done.
+    stopping: Mutex<std::collections::BTreeMap<AccountId, tokio::task::JoinHandle<()>>>,
     /// Held while a relay event is handled and while a room is shown from the cache: a room
     /// opened from the cache holds every message handled before, and no later one is missed.
     view_order: Mutex<()>,
@@ -137,6 +139,7 @@ impl ChatHub {
                 accounts: Registry::default(),
             }),
             view_order: Mutex::new(()),
+            stopping: Mutex::new(std::collections::BTreeMap::new()),
             subscribers: Mutex::new(Vec::new()),
         })
     }
@@ -737,18 +740,49 @@ impl SessionObserver for ChatHub {
         if let Some((_, old)) = old {
             // The chat token tier's logout: disconnect first, then give its tokens up (out of
             // the vault, invalidated at the backend); the sign-in screen follows from the flow.
-            self.rt.spawn(async move {
+            let stopping = self.rt.spawn(async move {
                 old.live.relay.shutdown().await;
                 if let Some(tier) = &old.live.tier {
                     tier.sign_out().await;
                 }
+                // Everything of the run (its store connection, the cache writer's queue) goes
+                // here: written and closed before anyone waiting for the stop goes on.
+                let cache = old.live.cache.clone();
+                let _ = tokio::task::spawn_blocking(move || cache.flush()).await;
             });
+            let mut all = self.stopping.lock().unwrap_or_else(PoisonError::into_inner);
+            all.retain(|_, task| !task.is_finished());
+            all.insert(account.clone(), stopping);
             tracing::info!("chat stopped");
         }
         if was_shown {
             self.emit(ChatEvent::ConnectionState(ConnectionState::SignedOut));
             self.emit_rooms();
         }
+    }
+
+    fn remove_local_data(
+        self: Arc<Self>,
+        account: AccountId,
+    ) -> futures_util::future::BoxFuture<'static, std::result::Result<(), String>> {
+        Box::pin(async move {
+            if self.st().accounts.get(&account).is_some() {
+                return Err("the account's chat is still running".to_owned());
+            }
+            let stopping = self
+                .stopping
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&account);
+            if let Some(task) = stopping {
+                let _ = task.await;
+            }
+            let dir = self.data_dir.join(CHAT_DIR).join(account.dir_name());
+            tokio::task::spawn_blocking(move || remove_dir_securely(&dir))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        })
     }
 
     fn account_shown(self: Arc<Self>, account: &AccountId) {
@@ -804,6 +838,24 @@ fn read_position(store: &AccountStore, room: &str) -> u64 {
         tracing::warn!(room, "cannot read the read position: {e}");
         0
     })
+}
+
+/// Overwrites and removes every file under `dir`, then `dir` itself (a missing `dir` is fine).
+fn remove_dir_securely(dir: &std::path::Path) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            remove_dir_securely(&path)?;
+        } else {
+            confab_store::remove_securely(&path).map_err(std::io::Error::other)?;
+        }
+    }
+    std::fs::remove_dir(dir)
 }
 
 /// A message as the history cache keeps it.

@@ -6,15 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use confab_client::adapters::VaultSlot;
 use confab_client::platform::{AppPaths, KeyValueStore, MemoryStore, Platform};
 use confab_client::{Core, RedirectPlan, SignInFlow, UiEvent};
 use confab_config::{AppConfig, CredentialProfile, VaultKeyMode};
-use confab_session::RefreshTokenStore;
 use confab_testkit::{
     headless_login, headless_login_as, Idp, CHAT_RESOURCE, CLIENT_ID, PRIVATE_USE_REDIRECT_URI,
 };
-use confab_vault::{AccountId, KeySource, SecretString, StrongholdStore};
+use confab_vault::{AccountId, KeySource, SecretStore, SecretString, StrongholdStore};
 use tokio::sync::watch;
 use url::Url;
 
@@ -291,26 +289,32 @@ pub async fn stored_chat_refresh_token(app: &App, issuer: &str, subject: &str) -
 }
 
 async fn stored_entry(app: &App, issuer: &str, subject: &str, chat: bool) -> Option<String> {
+    let name = if chat {
+        "chat_refresh_token"
+    } else {
+        "refresh_token"
+    };
+    vault_entry(app, issuer, subject, name).await
+}
+
+/// The vault entry `name` of the account (`issuer`, `subject`) in the vault file of `app`.
+pub async fn vault_entry(app: &App, issuer: &str, subject: &str, name: &str) -> Option<String> {
     let path = app.data_dir.join(confab_client::signin::VAULT_FILE);
-    let store = tokio::task::spawn_blocking(move || {
-        StrongholdStore::open_or_create(
+    let account = AccountId::new(issuer.to_owned(), subject.to_owned());
+    let name = name.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let store = StrongholdStore::open_or_create(
             path,
             &KeySource::passphrase(SecretString::new(PASSPHRASE.to_owned())),
         )
+        .expect("the vault opens");
+        store
+            .get(&account, &name)
+            .expect("the vault entry reads")
+            .map(|t| t.expose_secret().to_owned())
     })
     .await
     .expect("vault task")
-    .expect("the vault opens");
-    let account = AccountId::new(issuer.to_owned(), subject.to_owned());
-    let slot = if chat {
-        VaultSlot::chat(Arc::new(store), account)
-    } else {
-        VaultSlot::new(Arc::new(store), account)
-    };
-    slot.load()
-        .await
-        .expect("the vault entry reads")
-        .map(|t| t.expose_secret().to_owned())
 }
 
 /// Files under `dir` (recursively) whose bytes contain `needle`.
