@@ -48,6 +48,10 @@ impl Core {
             c.token_endpoint()
                 .map(|endpoint| (endpoint, c.chat_token_shape.clone()))
         });
+        let cache_per_room = config
+            .as_ref()
+            .map(|c| c.history_cache_per_room)
+            .unwrap_or(confab_config::DEFAULT_HISTORY_CACHE_PER_ROOM);
         let chat = ChatHub::new(
             platform.clone(),
             rt.clone(),
@@ -55,6 +59,7 @@ impl Core {
             chat_url,
             token_endpoint,
         );
+        chat.set_cache_per_room(cache_per_room);
         let flow = SignInFlow::new(config, paths, plan, platform, rt.clone());
         flow.set_observer(chat.clone());
         Self { flow, chat, rt }

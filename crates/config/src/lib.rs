@@ -33,6 +33,10 @@ pub const DEFAULT_CHAT_AUDIENCE: &str = "confab-chat";
 pub const DEFAULT_CHAT_RESOURCE: &str = "urn:confab:chat";
 /// Default time a pending sign-in waits for the browser.
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
+/// Messages kept per room in each account's encrypted history cache unless configured.
+pub const DEFAULT_HISTORY_CACHE_PER_ROOM: usize = 2_000;
+/// Most messages per room the history cache may be configured to keep.
+pub const MAX_HISTORY_CACHE_PER_ROOM: usize = 1_000_000;
 /// Default scopes: OpenID Connect identity plus a refresh token.
 pub const DEFAULT_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
@@ -63,6 +67,8 @@ pub const ENV_CHAT_AUDIENCE: &str = "CONFAB_CHAT_AUDIENCE";
 pub const ENV_CHAT_RESOURCE: &str = "CONFAB_CHAT_RESOURCE";
 /// Environment variable overriding [`AppConfig::redirect_mode`] (`auto`, `scheme`, `loopback`).
 pub const ENV_REDIRECT_MODE: &str = "CONFAB_REDIRECT_MODE";
+/// Environment variable overriding [`AppConfig::history_cache_per_room`].
+pub const ENV_HISTORY_CACHE_PER_ROOM: &str = "CONFAB_HISTORY_CACHE_PER_ROOM";
 /// Environment variable overriding [`AppConfig::login_timeout`] (whole seconds).
 pub const ENV_LOGIN_TIMEOUT_SECS: &str = "CONFAB_LOGIN_TIMEOUT_SECS";
 /// Environment variable setting [`AppConfig::login_hint`] (demo and tests).
@@ -206,6 +212,9 @@ pub struct AppConfig {
     pub chat_resource: String,
     /// How long a pending sign-in waits for the browser.
     pub login_timeout: Duration,
+    /// Messages kept per room in each account's encrypted history cache (the oldest are
+    /// evicted): `history_cache_per_room`, 1 to 1,000,000, default 2,000.
+    pub history_cache_per_room: usize,
     /// How the redirect reaches the app.
     pub redirect_mode: RedirectMode,
     /// Optional `login_hint` sent with the authorization request (demo and tests).
@@ -231,6 +240,7 @@ impl Default for AppConfig {
             chat_audience: DEFAULT_CHAT_AUDIENCE.to_owned(),
             chat_resource: DEFAULT_CHAT_RESOURCE.to_owned(),
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
+            history_cache_per_room: DEFAULT_HISTORY_CACHE_PER_ROOM,
             redirect_mode: RedirectMode::Auto,
             login_hint: None,
             vault_key: VaultKeyMode::Keychain,
@@ -354,6 +364,7 @@ struct FileConfig {
     chat_audience: Option<String>,
     chat_resource: Option<String>,
     login_timeout_secs: Option<u64>,
+    history_cache_per_room: Option<usize>,
     redirect_mode: Option<RedirectMode>,
     login_hint: Option<String>,
     vault_key: Option<VaultKeyMode>,
@@ -448,6 +459,9 @@ impl AppConfig {
         if let Some(v) = file.chat_resource {
             c.chat_resource = v;
         }
+        if let Some(v) = file.history_cache_per_room {
+            c.history_cache_per_room = v;
+        }
         if let Some(v) = file.login_timeout_secs {
             c.login_timeout = Duration::from_secs(v);
         }
@@ -538,6 +552,14 @@ impl AppConfig {
                 )
             })?;
             self.login_timeout = Duration::from_secs(secs);
+        }
+        if let Some(v) = env(ENV_HISTORY_CACHE_PER_ROOM) {
+            self.history_cache_per_room = v.trim().parse().map_err(|_| {
+                invalid(
+                    ENV_HISTORY_CACHE_PER_ROOM,
+                    format!("`{v}` is not a whole number of messages"),
+                )
+            })?;
         }
         if let Some(v) = env(ENV_LOGIN_HINT) {
             self.login_hint = Some(v.trim().to_owned());
@@ -687,6 +709,15 @@ impl AppConfig {
         }
         if self.login_timeout.is_zero() {
             return fail("login_timeout_secs", "must be at least 1 second".into());
+        }
+        if !(1..=MAX_HISTORY_CACHE_PER_ROOM).contains(&self.history_cache_per_room) {
+            return fail(
+                "history_cache_per_room",
+                format!(
+                    "must be between 1 and {MAX_HISTORY_CACHE_PER_ROOM} messages, not {}",
+                    self.history_cache_per_room
+                ),
+            );
         }
         Ok(())
     }
@@ -902,9 +933,14 @@ mod tests {
                 (ENV_REDIRECT_MODE, "Scheme"),
                 (ENV_LOGIN_HINT, "alice"),
                 (ENV_LOGIN_TIMEOUT_SECS, "5"),
+                (ENV_HISTORY_CACHE_PER_ROOM, "300"),
             ]),
         )
         .unwrap();
+        assert_eq!(
+            c.history_cache_per_room, 300,
+            "CONFAB_HISTORY_CACHE_PER_ROOM sets the cache size"
+        );
         assert_eq!(
             c.issuer.as_str(),
             "http://127.0.0.1:9999/",
@@ -1119,6 +1155,33 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("expected confab, chatsdk or chatkit"), "{err}");
+    }
+
+    #[test]
+    fn the_history_cache_size_is_read_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "");
+        let c = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap();
+        assert_eq!(c.history_cache_per_room, DEFAULT_HISTORY_CACHE_PER_ROOM);
+        write(dir.path(), "history_cache_per_room = 500\n");
+        let c = AppConfig::load_with_env(dir.path(), env_of(&[])).unwrap();
+        assert_eq!(c.history_cache_per_room, 500);
+        for bad in ["0", "1000001"] {
+            write(dir.path(), &format!("history_cache_per_room = {bad}\n"));
+            let err = AppConfig::load_with_env(dir.path(), env_of(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("history_cache_per_room") && err.contains("between 1 and"),
+                "{bad}: {err}"
+            );
+        }
+        write(dir.path(), "");
+        let err =
+            AppConfig::load_with_env(dir.path(), env_of(&[(ENV_HISTORY_CACHE_PER_ROOM, "lots")]))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("not a whole number of messages"), "{err}");
     }
 
     #[test]

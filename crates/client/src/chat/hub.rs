@@ -99,6 +99,8 @@ pub struct ChatHub {
     settings: Option<Arc<Prefs>>,
     focused: AtomicBool,
     window_save_pending: AtomicBool,
+    /// Messages kept per room in each account's history cache.
+    cache_per_room: std::sync::atomic::AtomicUsize,
     inner: Mutex<Inner>,
     /// Each ended account's chat while it stops (its relay shutting down), until done.
     stopping: Mutex<std::collections::BTreeMap<AccountId, tokio::task::JoinHandle<()>>>,
@@ -135,6 +137,9 @@ impl ChatHub {
             settings,
             focused: AtomicBool::new(true),
             window_save_pending: AtomicBool::new(false),
+            cache_per_room: std::sync::atomic::AtomicUsize::new(
+                confab_store::DEFAULT_CACHE_PER_ROOM,
+            ),
             inner: Mutex::new(Inner {
                 accounts: Registry::default(),
             }),
@@ -142,6 +147,12 @@ impl ChatHub {
             stopping: Mutex::new(std::collections::BTreeMap::new()),
             subscribers: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Messages each account's history cache keeps per room (the configuration's
+    /// `history_cache_per_room`), for the stores opened from now on.
+    pub fn set_cache_per_room(&self, n: usize) {
+        self.cache_per_room.store(n.max(1), Ordering::Relaxed);
     }
 
     fn st(&self) -> MutexGuard<'_, Inner> {
@@ -311,8 +322,11 @@ impl ChatHub {
         let dir = self.account_dir(user);
         confab_store::owner_only_dir(&self.data_dir.join(CHAT_DIR))
             .map_err(|e| Error::Storage(e.to_string()))?;
-        let opened = AccountStore::open(&dir, &key, StoreOptions::default())
-            .map_err(|e| Error::Storage(e.to_string()))?;
+        let options = StoreOptions {
+            cache_per_room: self.cache_per_room.load(Ordering::Relaxed),
+        };
+        let opened =
+            AccountStore::open(&dir, &key, options).map_err(|e| Error::Storage(e.to_string()))?;
         let store = opened.store;
         let cache = CacheWriter::start(store.clone()).map_err(|e| Error::Storage(e.to_string()))?;
         let positions: std::collections::BTreeMap<String, (String, u64)> = store
