@@ -170,8 +170,12 @@ impl AccountStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.busy_timeout(Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA).map_err(unreadable)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        // An up-to-date store is only read at open (no write, no sync on the start path).
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
+            conn.execute_batch(SCHEMA).map_err(unreadable)?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
