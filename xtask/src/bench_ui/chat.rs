@@ -47,6 +47,11 @@ const OPENS: usize = 5;
 /// How long a UI step may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Starts of a returning user with the chat server unreachable.
+const RETURNING_STARTS: usize = 5;
+/// Opens of the long room from the cache in the last of them.
+const CACHED_OPENS: usize = 4;
+
 const LONG_ROOM: &str = "bench-10k";
 const LIVE_ROOM: &str = "bench-live";
 
@@ -63,6 +68,13 @@ pub(crate) struct ChatFigures {
     pub(crate) glide: Glide,
     /// Idle memory of the signed-in app with the long room open and wholly loaded.
     pub(crate) memory: super::procs::Memory,
+    /// A returning user's starts with the chat server unreachable: ms from the clock start to
+    /// the last room's newest message in the DOM (shown from the encrypted cache).
+    pub(crate) returning: Vec<f64>,
+    /// Opens of the long room from the cache in the last returning start: (DOM, next frame) ms.
+    pub(crate) cached_opens: Vec<(f64, f64)>,
+    /// Idle memory after them (the long room open from the cache).
+    pub(crate) returning_memory: super::procs::Memory,
 }
 
 /// The peer process (chat_peer.mjs): JSON commands in, JSON replies out.
@@ -135,7 +147,7 @@ pub(crate) fn measure(
         .spawn()
         .context("could not start confab-server")?;
     let line = wait_ready(&mut server_child, "CONFAB_SERVER_READY", "chat server")?;
-    let _server = Guard(server_child, "chat server");
+    let server_guard = Guard(server_child, "chat server");
     let chat_url = line.strip_prefix("url=").unwrap_or(&line).to_owned();
 
     let mut peer = Peer::start(issuer, &chat_url)?;
@@ -161,6 +173,11 @@ pub(crate) fn measure(
     env.push(("CONFAB_ISSUER".into(), issuer.into()));
     env.push(("CONFAB_CHAT_URL".into(), chat_url.as_str().into()));
     env.push(("CONFAB_DATA_DIR".into(), home.join("data").into()));
+    // The cache keeps the whole long room (the default keeps 2,000 per room).
+    env.push((
+        "CONFAB_HISTORY_CACHE_PER_ROOM".into(),
+        LONG_ROOM_MESSAGES.to_string().into(),
+    ));
     env.push((
         "BROWSER".into(),
         home.join("bin").join("bench-browser").into(),
@@ -278,7 +295,42 @@ pub(crate) fn measure(
         .context("the Confab process was not found under WebKitWebDriver")?;
     let (memory, _) = super::procs::tree_memory(pid);
 
+    // A returning user (issue 22): the app quits, the chat server goes away, and the app starts
+    // again in the same HOME (same vault, keychain and store): its last room, the long one, must
+    // come from the encrypted cache.
     let _ = session.close();
+    wait_gone(driver.pid(), app)?;
+    drop(server_guard);
+    let mut returning = Vec::new();
+    let mut cached_opens = Vec::new();
+    let mut returning_memory = super::procs::Memory::default();
+    for i in 0..RETURNING_STARTS {
+        let t0 = super::now_ms();
+        let session = Session::start(driver.port(), app)
+            .with_context(|| format!("restarting Confab{}", log_tail(&log)))?;
+        let shown = wait_for_row(&session, LONG_ROOM_MESSAGES)
+            .with_context(|| format!("the last room from the cache{}", log_tail(&log)))?;
+        returning.push(shown - t0);
+        eprintln!(
+            "xtask: returning start #{} (chat server unreachable): newest message of {LONG_ROOM} in the DOM after {:.1} ms",
+            i + 1,
+            shown - t0
+        );
+        if i + 1 == RETURNING_STARTS {
+            session.set_script_timeout(STEP_TIMEOUT)?;
+            for _ in 0..CACHED_OPENS {
+                open_room(&session, LIVE_ROOM, LIVE_MESSAGES)?;
+                cached_opens.push(open_room(&session, LONG_ROOM, LONG_ROOM_MESSAGES)?);
+            }
+            std::thread::sleep(idle);
+            let pid = super::procs::find_descendant(driver.pid(), app)
+                .context("the Confab process was not found under WebKitWebDriver")?;
+            returning_memory = super::procs::tree_memory(pid).0;
+        }
+        let _ = session.close();
+        wait_gone(driver.pid(), app)?;
+    }
+
     drop(driver);
     drop(desktop);
     Ok(ChatFigures {
@@ -288,8 +340,61 @@ pub(crate) fn measure(
         sweep,
         glide,
         memory,
+        returning,
+        cached_opens,
+        returning_memory,
     })
 }
+
+/// Waits until no `app` process runs under the driver (a closed session's app has exited, so
+/// the next start is not handed to it by the single-instance plugin).
+fn wait_gone(driver: u32, app: &Path) -> Result<()> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while super::procs::find_descendant(driver, app).is_some() {
+        if Instant::now() >= deadline {
+            bail!("the app did not exit after its session closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// Polls the page until the message row at `offset` is in `#messages`; returns when it got
+/// there (Unix ms, the page's clock). The first look installs a MutationObserver that notes the
+/// moment, so the poll interval does not count; a row there at the first look counts then.
+fn wait_for_row(session: &Session, offset: u64) -> Result<f64> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        // The page may not exist yet right after the session starts.
+        if let Ok(v) = session.execute(ROW_PROBE, vec![json!(offset)]) {
+            if let Some(at) = v.as_f64().filter(|t| *t > 0.0) {
+                return Ok(at);
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out waiting for message {offset} in the DOM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Page script for [`wait_for_row`].
+const ROW_PROBE: &str = r#"
+const [offset] = arguments;
+const sel = `#messages .msg[data-offset="${offset}"]`;
+const now = () => performance.timeOrigin + performance.now();
+let s = window.__confabBenchRow;
+if (!s) {
+  s = window.__confabBenchRow = { at: document.querySelector(sel) ? now() : 0 };
+  if (!s.at) {
+    const o = new MutationObserver(() => {
+      if (!s.at && document.querySelector(sel)) { s.at = now(); o.disconnect(); }
+    });
+    o.observe(document, { subtree: true, childList: true });
+  }
+}
+return s.at;
+"#;
 
 /// Makes `home/bin/bench-browser` the default web browser of the session in `home`: it writes
 /// the URL it is asked to open to `opened_url`. Registered as the `x-scheme-handler/http(s)`
@@ -599,8 +704,51 @@ fn frame_summary(frames: &[f64]) -> String {
 }
 
 /// Lines for the report.
-pub(crate) fn report(figures: &ChatFigures) {
+pub(crate) fn report(figures: &ChatFigures, hello_start_ms: Option<f64>, idle_pss_mb: Option<f64>) {
     println!();
+    if !figures.returning.is_empty() {
+        let r = stats(&figures.returning);
+        let ratio = hello_start_ms.map(|h| r.median / h);
+        println!(
+            "Returning user, chat server unreachable: start to the last room's newest message in the DOM (from the cache), median of {}: {:.0} ms (min {:.0}, max {:.0}){}",
+            figures.returning.len(),
+            r.median,
+            r.min,
+            r.max,
+            match ratio {
+                Some(x) => format!(" = {x:.2}× the hello-world's start (goal ≤ 1.3×: {})", super::verdict(x <= 1.3)),
+                None => String::new(),
+            }
+        );
+    }
+    if !figures.cached_opens.is_empty() {
+        let dom: Vec<f64> = figures.cached_opens.iter().map(|o| o.0).collect();
+        let frame: Vec<f64> = figures.cached_opens.iter().map(|o| o.1).collect();
+        let (d, f) = (stats(&dom), stats(&frame));
+        println!(
+            "Open {LONG_ROOM} from the cache, offline, median of {} (max): newest row in the DOM {:.0} ms ({:.0}), next frame {:.0} ms ({:.0}) (goals ≤ 50 / ≤ 100 ms: {})",
+            dom.len(),
+            d.median,
+            d.max,
+            f.median,
+            f.max,
+            super::verdict(d.median <= 50.0 && f.median <= 100.0),
+        );
+        let pss = mb(figures.returning_memory.pss_kib);
+        println!(
+            "Idle, {LONG_ROOM} open from the cache: PSS {:.1} MB, RSS {:.1} MB{}",
+            pss,
+            mb(figures.returning_memory.rss_kib),
+            match idle_pss_mb {
+                Some(base) => format!(
+                    " = the sign-in screen's idle PSS {base:.1} MB + {:.1} MB (goal ≤ + 60 MB: {})",
+                    pss - base,
+                    super::verdict(pss - base <= 60.0)
+                ),
+                None => String::new(),
+            }
+        );
+    }
     if let Some(((first_dom, first_frame), rest)) = figures.opens.split_first() {
         let dom: Vec<f64> = rest.iter().map(|o| o.0).collect();
         let frame: Vec<f64> = rest.iter().map(|o| o.1).collect();

@@ -233,7 +233,18 @@ fn measure(apps: &[App], opts: &Options) -> Result<()> {
             &scratch,
             opts.idle,
         )?;
-        chat::report(&chat);
+        let median = |i: usize, f: fn(&Start) -> f64| {
+            let v: Vec<f64> = results
+                .get(i)
+                .map(|r| r.iter().map(f).collect())
+                .unwrap_or_default();
+            (!v.is_empty()).then(|| stats(&v).median)
+        };
+        chat::report(
+            &chat,
+            median(0, |s| s.ready.interactive_ms),
+            median(1, |s| mb(s.memory.pss_kib)),
+        );
     }
     println!();
     println!("Machine: {}", machine());
