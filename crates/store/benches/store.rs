@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use confab_store::{AccountStore, CachedMessage, Change, StoreKey, StoreOptions};
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::legacy_outbox;
+
 const ROOM_MESSAGES: u64 = 10_000;
 const REPEAT: usize = 31;
 
@@ -51,24 +55,6 @@ fn seed(dir: &Path, key: &StoreKey) {
             }])
             .expect("seed");
     }
-}
-
-fn legacy_outbox(dir: &Path, n: usize) {
-    let c = rusqlite::Connection::open(dir.join(confab_store::LEGACY_OUTBOX_FILE)).expect("legacy");
-    c.execute_batch(
-        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
-         room TEXT NOT NULL, text TEXT NOT NULL, ts INTEGER NOT NULL, failed TEXT);",
-    )
-    .expect("schema");
-    let tx = c.unchecked_transaction().expect("tx");
-    for i in 0..n {
-        tx.execute(
-            "INSERT INTO outbox (id, room, text, ts) VALUES (?1, 'general', ?2, 1)",
-            rusqlite::params![uuid::Uuid::new_v4().to_string(), format!("queued {i}")],
-        )
-        .expect("insert");
-    }
-    tx.commit().expect("commit");
 }
 
 fn main() {

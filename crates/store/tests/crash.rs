@@ -16,6 +16,9 @@ use confab_types::SecretString;
 use rand::Rng;
 use rusqlite::Connection;
 
+mod support;
+use support::legacy_outbox;
+
 const CHILD: &str = env!("CARGO_BIN_EXE_store-crash-child");
 const TEST_KEY_HEX: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
 const KILLS: usize = 25;
@@ -68,27 +71,6 @@ fn outbox_ids(dir: &Path) -> Vec<String> {
         .expect("select");
     let rows = stmt.query_map([], |r| r.get(0)).expect("query");
     rows.collect::<rusqlite::Result<_>>().expect("rows")
-}
-
-fn legacy_outbox(dir: &Path, n: usize) -> Vec<String> {
-    let c = Connection::open(dir.join(LEGACY_OUTBOX_FILE)).expect("legacy");
-    c.pragma_update(None, "journal_mode", "WAL").expect("wal");
-    c.execute_batch(
-        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
-         room TEXT NOT NULL, text TEXT NOT NULL, ts INTEGER NOT NULL, failed TEXT);",
-    )
-    .expect("schema");
-    let ids: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
-    let tx = c.unchecked_transaction().expect("tx");
-    for id in &ids {
-        tx.execute(
-            "INSERT INTO outbox (id, room, text, ts) VALUES (?1, 'general', ?2, 1)",
-            rusqlite::params![id, "q".repeat(300)],
-        )
-        .expect("insert");
-    }
-    tx.commit().expect("commit");
-    ids
 }
 
 #[test]

@@ -7,26 +7,8 @@ use confab_store::{
 };
 use rusqlite::Connection;
 
-/// The old relay's outbox, as it wrote it (WAL, its schema), with `n` messages.
-fn legacy_outbox(dir: &Path, n: usize) -> Vec<String> {
-    let c = Connection::open(dir.join(LEGACY_OUTBOX_FILE)).expect("legacy outbox");
-    c.pragma_update(None, "journal_mode", "WAL").expect("wal");
-    c.execute_batch(
-        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
-         room TEXT NOT NULL, text TEXT NOT NULL, ts INTEGER NOT NULL, failed TEXT);",
-    )
-    .expect("schema");
-    let ids: Vec<String> = (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect();
-    for (i, id) in ids.iter().enumerate() {
-        let failed = (i == 1).then_some("denied");
-        c.execute(
-            "INSERT INTO outbox (id, room, text, ts, failed) VALUES (?1, 'general', ?2, 1, ?3)",
-            rusqlite::params![id, format!("queued-text-{i}"), failed],
-        )
-        .expect("insert");
-    }
-    ids
-}
+mod support;
+use support::{legacy_outbox, legacy_outbox_with_ids};
 
 fn store_outbox(store_path: &Path, key: &StoreKey) -> Vec<(String, String, Option<String>)> {
     let c = Connection::open(store_path).expect("open");
@@ -89,8 +71,7 @@ fn a_migration_interrupted_after_the_copy_does_not_duplicate_on_the_next_start()
     // The first start copied and was killed before removing the old file: the same rows
     // are in the old file again at the next start.
     drop(AccountStore::open(dir.path(), &key, StoreOptions::default()).expect("first"));
-    let again = legacy_outbox_with_ids(dir.path(), &ids);
-    assert_eq!(again, 4);
+    legacy_outbox_with_ids(dir.path(), &ids);
     let opened = AccountStore::open(dir.path(), &key, StoreOptions::default()).expect("second");
     assert_eq!(opened.migrated.outbox_messages, 4, "read again");
     let outbox = store_outbox(opened.store.path(), &key);
@@ -99,23 +80,6 @@ fn a_migration_interrupted_after_the_copy_does_not_duplicate_on_the_next_start()
         ids,
         "each message once: nothing is sent twice"
     );
-}
-
-fn legacy_outbox_with_ids(dir: &Path, ids: &[String]) -> usize {
-    let c = Connection::open(dir.join(LEGACY_OUTBOX_FILE)).expect("legacy outbox");
-    c.execute_batch(
-        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
-         room TEXT NOT NULL, text TEXT NOT NULL, ts INTEGER NOT NULL, failed TEXT);",
-    )
-    .expect("schema");
-    for id in ids {
-        c.execute(
-            "INSERT INTO outbox (id, room, text, ts) VALUES (?1, 'general', 'again', 1)",
-            [id],
-        )
-        .expect("insert");
-    }
-    ids.len()
 }
 
 #[test]
