@@ -34,7 +34,8 @@ export function onConnection(event) {
       const until = Date.now() + Math.max(0, Number(event.in_secs) || 0) * 1000;
       const tick = () => {
         const left = Math.ceil((until - Date.now()) / 1000);
-        line.textContent = left > 0 ? `Reconnecting in ${left} s…` : 'Reconnecting…';
+        // Calm: what is on screen (saved messages, the outbox) stays usable while offline.
+        line.textContent = left > 0 ? `Offline · reconnecting in ${left} s…` : 'Offline · reconnecting…';
         if (left <= 0) clearInterval(conn.timer);
       };
       tick();
