@@ -1134,9 +1134,10 @@ impl SignInFlow {
             (None, Some(account)) => self.sign_out_stored(account).await.map(|()| None),
             (None, None) => Ok(None),
         };
-        if let (true, Some(account)) = (remove_local_data, &removed_account) {
-            self.remove_local_data(account).await;
-        }
+        let removal = match (remove_local_data, &removed_account) {
+            (true, Some(account)) => self.remove_local_data(account).await,
+            _ => Ok(()),
+        };
         if !self.show_next_account() {
             self.publish(UiEvent::SignedOut {
                 reason: SignedOutReason::SignedOut,
@@ -1152,16 +1153,26 @@ impl SignInFlow {
                 );
             }
         }
-        result.map(|_| ())
+        // The sign-out stands either way; a removal that failed is told after it.
+        result.map(|_| ())?;
+        removal.map_err(|e| {
+            Error::Storage(format!(
+                "Signed out, but this account's local data could not be removed: {e}"
+            ))
+        })
     }
 
     /// Deletes `account`'s local data (the chat's store, once its chat stopped) and then the
-    /// store's key from the vault. Failures are logged: the sign-out itself stands.
-    async fn remove_local_data(self: &Arc<Self>, account: &AccountId) {
+    /// store's key from the vault (not when the store could not be deleted: the key stays with
+    /// what it opens).
+    async fn remove_local_data(
+        self: &Arc<Self>,
+        account: &AccountId,
+    ) -> std::result::Result<(), String> {
         if let Some(o) = self.observer.get() {
             if let Err(e) = Arc::clone(o).remove_local_data(account.clone()).await {
                 tracing::warn!("could not remove the account's local data: {e}");
-                return; // the key stays with what it opens
+                return Err(e);
             }
         }
         let vault = self.state().vault.clone();
@@ -1177,9 +1188,11 @@ impl SignInFlow {
             .await;
             if !matches!(deleted, Ok(Ok(_))) {
                 tracing::warn!("could not delete the local store's key from the vault");
+                return Err("its key could not be deleted from the vault".to_owned());
             }
         }
         tracing::info!("removed the account's local data");
+        Ok(())
     }
 
     /// Wipes the refresh token stored for `account` without a running session, then revokes
