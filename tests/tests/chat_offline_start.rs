@@ -2,7 +2,7 @@
 //! quit; bob said something there while she was away; then the server went down. Started again
 //! (same HOME), the app opens her last room from its encrypted history cache with no chat
 //! server at all; a message she sends waits in the outbox; her draft is kept. Nothing of it is
-//! readable in the data dir. Once the server is back her message is delivered once and bob's
+//! readable in the data dir or the app's logs, and the store refuses a key other than its own. Once the server is back her message is delivered once and bob's
 //! message arrives by the server's recovery from the position the app saved: the server sees a
 //! recovering subscription and no page load for the room.
 
@@ -99,6 +99,32 @@ async fn a_returning_user_reads_offline_and_what_was_missed_is_recovered() {
         .expect("the draft is saved");
     alice.screenshot("offline-start").await.expect("screenshot");
     assert_unreadable_on_disk(&alice.data_dir(), &[BEFORE, QUEUED, DRAFT, ROOM_NAME]);
+    // The app's own directory under the data home (its logs: the auth log, the app log) holds
+    // none of it either.
+    let app_home = alice.home().join(".local/share/dev.confab.chat");
+    assert!(
+        app_home.join("logs").is_dir(),
+        "the logs are where they are looked for"
+    );
+    assert_unreadable_on_disk(&app_home, &[BEFORE, QUEUED, DRAFT, ROOM_NAME]);
+    // The account's store opens only with its key (kept in the vault).
+    let stores: Vec<_> = std::fs::read_dir(alice.data_dir().join("chat"))
+        .expect("the accounts' directories")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join(confab_store::STORE_FILE))
+        .collect();
+    assert_eq!(stores.len(), 1, "one account, one store: {stores:?}");
+    assert!(
+        matches!(
+            confab_store::AccountStore::open_existing(
+                &stores[0],
+                &confab_store::StoreKey::generate(),
+                confab_store::StoreOptions::default(),
+            ),
+            Err(confab_store::Error::Unreadable { .. })
+        ),
+        "the store refuses another key"
+    );
 
     // The server is back: the queued message is delivered once, bob's arrives by recovery.
     server

@@ -1,5 +1,5 @@
-//! The account's encrypted local store in the running core: history, drafts and positions kept
-//! across a sign-out that keeps local data, a room shown from the cache while the chat server
+//! The account's encrypted local store in the running core: history, drafts, the outbox and
+//! positions kept across a sign-out that keeps local data, a room shown from the cache while the chat server
 //! is down, what was missed recovered (not reloaded) once it is back, and nothing of it
 //! readable in the data dir. Against the real test IdP, a real Stronghold vault and the
 //! reference chat server.
@@ -22,6 +22,7 @@ const SAID: [&str; 3] = [
 ];
 const DRAFT: &str = "a draft kept encrypted 5c1e";
 const MISSED: [&str; 2] = ["said while alice was away 5c1e", "and more while away 5c1e"];
+const QUEUED: &str = "queued before signing out 5c1e";
 
 fn resets_of(events: &[Value], room: &str) -> Vec<Value> {
     events
@@ -65,6 +66,15 @@ async fn history_is_cached_encrypted_shown_offline_and_what_was_missed_is_recove
         e["type"] == "message" && e["text"] == SAID[2]
     })
     .await;
+
+    // Cut off from the chat server, alice writes once more: the message waits in the outbox.
+    proxy.set_upstream(None);
+    proxy.cut_all();
+    core.chat
+        .send_message("general", QUEUED)
+        .await
+        .expect("queued offline");
+    // (sending cleared the room's draft: the one typed next is kept)
     core.chat
         .save_draft("general", DRAFT.to_owned())
         .await
@@ -91,7 +101,7 @@ async fn history_is_cached_encrypted_shown_offline_and_what_was_missed_is_recove
         "the scan works"
     );
     std::fs::remove_file(&planted).expect("unplant");
-    for needle in SAID.iter().chain([&DRAFT]) {
+    for needle in SAID.iter().chain([&DRAFT, &QUEUED]) {
         assert!(
             files_containing(&app.data_dir, needle).is_empty(),
             "{needle:?} is readable on disk"
@@ -152,6 +162,13 @@ async fn history_is_cached_encrypted_shown_offline_and_what_was_missed_is_recove
         SAID.iter().all(|s| texts.iter().any(|t| t == s)),
         "the cached history is shown without the server: {texts:?}"
     );
+    let unsent: Vec<&str> = shown[0]["unsent"]
+        .as_array()
+        .expect("unsent")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(unsent, [QUEUED], "the outbox kept the queued message");
     assert!(
         !chat.borrow()[before..]
             .iter()
@@ -164,6 +181,10 @@ async fn history_is_cached_encrypted_shown_offline_and_what_was_missed_is_recove
     server.restart().await;
     proxy.set_upstream(server.addr);
     core.window_focused(true); // a network-up hint: reconnect now
+    wait_json("the queued message delivered", &mut chat, before, |e| {
+        e["type"] == "message" && e["text"] == QUEUED
+    })
+    .await;
     for text in MISSED {
         wait_json("a missed message", &mut chat, before, |e| {
             e["type"] == "message" && e["text"] == text
@@ -171,6 +192,11 @@ async fn history_is_cached_encrypted_shown_offline_and_what_was_missed_is_recove
         .await;
         assert_eq!(messages_with(&chat.borrow()[before..], text).len(), 1);
     }
+    assert_eq!(
+        messages_with(&chat.borrow()[before..], QUEUED).len(),
+        1,
+        "the queued message is delivered once"
+    );
     assert_eq!(
         resets_of(&chat.borrow()[before..], "general").len(),
         1,
