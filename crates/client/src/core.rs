@@ -58,8 +58,8 @@ impl Core {
             paths.data_dir.clone(),
             chat_url,
             token_endpoint,
+            cache_per_room,
         );
-        chat.set_cache_per_room(cache_per_room);
         let flow = SignInFlow::new(config, paths, plan, platform, rt.clone());
         flow.set_observer(chat.clone());
         Self { flow, chat, rt }

@@ -99,8 +99,9 @@ pub struct ChatHub {
     settings: Option<Arc<Prefs>>,
     focused: AtomicBool,
     window_save_pending: AtomicBool,
-    /// Messages kept per room in each account's history cache.
-    cache_per_room: std::sync::atomic::AtomicUsize,
+    /// Messages kept per room in each account's history cache (the configuration's
+    /// `history_cache_per_room`).
+    cache_per_room: usize,
     inner: Mutex<Inner>,
     /// Each ended account's chat while it stops (its relay shutting down), until done.
     stopping: Mutex<std::collections::BTreeMap<AccountId, tokio::task::JoinHandle<()>>>,
@@ -113,13 +114,15 @@ pub struct ChatHub {
 impl ChatHub {
     /// A hub keeping its files under `data_dir`; `chat_url` is the configured server (or the
     /// configuration error), `chat_token_endpoint` the backend that mints chat tokens and the
-    /// shape of its answers (if the deployment has one); background tasks run on `rt`.
+    /// shape of its answers (if the deployment has one); each account's history cache keeps
+    /// `cache_per_room` messages per room; background tasks run on `rt`.
     pub fn new(
         platform: Arc<dyn Platform>,
         rt: Handle,
         data_dir: PathBuf,
         chat_url: std::result::Result<String, String>,
         chat_token_endpoint: Option<(url::Url, confab_config::ChatTokenShape)>,
+        cache_per_room: usize,
     ) -> Arc<Self> {
         let settings = match Prefs::open(platform.as_ref(), data_dir.join(SETTINGS_FILE)) {
             Ok(p) => Some(Arc::new(p)),
@@ -137,9 +140,7 @@ impl ChatHub {
             settings,
             focused: AtomicBool::new(true),
             window_save_pending: AtomicBool::new(false),
-            cache_per_room: std::sync::atomic::AtomicUsize::new(
-                confab_store::DEFAULT_CACHE_PER_ROOM,
-            ),
+            cache_per_room: cache_per_room.max(1),
             inner: Mutex::new(Inner {
                 accounts: Registry::default(),
             }),
@@ -147,12 +148,6 @@ impl ChatHub {
             stopping: Mutex::new(std::collections::BTreeMap::new()),
             subscribers: Mutex::new(Vec::new()),
         })
-    }
-
-    /// Messages each account's history cache keeps per room (the configuration's
-    /// `history_cache_per_room`), for the stores opened from now on.
-    pub fn set_cache_per_room(&self, n: usize) {
-        self.cache_per_room.store(n.max(1), Ordering::Relaxed);
     }
 
     fn st(&self) -> MutexGuard<'_, Inner> {
@@ -323,7 +318,7 @@ impl ChatHub {
         confab_store::owner_only_dir(&self.data_dir.join(CHAT_DIR))
             .map_err(|e| Error::Storage(e.to_string()))?;
         let options = StoreOptions {
-            cache_per_room: self.cache_per_room.load(Ordering::Relaxed),
+            cache_per_room: self.cache_per_room,
         };
         let opened =
             AccountStore::open(&dir, &key, options).map_err(|e| Error::Storage(e.to_string()))?;
