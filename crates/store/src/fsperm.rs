@@ -70,6 +70,25 @@ pub fn remove_securely(path: &Path) -> Result<()> {
     fs::remove_file(path).map_err(|e| Error::io(path, e))
 }
 
+/// [`remove_securely`] for every file under `dir`, then removes `dir` itself (a missing `dir`
+/// is not an error).
+pub fn remove_dir_securely(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.is_dir() {
+            remove_dir_securely(&path)?;
+        } else {
+            remove_securely(&path)?;
+        }
+    }
+    fs::remove_dir(dir).map_err(|e| Error::io(dir, e))
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
@@ -104,5 +123,12 @@ mod tests {
         remove_securely(&file).expect("remove");
         assert!(!file.exists());
         remove_securely(&file).expect("a missing file is fine");
+        let tree = tmp.path().join("account");
+        fs::create_dir_all(tree.join("inner")).expect("dirs");
+        fs::write(tree.join("a"), b"a").expect("write");
+        fs::write(tree.join("inner").join("b"), b"b").expect("write");
+        remove_dir_securely(&tree).expect("remove the tree");
+        assert!(!tree.exists());
+        remove_dir_securely(&tree).expect("a missing directory is fine");
     }
 }

@@ -16,7 +16,7 @@ mod store;
 mod writer;
 
 pub use error::{Error, Result};
-pub use fsperm::{owner_only_dir, owner_only_file, remove_securely};
+pub use fsperm::{owner_only_dir, owner_only_file, remove_dir_securely, remove_securely};
 pub use key::StoreKey;
 pub use migrate::{Migrated, LEGACY_OUTBOX_FILE, LEGACY_UI_STATE_FILE};
 pub use store::{

@@ -787,7 +787,7 @@ impl SessionObserver for ChatHub {
                 let _ = task.await;
             }
             let dir = self.data_dir.join(CHAT_DIR).join(account.dir_name());
-            tokio::task::spawn_blocking(move || remove_dir_securely(&dir))
+            tokio::task::spawn_blocking(move || confab_store::remove_dir_securely(&dir))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())
@@ -847,24 +847,6 @@ fn read_position(store: &AccountStore, room: &str) -> u64 {
         tracing::warn!(room, "cannot read the read position: {e}");
         0
     })
-}
-
-/// Overwrites and removes every file under `dir`, then `dir` itself (a missing `dir` is fine).
-fn remove_dir_securely(dir: &std::path::Path) -> std::io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let path = entry?.path();
-        if path.is_dir() {
-            remove_dir_securely(&path)?;
-        } else {
-            confab_store::remove_securely(&path).map_err(std::io::Error::other)?;
-        }
-    }
-    std::fs::remove_dir(dir)
 }
 
 /// A message as the history cache keeps it.
