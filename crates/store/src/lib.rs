@@ -21,6 +21,6 @@ pub use key::StoreKey;
 pub use migrate::{Migrated, LEGACY_OUTBOX_FILE, LEGACY_UI_STATE_FILE};
 pub use store::{
     AccountStore, CachedMessage, Change, Opened, Position, StoreOptions, DEFAULT_CACHE_PER_ROOM,
-    STORE_FILE,
+    LAST_ROOM_KEY, STORE_FILE,
 };
 pub use writer::CacheWriter;

@@ -148,10 +148,11 @@ fn ui_state(dir: &Path, store: &AccountStore) -> Result<bool> {
     };
     store.with(|c| {
         let tx = c.transaction()?;
+        // (the old file's key happens to have the same name as the store's)
         if let Some(Value::String(room)) = map.get("last_room") {
             tx.execute(
-                "INSERT OR IGNORE INTO state (key, value) VALUES ('last_room', ?1)",
-                [room],
+                "INSERT OR IGNORE INTO state (key, value) VALUES (?1, ?2)",
+                params![crate::store::LAST_ROOM_KEY, room],
             )?;
         }
         if let Some(Value::Object(drafts)) = map.get("drafts") {

@@ -14,6 +14,9 @@ use crate::migrate::{self, Migrated};
 
 /// The store file in an account's directory.
 pub const STORE_FILE: &str = "account.sqlite3";
+/// The `state` key of the last open room ([`AccountStore::last_room`]; a [`Change::State`] with
+/// it changes that).
+pub const LAST_ROOM_KEY: &str = "last_room";
 /// Messages kept per room in the history cache unless configured otherwise.
 pub const DEFAULT_CACHE_PER_ROOM: usize = 2_000;
 /// The schema this code writes (`PRAGMA user_version`).
@@ -204,12 +207,12 @@ impl AccountStore {
 
     /// The room open when the app was last used.
     pub fn last_room(&self) -> Result<Option<String>> {
-        self.state("last_room")
+        self.state(LAST_ROOM_KEY)
     }
 
     /// Remembers the open room (`None`: no room).
     pub fn set_last_room(&self, room: Option<&str>) -> Result<()> {
-        self.set_state("last_room", room)
+        self.set_state(LAST_ROOM_KEY, room)
     }
 
     /// A non-secret UI value stored under `key`.

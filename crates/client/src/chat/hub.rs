@@ -44,8 +44,6 @@ pub const CHAT_DIR: &str = "chat";
 const CACHE_PAGE: usize = 50;
 /// The store's key for the last room list the server gave (JSON), shown at the next start.
 const ROOM_LIST_KEY: &str = "room_list";
-/// The store's key for the last open room (as `AccountStore::last_room`).
-const LAST_ROOM_KEY: &str = "last_room";
 /// App-wide settings store in the data dir (notifications, window size).
 pub const SETTINGS_FILE: &str = "settings.json";
 /// Longest room name (the server's limit).
@@ -569,7 +567,7 @@ impl ChatHub {
                 self.keep_room_list(live);
                 if live.store.last_room().ok().flatten().as_deref() == Some(room.as_str()) {
                     live.cache.send(Change::State {
-                        key: LAST_ROOM_KEY.to_owned(),
+                        key: confab_store::LAST_ROOM_KEY.to_owned(),
                         value: None,
                     });
                 }
